@@ -1,0 +1,800 @@
+"""The event catalog: one row per event type, and the few generic functions that read it.
+
+A row says everything about a type: its subject, how its ``id`` is made, its idempotency policy
+(DESIGN.md "Identity of an event"), its ``data`` fields, its GA4 and Meta CAPI mappings, the typed
+``Publisher`` helper's signature (Go order, integer cents) and the collector event (facts §2, §4),
+with the typed ``Client`` emitter's signature where Go has one (float units). Every typed helper is a
+one-line call into :func:`event_from_args` / :func:`collector_from_args`; nothing is hand-built per type.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from ._errors import EventValidationError
+from ._hashing import capi_hash
+from ._identity import event_id_for
+from ._model import (
+    CommerceEvent,
+    FacebookCAPIEvent,
+    FacebookUserData,
+    GA4EcommerceEvent,
+    GA4Item,
+    Order,
+    OrderItem,
+    check_json_value,
+    format_timestamp,
+)
+from .subjects import subject_for
+
+__all__ = [
+    "CATALOG",
+    "CollectorRule",
+    "EventSpec",
+    "GA4Rule",
+    "Kind",
+    "MetaRule",
+    "Param",
+    "apply_marketing",
+    "collector_from_args",
+    "collector_from_event",
+    "event_from_args",
+    "fields_from_order",
+    "new_event",
+    "spec_for",
+]
+
+
+class Kind(enum.Enum):
+    """How an argument is validated and normalised."""
+
+    ID = "id"  # non-empty string
+    STR = "str"  # string, may be empty
+    CENTS = "cents"  # int >= 0, sent as float units (cents / 100)
+    UNITS = "units"  # finite float >= 0, in currency units
+    CURRENCY = "currency"  # ISO 4217 code; "" means "USD" (Publisher, as in Go)
+    CURRENCY_RAW = "currency_raw"  # ISO 4217 code or "" (Client, sent as given, as in Go)
+    COUNT = "count"  # int >= 0
+    ITEMS = "items"  # list of OrderItem (or None)
+
+
+_REQUIRED: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of a typed helper: Python name, canonical field, kind, default."""
+
+    name: str
+    field: str
+    kind: Kind = Kind.STR
+    default: Any = _REQUIRED
+
+
+@dataclass(frozen=True, slots=True)
+class GA4Rule:
+    """GA4 mapping: event name, the field holding ``value``, items source and parameters."""
+
+    event: str
+    value: str | None = None
+    items: str | None = None  # "items" (the order's items) or "product" (one viewed product)
+    params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetaRule:
+    """Meta CAPI mapping. ``user_data`` is None when Go sends no user_data block.
+
+    ``custom`` values name a field, or are ``=literal`` or ``[]field`` (wrapped in a list).
+    """
+
+    event: str
+    user_data: tuple[tuple[str, str], ...] | None
+    custom: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorRule:
+    """Collector (Hanzo analytics) mapping: top-level keys, properties, and the Client emitter."""
+
+    top: tuple[tuple[str, str], ...]
+    props: tuple[str, ...]
+    emit: tuple[Param, ...] | None = None  # the typed Client emitter's signature (Go order)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One row of the catalog."""
+
+    type: str
+    once: bool  # idempotency: True = one event per entity (UUIDv5), False = repeats (UUIDv7)
+    id: str  # template over fields (+ {unix_ms}), e.g. "credit-{user_id}-{unix_ms}"
+    user: str | None  # field that becomes the envelope's user_id
+    data: tuple[str, ...]  # envelope data keys, each a field
+    money: str | None  # field holding the amount in currency units (attributes, collector revenue)
+    publish: tuple[Param, ...]  # typed Publisher helper (Go order, integer cents)
+    ga4: GA4Rule | None
+    meta: MetaRule | None
+    collector: CollectorRule
+    go: bool = True  # Go publishes this type
+
+    @property
+    def subject(self) -> str:
+        return "commerce." + self.type
+
+    @property
+    def collector_event(self) -> str:
+        return self.type.replace(".", "_")
+
+
+# --------------------------------------------------------------------------- the table
+def _p(name: str, kind: Kind = Kind.STR, field: str | None = None, default: Any = _REQUIRED) -> Param:
+    return Param(name, field or name, kind, default)
+
+
+_ORG = _p("org_id", Kind.ID, "organization_id")
+_ORG_NAME = _p("org_name", Kind.ID, "organization_id")
+_CUR = _p("currency_code", Kind.CURRENCY, "currency", "")
+_CUR_RAW = _p("currency", Kind.CURRENCY_RAW)
+_ITEMS = _p("items", Kind.ITEMS, default=None)
+_USER = ("distinct_id", "user_id")
+_ORG_TOP = ("organization_id", "organization_id")
+_EM_EXT = (("em", "email"), ("external_id", "user_id"))
+_ORDER_CUSTOM = (("currency", "currency"), ("value", "revenue"), ("order_id", "order_id"))
+_TXN = (("transaction_id", "order_id"),)
+
+
+def _order_row(type_: str, ga4: str, meta: str, emit: tuple[Param, ...] | None) -> EventSpec:
+    # Only a completed order is revenue for the collector (Go's emit_order_completed).
+    revenue = (("revenue", "revenue"), ("quantity", "quantity")) if emit else ()
+    return EventSpec(
+        type=type_,
+        once=True,
+        id="{order_id}",
+        user="user_id",
+        data=("order_id", "revenue", "currency", "email"),
+        money="revenue",
+        publish=(
+            _p("order_id", Kind.ID),
+            _ORG_NAME,
+            _p("user_id"),
+            _p("email"),
+            _p("total_cents", Kind.CENTS, "revenue"),
+            _CUR,
+            _ITEMS,
+        ),
+        ga4=GA4Rule(ga4, value="revenue", items="items", params=_TXN),
+        meta=MetaRule(meta, _EM_EXT, _ORDER_CUSTOM),
+        collector=CollectorRule(
+            top=(_USER, _ORG_TOP, ("order_id", "order_id"), *revenue),
+            props=("currency", "items", "item_count", "status", "email"),
+            emit=emit,
+        ),
+    )
+
+
+def _product_row(type_: str, once: bool) -> EventSpec:
+    return EventSpec(
+        type=type_,
+        once=once,
+        id="{product_id}",
+        user=None,
+        data=("product_id", "slug", "name", "sku"),
+        money=None,
+        publish=(_ORG, _p("product_id", Kind.ID), _p("slug"), _p("name"), _p("sku")),
+        ga4=None,
+        meta=None,
+        collector=CollectorRule(top=(_ORG_TOP,), props=("product_id", "slug", "name", "sku")),
+    )
+
+
+def _amount_row(
+    type_: str,
+    *,
+    once: bool,
+    id_: str,
+    user: str,
+    lead: tuple[Param, ...],
+    data: tuple[str, ...],
+    money: str,
+    emit: bool,
+    top: tuple[tuple[str, str], ...] = (),
+    go: bool = True,
+) -> EventSpec:
+    """A referral / contributor money event: ``lead`` params, then ``<money>_cents, currency_code``."""
+    return EventSpec(
+        type=type_,
+        once=once,
+        id=id_,
+        user=user,
+        data=data,
+        money=money,
+        publish=(*lead, _p(f"{money}_cents", Kind.CENTS, money), _CUR),
+        ga4=None,
+        meta=None,
+        collector=CollectorRule(
+            top=(("distinct_id", user), _ORG_TOP, *top, ("revenue", money)),
+            props=data,
+            emit=(*lead, _p(money, Kind.UNITS), _CUR_RAW) if emit else None,
+        ),
+        go=go,
+    )
+
+
+def _plain_row(
+    type_: str,
+    *,
+    once: bool,
+    id_: str,
+    user: str,
+    params: tuple[Param, ...],
+    data: tuple[str, ...],
+    emit: bool,
+) -> EventSpec:
+    return EventSpec(
+        type=type_,
+        once=once,
+        id=id_,
+        user=user,
+        data=data,
+        money=None,
+        publish=params,
+        ga4=None,
+        meta=None,
+        collector=CollectorRule(
+            top=(("distinct_id", user), _ORG_TOP), props=data, emit=params if emit else None
+        ),
+    )
+
+
+_ROWS: tuple[EventSpec, ...] = (
+    _order_row("order.created", "begin_checkout", "InitiateCheckout", None),
+    _order_row("order.completed", "purchase", "Purchase", (_p("order", Kind.STR),)),
+    EventSpec(
+        type="order.canceled",
+        once=True,
+        id="{order_id}",
+        user="user_id",
+        data=("order_id", "revenue", "currency", "reason"),
+        money="revenue",
+        publish=(
+            _p("order_id", Kind.ID),
+            _ORG_NAME,
+            _p("user_id"),
+            _p("total_cents", Kind.CENTS, "revenue"),
+            _CUR,
+            _p("reason", default=""),
+        ),
+        ga4=None,  # GA4 has no cancellation event; a cancelled (never captured) order is not a refund
+        meta=None,
+        collector=CollectorRule(
+            top=(_USER, _ORG_TOP, ("order_id", "order_id")), props=("revenue", "currency", "reason")
+        ),
+        go=False,
+    ),
+    EventSpec(
+        type="order.refunded",
+        once=False,  # partial refunds repeat
+        id="{order_id}",
+        user="user_id",
+        data=("order_id", "refunded_amount", "currency"),
+        money="refunded_amount",
+        publish=(
+            _p("order_id", Kind.ID),
+            _ORG_NAME,
+            _p("user_id"),
+            _p("refunded_cents", Kind.CENTS, "refunded_amount"),
+            _CUR,
+        ),
+        ga4=GA4Rule("refund", value="refunded_amount", params=_TXN),
+        meta=MetaRule(
+            "Refund",
+            (("external_id", "user_id"),),
+            (("currency", "currency"), ("value", "refunded_amount"), ("order_id", "order_id")),
+        ),
+        collector=CollectorRule(
+            top=(_USER, _ORG_TOP, ("order_id", "order_id")), props=("order_id", "refunded_amount", "currency")
+        ),
+    ),
+    EventSpec(
+        type="checkout.started",
+        once=True,
+        id="{session_id}",
+        user=None,
+        data=("session_id", "value", "currency"),
+        money="value",
+        publish=(_p("session_id", Kind.ID), _ORG_NAME, _p("total_cents", Kind.CENTS, "value"), _CUR),
+        ga4=GA4Rule("begin_checkout", value="value"),
+        meta=MetaRule("InitiateCheckout", None, (("currency", "currency"), ("value", "value"))),
+        collector=CollectorRule(top=(_ORG_TOP,), props=("session_id", "value", "currency")),
+    ),
+    EventSpec(
+        type="checkout.failed",
+        once=False,
+        id="{session_id}",
+        user=None,
+        data=("session_id", "value", "currency", "reason"),
+        money="value",
+        publish=(
+            _p("session_id", Kind.ID),
+            _ORG_NAME,
+            _p("total_cents", Kind.CENTS, "value"),
+            _CUR,
+            _p("reason", default=""),
+        ),
+        ga4=None,  # no GA4 / Meta standard event for a failed checkout
+        meta=None,
+        collector=CollectorRule(top=(_ORG_TOP,), props=("session_id", "value", "currency", "reason")),
+        go=False,
+    ),
+    EventSpec(
+        type="payment.received",
+        once=False,
+        id="{payment_id}",
+        user="user_id",
+        data=("payment_id", "order_id", "amount", "currency"),
+        money="amount",
+        publish=(
+            _p("payment_id", Kind.ID),
+            _ORG_NAME,
+            _p("order_id"),
+            _p("user_id"),
+            _p("amount_cents", Kind.CENTS, "amount"),
+            _CUR,
+        ),
+        ga4=None,  # the purchase is reported once, by order.completed; mapping here would double-count
+        meta=None,
+        collector=CollectorRule(
+            top=(_USER, _ORG_TOP, ("order_id", "order_id")), props=("payment_id", "amount", "currency")
+        ),
+        go=False,
+    ),
+    EventSpec(
+        type="cart.updated",
+        once=False,
+        id="{cart_id}",
+        user="user_id",
+        data=("cart_id", "value", "currency"),
+        money="value",
+        publish=(
+            _p("cart_id", Kind.ID),
+            _ORG_NAME,
+            _p("user_id"),
+            _p("total_cents", Kind.CENTS, "value"),
+            _CUR,
+            _ITEMS,
+        ),
+        ga4=GA4Rule("add_to_cart", value="value", items="items"),
+        meta=MetaRule(
+            "AddToCart", (("external_id", "user_id"),), (("currency", "currency"), ("value", "value"))
+        ),
+        collector=CollectorRule(top=(_USER, _ORG_TOP), props=("cart_id", "value", "currency")),
+        go=False,
+    ),
+    EventSpec(
+        type="product.viewed",
+        once=False,
+        id="{product_id}",
+        user="user_id",
+        data=("product_id", "product_name", "price", "currency"),
+        money="price",
+        publish=(
+            _p("product_id", Kind.ID),
+            _ORG_NAME,
+            _p("user_id"),
+            _p("product_name"),
+            _p("price_cents", Kind.CENTS, "price"),
+            _CUR,
+        ),
+        ga4=GA4Rule("view_item", value="price", items="product"),
+        meta=MetaRule(
+            "ViewContent",
+            (("external_id", "user_id"),),
+            (
+                ("currency", "currency"),
+                ("value", "price"),
+                ("content_ids", "[]product_id"),
+                ("content_type", "=product"),
+            ),
+        ),
+        collector=CollectorRule(
+            top=(_USER, _ORG_TOP, ("product_id", "product_id")), props=("product_name", "price", "currency")
+        ),
+        go=False,
+    ),
+    _product_row("product.created", once=True),
+    _product_row("product.updated", once=False),
+    _plain_row(
+        "referral.link_created",
+        once=True,
+        id_="{referral_code}",
+        user="user_id",
+        params=(_ORG, _p("user_id"), _p("referral_code", Kind.ID), _p("referral_url")),
+        data=("referral_code", "referral_url"),
+        emit=True,
+    ),
+    _plain_row(
+        "referral.claimed",
+        once=True,
+        id_="{referee_id}",
+        user="referee_id",
+        params=(_ORG, _p("referrer_id"), _p("referee_id", Kind.ID), _p("referral_code")),
+        data=("referrer_id", "referee_id", "referral_code"),
+        emit=True,
+    ),
+    _amount_row(
+        "referral.credit_granted",
+        once=False,
+        id_="credit-{user_id}-{unix_ms}",
+        user="user_id",
+        lead=(_ORG, _p("user_id", Kind.ID), _p("role")),
+        data=("role", "amount", "currency"),
+        money="amount",
+        emit=True,
+    ),
+    _amount_row(
+        "referral.commission_earned",
+        once=True,
+        id_="commission-{referrer_id}-{order_id}",
+        user="referrer_id",
+        lead=(_ORG, _p("referrer_id", Kind.ID), _p("order_id", Kind.ID)),
+        data=("order_id", "commission", "currency"),
+        money="commission",
+        emit=True,
+        top=(("order_id", "order_id"),),
+    ),
+    _amount_row(
+        "referral.payout_sent",
+        once=True,
+        id_="{payout_id}",
+        user="referrer_id",
+        lead=(_ORG, _p("referrer_id", Kind.ID), _p("payout_id", Kind.ID)),
+        data=("payout_id", "amount", "currency"),
+        money="amount",
+        emit=False,
+        go=False,
+    ),
+    _plain_row(
+        "referral.tier_upgraded",
+        once=False,
+        id_="tier-{user_id}-{unix_ms}",
+        user="user_id",
+        params=(
+            _ORG,
+            _p("user_id", Kind.ID),
+            _p("previous_tier"),
+            _p("new_tier"),
+            _p("referral_count", Kind.COUNT),
+        ),
+        data=("previous_tier", "new_tier", "referral_count"),
+        emit=True,
+    ),
+    _plain_row(
+        "contributor.registered",
+        once=True,
+        id_="{user_id}",
+        user="user_id",
+        params=(_ORG, _p("user_id", Kind.ID), _p("github_username")),
+        data=("github_username",),
+        emit=True,
+    ),
+    _amount_row(
+        "contributor.payout_calculated",
+        once=True,
+        id_="payout-calc-{user_id}-{period_month}",
+        user="user_id",
+        lead=(_ORG, _p("user_id", Kind.ID), _p("period_month", Kind.ID)),
+        data=("period_month", "amount", "currency"),
+        money="amount",
+        emit=True,
+    ),
+    _amount_row(
+        "contributor.payout_sent",
+        once=True,
+        id_="{payout_id}",
+        user="user_id",
+        lead=(_ORG, _p("user_id"), _p("payout_id", Kind.ID), _p("period_month")),
+        data=("payout_id", "period_month", "amount", "currency"),
+        money="amount",
+        emit=True,
+    ),
+)
+
+#: type → row, for the 20 catalog types.
+CATALOG: Mapping[str, EventSpec] = {row.type: row for row in _ROWS}
+
+
+def spec_for(event_type: str) -> EventSpec | None:
+    """The catalog row of ``event_type`` (None for a custom type)."""
+    return CATALOG.get(event_type)
+
+
+# --------------------------------------------------------------------------- validation
+def _check(param: Param, value: Any, type_: str) -> Any:
+    where = f"{type_}: {param.name}"
+    kind = param.kind
+    if kind in (Kind.ID, Kind.STR, Kind.CURRENCY, Kind.CURRENCY_RAW):
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise EventValidationError(f"{where} must be a string, got {type(value).__name__}")
+        if kind is Kind.ID and not value.strip():
+            raise EventValidationError(f"{where} must not be empty")
+        if kind in (Kind.CURRENCY, Kind.CURRENCY_RAW) and value and not (len(value) == 3 and value.isalpha()):
+            raise EventValidationError(f"{where} must be an ISO 4217 code such as 'USD', got {value!r}")
+        if kind is Kind.CURRENCY and not value:
+            return "USD"
+        return value
+    if kind in (Kind.CENTS, Kind.COUNT):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EventValidationError(f"{where} must be an integer, got {type(value).__name__} {value!r}")
+        if value < 0:
+            raise EventValidationError(f"{where} must not be negative, got {value}")
+        return value / 100.0 if kind is Kind.CENTS else value
+    if kind is Kind.UNITS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EventValidationError(f"{where} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise EventValidationError(f"{where} must be finite, got {value!r}")
+        if value < 0:
+            raise EventValidationError(f"{where} must not be negative, got {value}")
+        return float(value)
+    # Kind.ITEMS
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(i, OrderItem) for i in value):
+        raise EventValidationError(f"{where} must be a list of OrderItem")
+    for item in value:
+        _check_item(item, where)
+    return list(value)
+
+
+def _check_item(item: OrderItem, where: str) -> None:
+    if isinstance(item.quantity, bool) or not isinstance(item.quantity, int) or item.quantity < 0:
+        raise EventValidationError(
+            f"{where}: item quantity must be a non-negative integer, got {item.quantity!r}"
+        )
+    if (
+        isinstance(item.price, bool)
+        or not isinstance(item.price, (int, float))
+        or not math.isfinite(item.price)
+    ):
+        raise EventValidationError(f"{where}: item price must be a finite number, got {item.price!r}")
+
+
+def _bind(params: Sequence[Param], args: Mapping[str, Any], type_: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for param in params:
+        value = args.get(param.name, param.default)
+        if value is _REQUIRED:
+            raise EventValidationError(f"{type_}: missing argument {param.name!r}")
+        fields[param.field] = _check(param, value, type_)
+    return fields
+
+
+def fields_from_order(order: Order) -> dict[str, Any]:
+    """The canonical fields of an ``Order`` (float units, as Go's Order)."""
+    if not isinstance(order, Order):
+        raise EventValidationError(f"order must be an Order, got {type(order).__name__}")
+    if not isinstance(order.id, str) or not order.id.strip():
+        raise EventValidationError("order.id must be a non-empty string")
+    total = _check(Param("order.total", "revenue", Kind.UNITS), order.total, "order")
+    items = _check(Param("order.items", "items", Kind.ITEMS), order.items, "order")
+    return {
+        "order_id": order.id,
+        "organization_id": order.org_id,
+        "user_id": order.user_id,
+        "email": order.email,
+        "revenue": total,
+        "currency": order.currency,
+        "items": items,
+        "status": order.status,
+        "quantity": sum(i.quantity for i in items),
+        "item_count": len(items),
+    }
+
+
+# --------------------------------------------------------------------------- envelope building
+def _entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -> str:
+    unix_ms = int(timestamp.timestamp() * 1000)
+    try:
+        return spec.id.format(unix_ms=unix_ms, **fields)
+    except KeyError as exc:
+        raise EventValidationError(f"{spec.type}: the id needs field {exc.args[0]!r}") from exc
+
+
+def new_event(
+    event_type: str,
+    *,
+    id: str,
+    organization_id: str,
+    user_id: str = "",
+    session_id: str = "",
+    data: dict[str, Any] | None = None,
+    timestamp: datetime | None = None,
+    idempotency_key: str | None = None,
+    event_id: str | None = None,
+) -> CommerceEvent:
+    """A validated envelope without GA4/Meta blocks, its ``event_id`` fixed by the type's policy."""
+    subject_for(event_type)  # validates the type
+    for name, value in (("id", id), ("organization_id", organization_id)):
+        if not isinstance(value, str) or not value.strip():
+            raise EventValidationError(f"{event_type}: {name} must be a non-empty string, got {value!r}")
+    for name, value in (("user_id", user_id), ("session_id", session_id)):
+        if not isinstance(value, str):
+            raise EventValidationError(f"{event_type}: {name} must be a string, got {type(value).__name__}")
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+        raise EventValidationError("idempotency_key must be a non-empty string")
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise EventValidationError(f"{event_type}: data must be a dict, got {type(data).__name__}")
+    check_json_value(data)
+    ts = timestamp or datetime.now(timezone.utc)
+    spec = CATALOG.get(event_type)
+    once = spec.once if spec is not None else False
+    return CommerceEvent(
+        id=id,
+        type=event_type,
+        timestamp=ts,
+        organization_id=organization_id,
+        user_id=user_id,
+        session_id=session_id,
+        data=data,
+        event_id=event_id or event_id_for(event_type, id, once=once, idempotency_key=idempotency_key),
+    )
+
+
+def event_from_args(
+    event_type: str, args: Mapping[str, Any], *, idempotency_key: str | None = None
+) -> tuple[CommerceEvent, list[OrderItem]]:
+    """Build the envelope of a typed Publisher helper from its arguments (Go semantics)."""
+    spec = CATALOG[event_type]
+    fields = _bind(spec.publish, args, event_type)
+    ts = datetime.now(timezone.utc)
+    event = new_event(
+        event_type,
+        id=_entity_id(spec, fields, ts),
+        organization_id=fields["organization_id"],
+        user_id=fields.get(spec.user, "") if spec.user else "",
+        data={k: fields[k] for k in spec.data},
+        timestamp=ts,
+        idempotency_key=idempotency_key,
+    )
+    items: list[OrderItem] = fields.get("items", [])
+    return event, items
+
+
+# --------------------------------------------------------------------------- GA4 / Meta mapping
+def _ga4_items(rule: GA4Rule, fields: Mapping[str, Any], currency: str) -> list[GA4Item]:
+    if rule.items == "items":
+        return [
+            GA4Item(
+                item_id=i.product_id,
+                item_name=i.product_name,
+                price=i.price,
+                quantity=i.quantity,
+                currency=currency,
+            )
+            for i in fields.get("items") or ()
+        ]
+    if rule.items == "product" and fields.get("product_id"):
+        return [
+            GA4Item(
+                item_id=str(fields["product_id"]),
+                item_name=str(fields.get("product_name", "")),
+                price=float(fields.get("price") or 0.0),
+                quantity=1,
+                currency=currency,
+            )
+        ]
+    return []
+
+
+def _custom_value(source: str, fields: Mapping[str, Any]) -> Any:
+    if source.startswith("="):
+        return source[1:]
+    if source.startswith("[]"):
+        return [fields.get(source[2:], "")]
+    return fields.get(source, "")
+
+
+def apply_marketing(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> CommerceEvent:
+    """Fill ``ga4`` and ``facebook_capi`` from the catalog (no-op for custom types). Returns ``event``."""
+    spec = CATALOG.get(event.type)
+    if spec is None:
+        return event
+    fields: dict[str, Any] = {**event.data, "user_id": event.user_id, "items": items}
+    currency = str(fields.get("currency") or "")
+    if spec.ga4 is not None and event.ga4 is None:
+        rule = spec.ga4
+        value = fields.get(rule.value) if rule.value else None
+        params = {k: fields[f] for k, f in rule.params if fields.get(f) not in (None, "")}
+        event.ga4 = GA4EcommerceEvent(
+            event_name=rule.event,
+            currency=currency,
+            value=float(value) if isinstance(value, (int, float)) else 0.0,
+            items=_ga4_items(rule, fields, currency),
+            parameters=params or None,
+        )
+    if spec.meta is not None and event.facebook_capi is None:
+        meta = spec.meta
+        user_data = None
+        if meta.user_data is not None:
+            ud = {key: str(fields.get(f) or "") for key, f in meta.user_data}
+            user_data = FacebookUserData(
+                email=capi_hash("em", ud.get("em", "")), external_id=ud.get("external_id", "")
+            )
+        custom = {k: _custom_value(src, fields) for k, src in meta.custom}
+        event.facebook_capi = FacebookCAPIEvent(
+            event_name=meta.event,
+            event_time=int(event.timestamp.timestamp()),
+            action_source="website",
+            user_data=user_data,
+            custom_data=custom or None,
+        )
+    return event
+
+
+# --------------------------------------------------------------------------- collector payloads
+def _collector_payload(
+    event_name: str, rule: CollectorRule | None, fields: Mapping[str, Any], props: dict[str, Any]
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"event": event_name}
+    for key, source in rule.top if rule else (_USER, _ORG_TOP):
+        value = fields.get(source)
+        if value is not None and value != "":
+            payload[key] = value
+    payload["properties"] = props
+    return payload
+
+
+def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The exact Go payload of a typed Client emitter, and the event's id (for its event_id)."""
+    spec = CATALOG[event_type]
+    rule = spec.collector
+    assert rule.emit is not None
+    if rule.emit[0].name == "order":
+        fields = fields_from_order(args["order"])
+        fields["items"] = orjson.dumps(
+            [i.to_dict() for i in fields["items"]], option=orjson.OPT_SORT_KEYS
+        ).decode()
+    else:
+        fields = _bind(rule.emit, args, event_type)
+    payload = {"event": spec.collector_event}
+    for key, source in rule.top:
+        if source in fields:
+            payload[key] = fields[source]
+    payload["properties"] = {k: fields[k] for k in rule.props}
+    return payload, _entity_id(spec, fields, datetime.now(timezone.utc))
+
+
+def collector_from_event(event: CommerceEvent) -> dict[str, Any]:
+    """A collector payload (``POST /event`` shape) for an envelope, with ids in ``properties``."""
+    spec = CATALOG.get(event.type)
+    fields: dict[str, Any] = {
+        **event.data,
+        "user_id": event.user_id,
+        "organization_id": event.organization_id,
+    }
+    props: dict[str, Any] = dict(event.data)
+    props["id"] = event.id
+    if event.event_id:
+        props["event_id"] = event.event_id
+    if event.trace_id:
+        props["trace_id"] = event.trace_id
+        props["span_id"] = event.span_id
+    name = spec.collector_event if spec else event.type.replace(".", "_")
+    payload = _collector_payload(name, spec.collector if spec else None, fields, props)
+    if "distinct_id" not in payload and event.user_id:
+        payload["distinct_id"] = event.user_id
+    if event.session_id:
+        payload["session_id"] = event.session_id
+    payload["timestamp"] = format_timestamp(event.timestamp)
+    return payload

