@@ -248,9 +248,7 @@ def _plain_row(
         publish=params,
         ga4=None,
         meta=None,
-        collector=CollectorRule(
-            top=(("distinct_id", user), _ORG_TOP), props=data, emit=params if emit else None
-        ),
+        collector=CollectorRule(top=(("distinct_id", user), _ORG_TOP), props=data, emit=params if emit else None),
     )
 
 
@@ -372,9 +370,7 @@ _ROWS: tuple[EventSpec, ...] = (
             _ITEMS,
         ),
         ga4=GA4Rule("add_to_cart", value="value", items="items"),
-        meta=MetaRule(
-            "AddToCart", (("external_id", "user_id"),), (("currency", "currency"), ("value", "value"))
-        ),
+        meta=MetaRule("AddToCart", (("external_id", "user_id"),), (("currency", "currency"), ("value", "value"))),
         collector=CollectorRule(top=(_USER, _ORG_TOP), props=("cart_id", "value", "currency")),
         go=False,
     ),
@@ -558,14 +554,8 @@ def _check(param: Param, value: Any, type_: str) -> Any:
 
 def _check_item(item: OrderItem, where: str) -> None:
     if isinstance(item.quantity, bool) or not isinstance(item.quantity, int) or item.quantity < 0:
-        raise EventValidationError(
-            f"{where}: item quantity must be a non-negative integer, got {item.quantity!r}"
-        )
-    if (
-        isinstance(item.price, bool)
-        or not isinstance(item.price, (int, float))
-        or not math.isfinite(item.price)
-    ):
+        raise EventValidationError(f"{where}: item quantity must be a non-negative integer, got {item.quantity!r}")
+    if isinstance(item.price, bool) or not isinstance(item.price, (int, float)) or not math.isfinite(item.price):
         raise EventValidationError(f"{where}: item price must be a finite number, got {item.price!r}")
 
 
@@ -728,9 +718,7 @@ def apply_marketing(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> Co
         user_data = None
         if meta.user_data is not None:
             ud = {key: str(fields.get(f) or "") for key, f in meta.user_data}
-            user_data = FacebookUserData(
-                email=capi_hash("em", ud.get("em", "")), external_id=ud.get("external_id", "")
-            )
+            user_data = FacebookUserData(email=capi_hash("em", ud.get("em", "")), external_id=ud.get("external_id", ""))
         custom = {k: _custom_value(src, fields) for k, src in meta.custom}
         event.facebook_capi = FacebookCAPIEvent(
             event_name=meta.event,
@@ -762,12 +750,10 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
     assert rule.emit is not None
     if rule.emit[0].name == "order":
         fields = fields_from_order(args["order"])
-        fields["items"] = orjson.dumps(
-            [i.to_dict() for i in fields["items"]], option=orjson.OPT_SORT_KEYS
-        ).decode()
+        fields["items"] = orjson.dumps([i.to_dict() for i in fields["items"]], option=orjson.OPT_SORT_KEYS).decode()
     else:
         fields = _bind(rule.emit, args, event_type)
-    payload = {"event": spec.collector_event}
+    payload: dict[str, Any] = {"event": spec.collector_event}
     for key, source in rule.top:
         if source in fields:
             payload[key] = fields[source]

@@ -39,13 +39,10 @@ JSONDict = dict[str, Any]
 # --------------------------------------------------------------------------- timestamps
 def format_timestamp(ts: datetime) -> str:
     """RFC 3339 in UTC with ``Z`` and trailing fractional zeros trimmed (Go ``RFC3339Nano``)."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    else:
-        ts = ts.astimezone(timezone.utc)
+    ts = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
     out = ts.strftime("%Y-%m-%dT%H:%M:%S")
     if ts.microsecond:
-        out += (".%06d" % ts.microsecond).rstrip("0")
+        out += f".{ts.microsecond:06d}".rstrip("0")
     return out + "Z"
 
 

@@ -1,0 +1,182 @@
+"""Publisher behaviour against a real nats-server: identity/dedup policy, trace context, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+from nats.js.client import JetStreamContext
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_commerce import (
+    CommerceEvent,
+    EventValidationError,
+    OrderItem,
+    PayloadTooLargeError,
+    Publisher,
+    bootstrap,
+)
+from otel_commerce._catalog import new_event
+
+
+async def _count(js: JetStreamContext) -> int:
+    return (await js.stream_info("COMMERCE")).state.messages
+
+
+async def test_created_and_completed_of_one_order_both_land(js: JetStreamContext) -> None:
+    """order.created and order.completed share the order id but have distinct event ids: both are stored."""
+    await bootstrap(js)
+    p = Publisher(js)
+    a = await p.publish_order_created("ord_7", "acme", "u1", "a@b.c", 100)
+    b = await p.publish_order_completed("ord_7", "acme", "u1", "a@b.c", 100)
+    assert a is not None and b is not None
+    assert not a.duplicate and not b.duplicate
+    assert await _count(js) == 2
+
+
+async def test_completed_twice_is_stored_once(js: JetStreamContext) -> None:
+    """A handler that publishes order.completed twice for one order is deduplicated (PubAck.duplicate)."""
+    await bootstrap(js)
+    p = Publisher(js)
+    first = await p.publish_order_completed("ord_8", "acme", "u1", "a@b.c", 100)
+    second = await p.publish_order_completed("ord_8", "acme", "u1", "a@b.c", 100)
+    assert first is not None and second is not None
+    assert not first.duplicate and second.duplicate and second.seq == first.seq
+    assert await _count(js) == 1
+
+
+async def test_two_partial_refunds_both_land(js: JetStreamContext) -> None:
+    """Refunds repeat: two partial refunds of one order are two messages."""
+    await bootstrap(js)
+    p = Publisher(js)
+    a = await p.publish_order_refunded("ord_9", "acme", "u1", 100)
+    b = await p.publish_order_refunded("ord_9", "acme", "u1", 100)
+    assert a is not None and b is not None and not b.duplicate
+    assert await _count(js) == 2
+
+
+async def test_idempotency_key_deduplicates_a_repeating_type(js: JetStreamContext) -> None:
+    """An explicit idempotency_key makes a retried refund a duplicate, and different keys both land."""
+    await bootstrap(js)
+    p = Publisher(js)
+    a = await p.publish_order_refunded("ord_10", "acme", "u1", 100, idempotency_key="refund-1")
+    b = await p.publish_order_refunded("ord_10", "acme", "u1", 100, idempotency_key="refund-1")
+    c = await p.publish_order_refunded("ord_10", "acme", "u1", 100, idempotency_key="refund-2")
+    assert a is not None and b is not None and c is not None
+    assert b.duplicate and not c.duplicate
+    assert await _count(js) == 2
+
+
+async def test_active_span_sets_traceparent_and_ids(js: JetStreamContext) -> None:
+    """Inside a span, the message carries traceparent and the envelope the span's trace_id/span_id."""
+    await bootstrap(js)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("checkout") as span:
+        await Publisher(js).publish_checkout_started("s1", "acme", 100)
+        ctx = span.get_span_context()
+    msg = await js.get_last_msg("COMMERCE", "commerce.checkout.started")
+    env = orjson.loads(msg.data)
+    trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    assert env["trace_id"] == trace_id and env["span_id"] == span_id
+    assert msg.headers is not None and msg.headers["traceparent"].startswith(f"00-{trace_id}-{span_id}-")
+
+
+async def test_disabled_publisher_returns_none() -> None:
+    """Publisher(None) is Go's nil publisher: every method returns None and sends nothing."""
+    p = Publisher(None)
+    assert not p.enabled
+    assert await p.publish_order_completed("o", "acme", "u", "e", 1) is None
+    ev = new_event("order.completed", id="o", organization_id="acme")
+    assert await p.publish("commerce.order.completed", ev) is None
+
+
+async def test_publish_custom_type_on_valid_subject(js: JetStreamContext) -> None:
+    """Unknown types are allowed through publish() as long as the subject is valid."""
+    await bootstrap(js)
+    ev = new_event("loyalty.points_earned", id="u1", organization_id="acme", data={"points": 10})
+    ack = await Publisher(js).publish("commerce.loyalty.points_earned", ev)
+    assert ack is not None and ack.seq == 1
+    msg = await js.get_last_msg("COMMERCE", "commerce.loyalty.points_earned")
+    assert orjson.loads(msg.data)["data"] == {"points": 10}
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["orders.created", "commerce.", "commerce.order.*", "commerce.>", "commerce.order created", ""],
+)
+async def test_invalid_subject_is_refused(js: JetStreamContext, subject: str) -> None:
+    """A subject outside commerce.* or with wildcards/spaces raises before anything is sent."""
+    ev = new_event("order.completed", id="o", organization_id="acme")
+    with pytest.raises(EventValidationError):
+        await Publisher(js).publish(subject, ev)
+
+
+@pytest.mark.parametrize(
+    ("helper", "args", "match"),
+    [
+        ("publish_order_completed", ("", "acme", "u", "e", 100), "order_id must not be empty"),
+        ("publish_order_completed", ("o", "", "u", "e", 100), "org_name must not be empty"),
+        ("publish_order_completed", ("o", "acme", "u", "e", -1), "must not be negative"),
+        ("publish_order_completed", ("o", "acme", "u", "e", 10.5), "must be an integer"),
+        ("publish_order_completed", ("o", "acme", "u", "e", True), "must be an integer"),
+        ("publish_order_completed", ("o", "acme", 7, "e", 100), "must be a string"),
+        ("publish_order_completed", ("o", "acme", "u", "e", 100, "dollars"), "ISO 4217"),
+        ("publish_order_completed", ("o", "acme", "u", "e", 100, "USD", [{"sku": 1}]), "list of OrderItem"),
+        (
+            "publish_order_completed",
+            ("o", "acme", "u", "e", 100, "USD", [OrderItem("p", quantity=1, price=math.nan)]),
+            "finite",
+        ),
+        ("publish_referral_tier_upgraded", ("acme", "u", "a", "b", -3), "must not be negative"),
+        ("publish_checkout_started", (None, "acme", 100), "must not be empty"),
+    ],
+)
+async def test_bad_input_raises_before_sending(
+    js: JetStreamContext, helper: str, args: tuple[object, ...], match: str
+) -> None:
+    """Bad input to a typed helper raises a clear EventValidationError and nothing reaches the stream."""
+    await bootstrap(js)
+    with pytest.raises(EventValidationError, match=match):
+        await getattr(Publisher(js), helper)(*args)
+    assert await _count(js) == 0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"amount": math.inf}, {"nested": {"x": math.nan}}, {"obj": object()}, {1: "int key"}, {"s": {1, 2}}],
+)
+async def test_bad_data_raises(data: dict[object, object]) -> None:
+    """Non-finite amounts and non-JSON-serialisable data are refused when the envelope is built."""
+    with pytest.raises(EventValidationError):
+        new_event("order.completed", id="o", organization_id="acme", data=data)  # type: ignore[arg-type]
+
+
+async def test_envelope_over_max_payload_is_refused(js: JetStreamContext) -> None:
+    """An envelope larger than the server's max payload raises PayloadTooLargeError, nothing is sent."""
+    await bootstrap(js)
+    ev = new_event("order.completed", id="o", organization_id="acme", data={"blob": "x" * (1024 * 1024 + 10)})
+    with pytest.raises(PayloadTooLargeError) as info:
+        await Publisher(js).publish(ev.subject, ev)
+    assert info.value.limit == 1024 * 1024 and info.value.size > info.value.limit
+    assert await _count(js) == 0
+
+
+async def test_publish_rejects_non_envelope(js: JetStreamContext) -> None:
+    """publish() wants a CommerceEvent, not a dict."""
+    with pytest.raises(EventValidationError, match="CommerceEvent"):
+        await Publisher(js).publish("commerce.order.completed", {"id": "o"})  # type: ignore[arg-type]
+
+
+def test_event_id_policy() -> None:
+    """Once-per-entity types get a deterministic UUIDv5; repeating types a fresh UUIDv7."""
+    a = new_event("order.completed", id="o1", organization_id="acme")
+    b = new_event("order.completed", id="o1", organization_id="acme")
+    c = new_event("order.created", id="o1", organization_id="acme")
+    r1 = new_event("order.refunded", id="o1", organization_id="acme")
+    r2 = new_event("order.refunded", id="o1", organization_id="acme")
+    assert a.event_id == b.event_id != c.event_id
+    assert r1.event_id != r2.event_id and r1.event_id[14] == "7"
+    k = new_event("order.refunded", id="o1", organization_id="acme", idempotency_key="k")
+    assert k.event_id == new_event("order.refunded", id="o2", organization_id="x", idempotency_key="k").event_id
+    assert isinstance(a, CommerceEvent)
