@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import nats
@@ -37,8 +38,6 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
 async def js(nc: NATS) -> JetStreamContext:
     """A JetStream context with no COMMERCE stream (each test starts clean)."""
     ctx = nc.jetstream()
-    try:
+    with contextlib.suppress(js_errors.NotFoundError):
         await ctx.delete_stream(STREAM_NAME)
-    except js_errors.NotFoundError:
-        pass
     return ctx
