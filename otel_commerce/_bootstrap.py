@@ -72,9 +72,7 @@ async def bootstrap(
     except js_errors.NotFoundError:
         try:
             info = await js.add_stream(
-                StreamConfig(
-                    name=STREAM_NAME, subjects=list(STREAM_SUBJECTS), duplicate_window=duplicate_window
-                )
+                StreamConfig(name=STREAM_NAME, subjects=list(STREAM_SUBJECTS), duplicate_window=duplicate_window)
             )
             return BootstrapResult("created", info)
         except js_errors.BadRequestError as exc:
@@ -103,8 +101,6 @@ async def bootstrap(
     try:
         updated = await js.update_stream(config)
     except js_errors.APIError as exc:
-        raise StreamError(
-            f"cannot reconcile stream {STREAM_NAME} ({'; '.join(diffs)}): {exc.description}"
-        ) from exc
+        raise StreamError(f"cannot reconcile stream {STREAM_NAME} ({'; '.join(diffs)}): {exc.description}") from exc
     logger.info("stream %s reconciled: %s", STREAM_NAME, "; ".join(diffs))
     return BootstrapResult("updated", updated, diffs)

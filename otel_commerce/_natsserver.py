@@ -46,9 +46,7 @@ def find_nats_server() -> str:
 class NatsServer:
     """A nats-server with JetStream on 127.0.0.1; ``restart()`` keeps the port and the store."""
 
-    def __init__(
-        self, *, port: int | None = None, store_dir: str | None = None, binary: str | None = None
-    ) -> None:
+    def __init__(self, *, port: int | None = None, store_dir: str | None = None, binary: str | None = None) -> None:
         self.binary = binary or find_nats_server()
         self.port = port or free_port()
         self._own_store = store_dir is None

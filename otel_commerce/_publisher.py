@@ -39,9 +39,7 @@ class Publisher:
     a :class:`DeliveryError` (transient or permanent) chained to the nats-py error.
     """
 
-    def __init__(
-        self, js: JetStreamContext | None, *, timeout_seconds: float = _DEFAULT_TIMEOUT_SECONDS
-    ) -> None:
+    def __init__(self, js: JetStreamContext | None, *, timeout_seconds: float = _DEFAULT_TIMEOUT_SECONDS) -> None:
         self._js = js
         self._timeout = timeout_seconds
 
@@ -66,9 +64,7 @@ class Publisher:
         if len(payload) > limit:
             raise PayloadTooLargeError(len(payload), limit)
         try:
-            return await self._js.publish(
-                subject, payload, timeout=self._timeout, headers=message_headers(event)
-            )
+            return await self._js.publish(subject, payload, timeout=self._timeout, headers=message_headers(event))
         except Exception as exc:
             raise translate_nats_error(exc, f"publish {subject}") from exc
 

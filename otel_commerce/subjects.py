@@ -113,8 +113,6 @@ def type_for(subject: str) -> str:
 def validate_subject(subject: str) -> str:
     """Return ``subject`` if it is a concrete subject under ``commerce.``, else raise."""
     if not isinstance(subject, str) or not subject.startswith(SUBJECT_PREFIX):
-        raise EventValidationError(
-            f"subject {subject!r} is not under {SUBJECT_PREFIX!r} (stream {STREAM_NAME})"
-        )
+        raise EventValidationError(f"subject {subject!r} is not under {SUBJECT_PREFIX!r} (stream {STREAM_NAME})")
     _check_type(subject[len(SUBJECT_PREFIX) :])
     return subject
