@@ -1,10 +1,23 @@
-"""The ``otel-commerce`` command line (placeholder until the CLI lands)."""
+"""The ``otel-commerce`` command line: collector, trace, tail, events, bootstrap.
+
+Each command is a small function in ``otel_commerce._cli._commands``; this module only wires them up,
+so another command (``demo``) is one more ``app.command(...)`` line.
+"""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="otel-commerce: commerce events as OpenTelemetry signals.", no_args_is_help=True)
+from ._cli._commands import bootstrap_command, collector_command, events_command, tail_command, trace_command
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="otel-commerce: commerce events as OpenTelemetry signals.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.command()
@@ -15,5 +28,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
+app.command("collector")(collector_command)
+app.command("trace")(trace_command)
+app.command("tail")(tail_command)
+app.command("events")(events_command)
+app.command("bootstrap")(bootstrap_command)
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

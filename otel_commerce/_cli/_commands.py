@@ -1,0 +1,347 @@
+"""The command functions (Typer signatures); ``otel_commerce.cli`` registers them on the app."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .._errors import ConfigurationError, StreamError
+from ._common import (
+    err_console,
+    event_table,
+    fail,
+    normalize_type,
+    out_console,
+    parse_duration,
+    parse_trace_id,
+    parse_when,
+    print_json_line,
+    resolve_nats_url,
+    short_time,
+    trace_link,
+)
+
+__all__ = ["bootstrap_command", "collector_command", "events_command", "tail_command", "trace_command"]
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="Collector store (SQLite file). Default: $OTEL_COMMERCE_COLLECTOR_DB or ./otel-commerce-events.db.",
+        show_default=False,
+    ),
+]
+NatsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--nats-url",
+        help="NATS server. Default: $OTEL_COMMERCE_NATS_URL, $PUBSUB_URL, nats://127.0.0.1:4222.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine output: one JSON object per line.")]
+TypeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--type", "-t", help="Event type (order.completed, commerce.order.completed or order_completed); repeatable."
+    ),
+]
+OrgOption = Annotated[str | None, typer.Option("--org", "--organization", help="Organization id.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Start time: RFC 3339 (2025-01-31T12:00:00Z) or a duration ago (10m, 2h, 1d)."),
+]
+
+
+def _db_path(db: Path | None) -> Path:
+    import os
+
+    from ..collector._store import DEFAULT_DB_PATH
+
+    return db or Path(os.environ.get("OTEL_COMMERCE_COLLECTOR_DB") or DEFAULT_DB_PATH)
+
+
+def _types(types: list[str] | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(normalize_type(t) for t in types or ()))
+
+
+# --------------------------------------------------------------------------- collector
+def collector_command(
+    host: Annotated[str | None, typer.Option(help="Address to bind.  [default: 127.0.0.1]", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.  [default: 8091]", show_default=False)] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite store.  [default: $OTEL_COMMERCE_COLLECTOR_DB or ./otel-commerce-events.db]",
+            show_default=False,
+        ),
+    ] = None,
+    nats_url: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-url", help="Forward every stored event to the COMMERCE stream at this NATS URL.", show_default=False
+        ),
+    ] = None,
+    auth_token: Annotated[
+        str | None,
+        typer.Option(
+            "--auth-token",
+            help="Require 'Authorization: Bearer TOKEN' (except /health). Default: $OTEL_COMMERCE_COLLECTOR_TOKEN.",
+            show_default=False,
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-body-bytes", help="Largest request body, also after gzip.  [default: 5 MiB]", show_default=False
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML settings file (see collector-config/otel-commerce-collector.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="uvicorn log level.  [default: info]", show_default=False)
+    ] = None,
+) -> None:
+    """Run the local collector: Hanzo collector API + OTLP/HTTP logs, stored in SQLite, optionally forwarded."""
+    from ..collector._extra import require_collector_extra
+
+    try:
+        require_collector_extra()
+        from ..collector._settings import load_settings
+
+        settings = load_settings(
+            config,
+            host=host,
+            port=port,
+            db=str(db) if db is not None else None,
+            nats_url=nats_url,
+            auth_token=auth_token,
+            max_body_bytes=max_body_bytes,
+            log_level=log_level,
+        )
+    except ConfigurationError as exc:
+        fail(str(exc), 2)
+    from ..collector._server import run
+
+    err_console.print(
+        f"otel-commerce collector on http://{settings.host}:{settings.port} → {settings.db}"
+        + (f", forwarding to {settings.nats_url}" if settings.nats_url else "")
+        + (" (bearer auth on)" if settings.auth_token else "")
+    )
+    run(settings)
+
+
+# --------------------------------------------------------------------------- trace
+def trace_command(
+    trace_id: Annotated[
+        str, typer.Argument(help="The trace id (32 hex digits) or a whole traceparent.", show_default=False)
+    ],
+    db: DbOption = None,
+    nats_url: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-url",
+            help="Read the COMMERCE stream at this URL instead of the collector store.",
+            show_default=False,
+        ),
+    ] = None,
+    since: SinceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every commerce event of one trace, in time order (exit code 1 when there is none)."""
+    tid = parse_trace_id(trace_id)
+    start = parse_when(since)
+    rows: list[tuple[dict[str, Any], str]]
+    if nats_url:
+        from ._stream import EventFilter, connect, scan_stream
+
+        async def scan() -> list[dict[str, Any]]:
+            nc = await connect(nats_url)
+            try:
+                return await scan_stream(nc, EventFilter(trace_id=tid, since=start))
+            finally:
+                await nc.close()
+
+        found = asyncio.run(scan())
+        found.sort(key=lambda e: str(e.get("timestamp", "")))
+        rows = [(e, "stream") for e in found]
+    else:
+        from ..collector._store import EventQuery
+        from ._store_cmds import query_store
+
+        rows = query_store(_db_path(db), EventQuery(trace_id=tid, since=start, limit=100_000))
+    link = trace_link(tid)
+    if as_json:
+        for envelope, _ in rows:
+            print_json_line(envelope)
+        if link:
+            err_console.print(f"trace: {link}")
+    else:
+        out_console.print(event_table(rows, title=f"{len(rows)} event(s) in trace {tid}", with_trace=False))
+        if link:
+            out_console.print(f"trace: [link={link}]{link}[/link]")
+    if not rows:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- events
+def events_command(
+    db: DbOption = None,
+    types: TypeOption = None,
+    org: OrgOption = None,
+    trace_id: Annotated[str | None, typer.Option("--trace-id", help="Only events of this trace.")] = None,
+    since: SinceOption = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="End time (exclusive): RFC 3339 or a duration ago.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many (the most recent).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Query the collector store by type, organization, trace and time range (oldest first)."""
+    from ..collector._store import EventQuery
+    from ._store_cmds import events_title, print_store_events, query_store
+
+    start = parse_when(since)
+    end = parse_when(until, option="--until")
+    query = EventQuery(
+        trace_id=parse_trace_id(trace_id) if trace_id else None,
+        types=_types(types),
+        organization_id=org,
+        since=start,
+        until=end,
+        limit=limit,
+    )
+    rows = query_store(_db_path(db), query)
+    print_store_events(rows, as_json=as_json, title=events_title(len(rows), start, end))
+
+
+# --------------------------------------------------------------------------- tail
+def tail_command(
+    nats_url: NatsOption = None,
+    types: TypeOption = None,
+    org: OrgOption = None,
+    trace_id: Annotated[str | None, typer.Option("--trace-id", help="Only events of this trace.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Replay from this time (RFC 3339 or a duration ago) before following; default: now."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Stop after this many events.")] = None,
+    duration: Annotated[str | None, typer.Option("--for", help="Stop after this long (30s, 5m).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow live events of the COMMERCE stream, filtered by type, organization or trace (Ctrl-C stops)."""
+    from ._stream import EventFilter, connect, tail_stream
+
+    seconds = None
+    if duration is not None:
+        seconds = parse_duration(duration)
+        if seconds is None or seconds <= 0:
+            raise typer.BadParameter(f"{duration!r} is not a duration (30s, 5m)", param_hint="--for")
+    flt = EventFilter(
+        types=_types(types),
+        organization_id=org,
+        trace_id=parse_trace_id(trace_id) if trace_id else None,
+        since=parse_when(since),
+    )
+    url = resolve_nats_url(nats_url)
+
+    def show(envelope: dict[str, Any]) -> None:
+        if as_json:
+            print_json_line(envelope)
+            return
+        tid = str(envelope.get("trace_id", ""))
+        link = trace_link(tid)
+        trace = f"[link={link}]{tid}[/link]" if link else tid
+        out_console.print(
+            f"{short_time(envelope.get('timestamp'))}  [bold]{envelope.get('type', '')}[/]  "
+            f"org={envelope.get('organization_id', '')} id={envelope.get('id', '')} "
+            f"event_id={envelope.get('event_id', '')} trace={trace or '-'}"
+        )
+
+    async def follow() -> None:
+        nc = await connect(url)
+        try:
+            if not as_json:
+                err_console.print(f"following {flt.subject} on {url} (Ctrl-C to stop)")
+            await tail_stream(nc, flt, show, limit=limit, duration_seconds=seconds)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(follow())
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+# --------------------------------------------------------------------------- bootstrap
+def bootstrap_command(
+    nats_url: NatsOption = None,
+    reconcile: Annotated[
+        bool,
+        typer.Option("--reconcile", help="Update an existing stream (subjects, duplicate window); never its data."),
+    ] = False,
+    duplicate_window: Annotated[
+        str, typer.Option("--duplicate-window", help="Duplicate window the stream needs (seconds or 2m, 10m, 1h).")
+    ] = "10m",
+    as_json: JsonOption = False,
+) -> None:
+    """Create the COMMERCE stream, or check (and with --reconcile update) an existing one.
+
+    Exit code 1 when the stream exists and differs (without --reconcile) or cannot be changed.
+    """
+    from .._bootstrap import bootstrap
+    from ._stream import connect
+
+    window = parse_duration(duplicate_window)
+    if window is None or window <= 0:
+        raise typer.BadParameter(
+            f"{duplicate_window!r} is not a duration (120, 2m, 10m)", param_hint="--duplicate-window"
+        )
+    url = resolve_nats_url(nats_url)
+
+    async def run() -> dict[str, Any]:
+        nc = await connect(url)
+        try:
+            result = await bootstrap(nc.jetstream(), reconcile=reconcile, duplicate_window=window)
+        finally:
+            await nc.close()
+        cfg = result.stream.config
+        return {
+            "stream": cfg.name,
+            "action": result.action,
+            "subjects": list(cfg.subjects or []),
+            "duplicate_window_seconds": float(cfg.duplicate_window or 0.0),
+            "messages": int(result.stream.state.messages or 0),
+            "differences": result.differences,
+        }
+
+    try:
+        report = asyncio.run(run())
+    except StreamError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        print_json_line(report)
+    else:
+        colour = {"created": "green", "updated": "green", "unchanged": "green", "differs": "yellow"}[report["action"]]
+        out_console.print(
+            f"stream [bold]{report['stream']}[/]: [{colour}]{report['action']}[/] — subjects {report['subjects']}, "
+            f"duplicate window {report['duplicate_window_seconds']:g}s, {report['messages']} message(s)"
+        )
+        for diff in report["differences"]:
+            out_console.print(f"  • {diff}")
+        if report["action"] == "differs":
+            out_console.print("run again with --reconcile to update it")
+    if report["action"] == "differs":
+        raise typer.Exit(1)

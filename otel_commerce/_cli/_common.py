@@ -1,0 +1,159 @@
+"""Shared pieces of the commands: output (Rich table or JSON lines), time and id parsing, NATS, links."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .._errors import EventValidationError
+from .._model import parse_timestamp
+
+__all__ = [
+    "DEFAULT_NATS_URL",
+    "TRACE_URL_ENV",
+    "err_console",
+    "event_table",
+    "fail",
+    "normalize_type",
+    "out_console",
+    "parse_trace_id",
+    "parse_when",
+    "print_json_line",
+    "resolve_nats_url",
+    "trace_link",
+]
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+TRACE_URL_ENV = "OTEL_COMMERCE_TRACE_URL"
+
+out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_DURATION_RE = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def parse_duration(text: str) -> float | None:
+    """``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"`` or a bare number of seconds; None if not a duration."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    m = _DURATION_RE.match(text)
+    if m is None or not any(m.groups()):
+        return None
+    d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return d * 86400 + h * 3600 + mi * 60 + s
+
+
+def parse_when(text: str | None, *, option: str = "--since") -> datetime | None:
+    """An RFC 3339 time, a date (``2025-01-31``, UTC) or a duration ago (``10m``, ``2h``, ``1d``)."""
+    if text is None or text == "":
+        return None
+    seconds = parse_duration(text)
+    if seconds is not None:
+        return datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    try:
+        return parse_timestamp(text)
+    except EventValidationError:
+        pass
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a time (2025-01-31T12:00:00Z) nor a duration ago (10m, 2h, 1d)",
+            param_hint=option,
+        ) from None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def parse_trace_id(text: str) -> str:
+    """A W3C trace id, 32 lowercase hex digits (a ``traceparent`` value is accepted too)."""
+    value = text.strip().lower()
+    if value.count("-") == 3:  # a whole traceparent: 00-<trace>-<span>-01
+        value = value.split("-")[1]
+    if not _HEX32.match(value) or value == "0" * 32:
+        raise typer.BadParameter(f"{text!r} is not a trace id (32 hex digits)", param_hint="TRACE_ID")
+    return value
+
+
+def normalize_type(text: str) -> str:
+    """``commerce.order.completed`` / ``order_completed`` / ``order.completed`` → ``order.completed``."""
+    from ..collector._hanzo import type_for_name
+
+    value = text.strip()
+    if value.startswith("commerce."):
+        value = value[len("commerce.") :]
+    return type_for_name(value)
+
+
+def resolve_nats_url(url: str | None) -> str:
+    return url or os.environ.get("OTEL_COMMERCE_NATS_URL") or os.environ.get("PUBSUB_URL") or DEFAULT_NATS_URL
+
+
+def trace_link(trace_id: str) -> str | None:
+    """The trace UI link from ``OTEL_COMMERCE_TRACE_URL`` (``{trace_id}`` is replaced), None when unset."""
+    template = os.environ.get(TRACE_URL_ENV, "").strip()
+    if not template or not trace_id:
+        return None
+    if "{trace_id}" in template:
+        return template.replace("{trace_id}", trace_id)
+    return template.rstrip("/") + "/" + trace_id
+
+
+def print_json_line(obj: Mapping[str, Any]) -> None:
+    """One JSON object on one line of stdout, flushed (pipes see it at once)."""
+    sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+    sys.stdout.flush()
+
+
+def short_time(value: Any) -> str:
+    if isinstance(value, str) and len(value) >= 19:
+        return value[:10] + " " + value[11:23].rstrip("Z")
+    return str(value or "")
+
+
+def event_row(envelope: Mapping[str, Any], source: str, *, with_trace: bool) -> list[str]:
+    row = [
+        short_time(envelope.get("timestamp")),
+        str(envelope.get("type", "")),
+        str(envelope.get("organization_id", "")),
+        str(envelope.get("id", "")),
+        str(envelope.get("user_id", "")),
+    ]
+    if with_trace:
+        row.append(str(envelope.get("trace_id", "")))
+    row += [str(envelope.get("span_id", "")), str(envelope.get("event_id", "")), source]
+    return row
+
+
+def event_table(rows: Iterable[tuple[Mapping[str, Any], str]], *, title: str, with_trace: bool = True) -> Table:
+    """A Rich table of envelopes (time, type, organization, id, user, trace, span, event id, source)."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for name in ("time (UTC)", "type", "organization", "id", "user"):
+        table.add_column(name, no_wrap=name in ("time (UTC)", "type"))
+    if with_trace:
+        table.add_column("trace_id", no_wrap=True)
+    for name in ("span_id", "event_id", "source"):
+        table.add_column(name, no_wrap=True)
+    for envelope, source in rows:
+        table.add_row(*event_row(envelope, source, with_trace=with_trace))
+    return table

@@ -1,0 +1,149 @@
+"""Reading the COMMERCE stream for ``trace --nats-url`` and ``tail`` (ordered, ephemeral consumers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import nats
+import orjson
+from nats import errors as nats_errors
+from nats.js import errors as js_errors
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from ..subjects import STREAM_NAME
+from ._common import fail
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+    from nats.aio.msg import Msg
+
+__all__ = ["EventFilter", "connect", "envelope_of", "scan_stream", "tail_stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Client-side filters on envelopes (types are OR-ed)."""
+
+    types: tuple[str, ...] = ()
+    organization_id: str | None = None
+    trace_id: str | None = None
+    since: datetime | None = field(default=None, compare=False)
+
+    @property
+    def subject(self) -> str:
+        """The consumer's filter subject: one type's subject, else ``commerce.>``."""
+        return f"commerce.{self.types[0]}" if len(self.types) == 1 else "commerce.>"
+
+    def matches(self, envelope: dict[str, Any]) -> bool:
+        if self.types and envelope.get("type") not in self.types:
+            return False
+        if self.organization_id and envelope.get("organization_id") != self.organization_id:
+            return False
+        return not (self.trace_id and str(envelope.get("trace_id", "")).lower() != self.trace_id)
+
+
+def envelope_of(msg: Msg) -> dict[str, Any] | None:
+    """The message's envelope (a JSON object), None when the payload is something else."""
+    try:
+        obj = orjson.loads(msg.data)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+async def connect(url: str, *, timeout_seconds: float = 5.0) -> NATS:
+    """Connect or exit with a clear message (no endless reconnect loop for a debugging tool)."""
+    try:
+        return await nats.connect(url, connect_timeout=timeout_seconds, max_reconnect_attempts=0, allow_reconnect=False)
+    except (nats_errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
+        fail(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", 2)
+
+
+def _consumer_config(flt: EventFilter, *, from_start: bool) -> ConsumerConfig:
+    if flt.since is not None:
+        return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=flt.since)
+    policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+    return ConsumerConfig(deliver_policy=policy)
+
+
+async def _last_seq(nc: NATS) -> int:
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info(STREAM_NAME)
+    except js_errors.NotFoundError:
+        fail(f"stream {STREAM_NAME} does not exist (run `otel-commerce bootstrap`)", 2)
+    return int(info.state.last_seq or 0)
+
+
+async def scan_stream(nc: NATS, flt: EventFilter, *, timeout_seconds: float = 30.0) -> list[dict[str, Any]]:
+    """Every matching envelope stored in the stream now, in stream order (stops at the consumer's end)."""
+    if await _last_seq(nc) == 0:
+        return []
+    found: list[dict[str, Any]] = []
+    js = nc.jetstream()
+    sub = await js.subscribe(
+        flt.subject, stream=STREAM_NAME, ordered_consumer=True, config=_consumer_config(flt, from_start=True)
+    )
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        info = await sub.consumer_info()
+        if not info.num_pending:
+            return found
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                fail(f"reading the stream took longer than {timeout_seconds:g}s (narrow it with --since)", 3)
+            try:
+                msg = await sub.next_msg(timeout=min(remaining, 5.0))
+            except nats_errors.TimeoutError:
+                break
+            envelope = envelope_of(msg)
+            if envelope is not None and flt.matches(envelope):
+                found.append(envelope)
+            if msg.metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+async def tail_stream(
+    nc: NATS,
+    flt: EventFilter,
+    on_event: Callable[[dict[str, Any]], Awaitable[None] | None],
+    *,
+    limit: int | None = None,
+    duration_seconds: float | None = None,
+) -> int:
+    """Call ``on_event`` for each matching new event until ``limit`` events or ``duration_seconds``."""
+    await _last_seq(nc)  # fails clearly when the stream is missing
+    js = nc.jetstream()
+    sub = await js.subscribe(
+        flt.subject, stream=STREAM_NAME, ordered_consumer=True, config=_consumer_config(flt, from_start=False)
+    )
+    deadline = None if duration_seconds is None else time.monotonic() + duration_seconds
+    count = 0
+    try:
+        while limit is None or count < limit:
+            wait = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break
+            try:
+                msg = await sub.next_msg(timeout=min(wait, 1.0))
+            except nats_errors.TimeoutError:
+                continue
+            envelope = envelope_of(msg)
+            if envelope is None or not flt.matches(envelope):
+                continue
+            count += 1
+            result = on_event(envelope)
+            if result is not None:
+                await result
+    finally:
+        await sub.unsubscribe()
+    return count
