@@ -1,0 +1,211 @@
+"""The seed-compatible analytics ``Client`` (Go ``events.Client``), non-blocking and batched.
+
+``Client(endpoint)`` sends to the Hanzo analytics collector (facts §4). Every emitter builds exactly the
+payload Go sends (from the catalog), adds ``properties.event_id`` (and ``trace_id`` / ``span_id`` when
+a span is active), validates at call time and returns the event_id; the event is then delivered in the
+background in batches, with retries. ``Client("")`` is a silent no-op, like Go: emitters return None.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from . import _metrics
+from ._catalog import CATALOG, collector_from_args
+from ._delivery._collector import CollectorSink
+from ._delivery._engine import DeliveryEngine
+from ._delivery._pending import OnError, Pending
+from ._errors import EventValidationError
+from ._identity import event_id_for, uuid7
+from ._model import Order, check_json_value
+from ._propagation import current_ids
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("otel_commerce")
+
+_DEFAULT_CLOSE_TIMEOUT_SECONDS = 10.0
+
+
+class Client:
+    """Sends analytics events to ``{endpoint}/events`` (falling back to ``/event``) from a background thread.
+
+    Options: ``headers`` (e.g. ``{"Authorization": "Bearer ..."}``), ``gzip``, ``timeout_seconds``
+    (per request), ``on_error(error, pending)`` for events given up on, and the engine's knobs
+    (``queue_size``, ``batch_size``, ``batch_bytes``, ``linger_seconds``, ``max_attempts``,
+    ``max_age_seconds``, ``backoff_initial_seconds``, ``backoff_max_seconds``).
+    """
+
+    def __init__(
+        self,
+        endpoint: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
+        gzip: bool = False,
+        timeout_seconds: float = 5.0,
+        on_error: OnError | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self._endpoint = (endpoint or "").strip()
+        self._engine: DeliveryEngine | None = None
+        self._closed = False
+        if self._endpoint:
+            sink = CollectorSink(self._endpoint, headers=headers, gzip=gzip, timeout_seconds=timeout_seconds)
+            self._engine = DeliveryEngine([sink], on_error=on_error, name="otel-commerce-client", **engine_options)
+
+    @property
+    def enabled(self) -> bool:
+        """False for ``Client("")`` (every method is a no-op)."""
+        return self._engine is not None
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    # ------------------------------------------------------------------ lifecycle
+    def flush(self, timeout_seconds: float | None = None) -> bool:
+        """Wait until every event emitted so far is settled; True when all were delivered."""
+        return True if self._engine is None else self._engine.flush(timeout_seconds)
+
+    def close(self, timeout_seconds: float | None = _DEFAULT_CLOSE_TIMEOUT_SECONDS) -> bool:
+        """Flush (within ``timeout_seconds``) and stop; later emits are dropped and counted."""
+        self._closed = True
+        return True if self._engine is None else self._engine.shutdown(timeout_seconds)
+
+    def stats(self) -> dict[str, int]:
+        """The engine's counters (queued, submitted, exported, retried, dropped, rejected, ...)."""
+        return {} if self._engine is None else self._engine.stats()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ emitting
+    def emit_raw(self, event: Mapping[str, Any]) -> str | None:
+        """Send ``event`` as given (``event`` name required), plus ``properties.event_id`` and trace ids."""
+        if self._engine is None:
+            return None
+        if not isinstance(event, Mapping):
+            raise EventValidationError(f"event must be a dict, got {type(event).__name__}")
+        name = event.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise EventValidationError("event must have a non-empty string 'event' name")
+        props = event.get("properties")
+        if props is not None and not isinstance(props, Mapping):
+            raise EventValidationError(f"properties must be an object, got {type(props).__name__}")
+        check_json_value(event, "event")
+        payload = dict(event)
+        payload["properties"] = properties = dict(props or {})
+        if not properties.get("event_id"):
+            properties["event_id"] = uuid7()
+        return self._submit(payload)
+
+    def _emit(self, event_type: str, args: dict[str, Any]) -> str | None:
+        if self._engine is None:
+            return None
+        key = args.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise EventValidationError("idempotency_key must be a non-empty string")
+        payload, entity_id = collector_from_args(event_type, args)
+        spec = CATALOG[event_type]
+        payload["properties"]["event_id"] = event_id_for(event_type, entity_id, once=spec.once, idempotency_key=key)
+        return self._submit(payload)
+
+    def _submit(self, payload: dict[str, Any]) -> str:
+        assert self._engine is not None
+        properties = payload["properties"]
+        trace_id, span_id, _ = current_ids()
+        if trace_id:
+            properties.setdefault("trace_id", trace_id)
+            properties.setdefault("span_id", span_id)
+        _metrics.count("recorded", via="client")
+        if not self._engine.submit(Pending(collector=payload, via="client")) and self._closed:
+            logger.warning("otel-commerce: Client is closed; event %r dropped", payload.get("event"))
+        return str(properties["event_id"])
+
+    # ---- typed emitters: Go signatures (snake_case), amounts in currency units, exact Go payloads ----
+    def emit_order_completed(self, order: Order, *, idempotency_key: str | None = None) -> str | None:
+        return self._emit("order.completed", locals())
+
+    def emit_referral_link_created(
+        self, org_id: str, user_id: str, referral_code: str, referral_url: str, *, idempotency_key: str | None = None
+    ) -> str | None:
+        return self._emit("referral.link_created", locals())
+
+    def emit_referral_claimed(
+        self, org_id: str, referrer_id: str, referee_id: str, referral_code: str, *, idempotency_key: str | None = None
+    ) -> str | None:
+        return self._emit("referral.claimed", locals())
+
+    def emit_referral_credit_granted(
+        self,
+        org_id: str,
+        user_id: str,
+        role: str,
+        amount: float,
+        currency: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str | None:
+        return self._emit("referral.credit_granted", locals())
+
+    def emit_referral_commission_earned(
+        self,
+        org_id: str,
+        referrer_id: str,
+        order_id: str,
+        commission: float,
+        currency: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str | None:
+        return self._emit("referral.commission_earned", locals())
+
+    def emit_referral_tier_upgraded(
+        self,
+        org_id: str,
+        user_id: str,
+        previous_tier: str,
+        new_tier: str,
+        referral_count: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str | None:
+        return self._emit("referral.tier_upgraded", locals())
+
+    def emit_contributor_registered(
+        self, org_id: str, user_id: str, github_username: str, *, idempotency_key: str | None = None
+    ) -> str | None:
+        return self._emit("contributor.registered", locals())
+
+    def emit_contributor_payout_calculated(
+        self,
+        org_id: str,
+        user_id: str,
+        period_month: str,
+        amount: float,
+        currency: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str | None:
+        return self._emit("contributor.payout_calculated", locals())
+
+    def emit_contributor_payout_sent(
+        self,
+        org_id: str,
+        user_id: str,
+        payout_id: str,
+        period_month: str,
+        amount: float,
+        currency: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str | None:
+        return self._emit("contributor.payout_sent", locals())

@@ -1,0 +1,652 @@
+"""``DeliveryEngine``: one background thread with its own asyncio loop, feeding every sink.
+
+::
+
+    submit() (any thread, never blocks)         delivery thread (asyncio loop)
+      └─ bounded deque, drop-oldest ──wake──▶  intake: apply_marketing, sink.prepare → one lane per sink
+                                                lane: batch (count / bytes / linger) → sink.send
+                                                      ├─ delivered          → exported
+                                                      ├─ transient error    → retried after backoff /
+                                                      │                       Retry-After, capped by
+                                                      │                       attempts and age → dropped
+                                                      └─ permanent error    → rejected
+
+Every event gets a sequence number at ``submit``; ``flush`` waits until every event submitted before
+it has been settled in every sink. Dropped and rejected events are counted (``stats()`` and OTel
+metrics) and passed to ``on_error``. After ``fork()`` the child abandons the inherited loop, sockets
+and queue (never closing or running them), recreates its locks and starts afresh on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from .. import _metrics
+from .._catalog import apply_marketing
+from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from ._pending import OnError, Pending
+from ._retry import backoff_seconds
+from ._sink import Sink, abandon
+
+__all__ = ["DeliveryEngine"]
+
+logger = logging.getLogger("otel_commerce")
+
+_DEFAULT_QUEUE_SIZE = 10_000
+_DEFAULT_BATCH_SIZE = 512
+_DEFAULT_BATCH_BYTES = 1024 * 1024
+_DEFAULT_LINGER_SECONDS = 0.05
+_DEFAULT_MAX_ATTEMPTS = 10
+#: Below the stream's 10-minute duplicate window: a retry never outlives exactly-once.
+_DEFAULT_MAX_AGE_SECONDS = 300.0
+_DEFAULT_BACKOFF_INITIAL_SECONDS = 0.5
+_DEFAULT_BACKOFF_MAX_SECONDS = 30.0
+_ATEXIT_TIMEOUT_SECONDS = 10.0
+_READY_POLL_SECONDS = 0.5
+_SINK_CLOSE_SECONDS = 2.0
+_MAX_REMEMBERED_FAILURES = 10_000
+
+_COUNTERS = ("submitted", "exported", "retried", "dropped", "rejected")
+
+
+class _Track:
+    """One submitted event: its sequence number and how many sinks have still to settle it."""
+
+    __slots__ = ("failed", "pending", "remaining", "seq", "t0")
+
+    def __init__(self, pending: Pending, seq: int, t0: float) -> None:
+        self.pending = pending
+        self.seq = seq
+        self.t0 = t0
+        self.remaining = 0
+        self.failed = False
+
+
+class _Entry:
+    """One event in one sink's lane."""
+
+    __slots__ = ("attempts", "data", "queued_at", "size", "track")
+
+    def __init__(self, track: _Track, data: Any, size: int, queued_at: float) -> None:
+        self.track = track
+        self.data = data
+        self.size = size
+        self.queued_at = queued_at
+        self.attempts = 0
+
+
+@dataclass(eq=False)
+class _Lane:
+    sink: Sink
+    entries: deque[_Entry] = field(default_factory=deque)
+    inflight: list[_Entry] = field(default_factory=list)
+    wake: asyncio.Event | None = None
+    failures: int = 0
+
+
+@dataclass(eq=False)
+class _Waiter:
+    target: int
+    event: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(eq=False)
+class _Runtime:
+    """Everything bound to one delivery thread; abandoned as a whole in a forked child."""
+
+    loop: asyncio.AbstractEventLoop
+    lanes: list[_Lane]
+    thread: threading.Thread | None = None
+    wake: asyncio.Event | None = None
+    stop: asyncio.Event | None = None
+    outstanding: dict[int, _Track] = field(default_factory=dict)
+    waiters: list[_Waiter] = field(default_factory=list)
+    stopping: bool = False
+
+
+_ENGINES: weakref.WeakSet[DeliveryEngine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_ENGINES):
+        engine._reinit_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _atexit_shutdown(ref: weakref.ReferenceType[DeliveryEngine]) -> None:
+    engine = ref()
+    if engine is not None:
+        engine.shutdown(_ATEXIT_TIMEOUT_SECONDS)
+
+
+class DeliveryEngine:
+    """Delivers submitted events to every sink from one background thread (see module docstring).
+
+    ``submit`` never blocks and never raises. ``flush(timeout)`` returns True when every event
+    submitted before the call was delivered to every sink that takes it, and no event since the
+    previous flush was dropped or rejected. ``shutdown`` flushes within the deadline, then drops
+    (counts) what is left and closes the sinks. An ``atexit`` hook shuts down engines left running.
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        queue_size: int = _DEFAULT_QUEUE_SIZE,
+        batch_size: int = _DEFAULT_BATCH_SIZE,
+        batch_bytes: int = _DEFAULT_BATCH_BYTES,
+        linger_seconds: float = _DEFAULT_LINGER_SECONDS,
+        max_attempts: int = _DEFAULT_MAX_ATTEMPTS,
+        max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS,
+        backoff_initial_seconds: float = _DEFAULT_BACKOFF_INITIAL_SECONDS,
+        backoff_max_seconds: float = _DEFAULT_BACKOFF_MAX_SECONDS,
+        on_error: OnError | None = None,
+        name: str = "otel-commerce",
+    ) -> None:
+        if queue_size < 1 or batch_size < 1 or batch_bytes < 1 or max_attempts < 1:
+            raise ValueError("queue_size, batch_size, batch_bytes and max_attempts must be >= 1")
+        if linger_seconds < 0 or max_age_seconds <= 0 or backoff_initial_seconds < 0 or backoff_max_seconds < 0:
+            raise ValueError("linger, age and backoff durations must not be negative")
+        self._sinks = list(sinks)
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
+        self._linger = linger_seconds
+        self._max_attempts = max_attempts
+        self._max_age = max_age_seconds
+        self._backoff_initial = backoff_initial_seconds
+        self._backoff_max = backoff_max_seconds
+        self._on_error = on_error
+        self._name = name
+        self._init_state()
+        _ENGINES.add(self)
+        atexit.register(_atexit_shutdown, weakref.ref(self))
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[_Track] = deque()
+        self._seq = 0
+        self._idle = False
+        self._wake_sent = False
+        self._closed = False
+        self._shutdown_ok = True
+        self._rt: _Runtime | None = None
+        self._failed: list[int] = []
+        self._stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+
+    # ------------------------------------------------------------------ public API (any thread)
+    @property
+    def sinks(self) -> list[Sink]:
+        return list(self._sinks)
+
+    def submit(self, pending: Pending) -> bool:
+        """Queue ``pending`` for delivery; False when something had to be dropped (never blocks or raises)."""
+        try:
+            overflow: _Track | None = None
+            start = wake = False
+            with self._lock:
+                if self._closed:
+                    self._stats["dropped"] += 1
+                    self._stats["dropped.reason.shutdown"] = self._stats.get("dropped.reason.shutdown", 0) + 1
+                    _metrics.count("dropped", reason="shutdown")
+                    return False
+                self._seq += 1
+                track = _Track(pending, self._seq, time.monotonic())
+                if len(self._queue) >= self._queue_size:
+                    overflow = self._queue.popleft()
+                    self._stats["dropped"] += 1
+                    key = "dropped.reason.queue_full"
+                    self._stats[key] = self._stats.get(key, 0) + 1
+                    self._remember_failure(overflow.seq)
+                self._queue.append(track)
+                self._stats["submitted"] += 1
+                rt = self._rt
+                if rt is None:
+                    start = True
+                elif self._idle and not self._wake_sent:
+                    self._wake_sent = wake = True
+            if start:
+                self._start()
+            elif wake and rt is not None:
+                with contextlib.suppress(RuntimeError):  # loop closed: shutdown raced us
+                    rt.loop.call_soon_threadsafe(self._wake_intake, rt)
+            if overflow is not None:
+                _metrics.count("dropped", reason="queue_full")
+                self._report(
+                    PermanentDeliveryError("queue full: the oldest event was dropped"),
+                    overflow.pending,
+                    threadsafe=True,
+                )
+                return False
+            return True
+        except Exception:  # pragma: no cover - submit must never raise
+            logger.exception("otel-commerce: submit failed")
+            return False
+
+    def flush(self, timeout_seconds: float | None = None) -> bool:
+        """Wait until every event submitted so far is settled; True when all were delivered."""
+        rt = self._rt
+        if rt is not None and threading.current_thread() is rt.thread:
+            return False  # called from on_error on the delivery thread: cannot wait on ourselves
+        with self._lock:
+            target = self._seq
+            rt = self._rt
+        done = True
+        if rt is not None:
+            waiter = _Waiter(target)
+            try:
+                rt.loop.call_soon_threadsafe(self._add_waiter, rt, waiter)
+            except RuntimeError:  # the loop is closed
+                done = not self._queue
+            else:
+                done = waiter.event.wait(timeout_seconds)
+        with self._lock:
+            failed = any(s <= target for s in self._failed)
+            if done:
+                self._failed = [s for s in self._failed if s > target]
+        return done and not failed
+
+    def shutdown(self, timeout_seconds: float | None = None) -> bool:
+        """Flush within ``timeout_seconds``, then drop (and count) what is left and close the sinks."""
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        with self._lock:
+            if self._closed:
+                return self._shutdown_ok
+        ok = self.flush(timeout_seconds)
+        with self._lock:
+            self._closed = True
+            self._shutdown_ok = ok
+            rt = self._rt
+        if rt is not None:
+            with contextlib.suppress(RuntimeError):
+                rt.loop.call_soon_threadsafe(self._begin_stop, rt)
+            if rt.thread is not None and rt.thread is not threading.current_thread():
+                remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0) + 0.5
+                rt.thread.join(remaining)
+        return ok
+
+    def stats(self) -> dict[str, int]:
+        """Counters: queued, submitted, exported, retried, dropped, rejected, and ``<counter>.<sink>``."""
+        with self._lock:
+            out = dict(self._stats)
+            queued = len(self._queue)
+        rt = self._rt
+        if rt is not None:
+            queued += len(rt.outstanding)
+        out["queued"] = queued
+        for sink in self._sinks:
+            for key in ("exported", "retried", "dropped", "rejected"):
+                out.setdefault(f"{key}.{sink.name}", 0)
+        return out
+
+    # ------------------------------------------------------------------ thread / loop lifecycle
+    def _start(self) -> None:
+        with self._lock:
+            if self._rt is not None or self._closed:
+                return
+            loop = asyncio.new_event_loop()
+            rt = _Runtime(loop=loop, lanes=[_Lane(sink) for sink in self._sinks])
+            rt.thread = threading.Thread(
+                target=self._thread_main, args=(rt,), name=f"{self._name}-delivery", daemon=True
+            )
+            self._rt = rt
+            self._idle = False
+            self._wake_sent = False
+        rt.thread.start()
+
+    def _thread_main(self, rt: _Runtime) -> None:
+        pid = os.getpid()
+        asyncio.set_event_loop(rt.loop)
+        # Our own nats / httpx calls must never be traced (nor recurse into our processor).
+        ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+        ctx = otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
+        otel_context.attach(ctx)
+        try:
+            rt.loop.run_until_complete(self._main(rt))
+        except BaseException:  # pragma: no cover
+            logger.exception("otel-commerce: the delivery loop failed")
+        finally:
+            if os.getpid() == pid:
+                with contextlib.suppress(Exception):
+                    rt.loop.close()
+
+    async def _main(self, rt: _Runtime) -> None:
+        rt.wake = asyncio.Event()
+        rt.stop = asyncio.Event()
+        for lane in rt.lanes:
+            lane.wake = asyncio.Event()
+            try:
+                await lane.sink.start()
+            except Exception:
+                logger.exception("otel-commerce: cannot start sink %s", lane.sink.name)
+        tasks = [asyncio.ensure_future(self._intake(rt))]
+        tasks += [asyncio.ensure_future(self._lane_loop(rt, lane)) for lane in rt.lanes]
+        await rt.stop.wait()
+        rt.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._drop_everything(rt)
+        for lane in rt.lanes:
+            try:
+                await asyncio.wait_for(lane.sink.close(), _SINK_CLOSE_SECONDS)
+            except Exception:
+                logger.debug("otel-commerce: closing sink %s failed", lane.sink.name, exc_info=True)
+        self._check_waiters(rt)
+
+    def _begin_stop(self, rt: _Runtime) -> None:
+        if rt.stop is not None:
+            rt.stop.set()
+
+    def _wake_intake(self, rt: _Runtime) -> None:
+        if rt.wake is not None:
+            rt.wake.set()
+
+    def _reinit_after_fork(self) -> None:
+        """In a forked child: abandon the parent's loop, sockets and queue; new locks; start afresh."""
+        abandon((self._rt, self._queue, self._lock))
+        closed = self._closed
+        self._init_state()
+        self._closed = closed
+        for sink in self._sinks:
+            try:
+                sink.forget()
+            except Exception:  # pragma: no cover
+                logger.debug("otel-commerce: sink %s cannot forget its state", sink.name, exc_info=True)
+
+    # ------------------------------------------------------------------ loop side
+    async def _intake(self, rt: _Runtime) -> None:
+        assert rt.wake is not None
+        while True:
+            with self._lock:
+                if self._queue:
+                    items = list(self._queue)
+                    self._queue.clear()
+                    self._idle = False
+                else:
+                    items = []
+                    self._idle = True
+                    self._wake_sent = False
+                    rt.wake.clear()
+            if not items:
+                await rt.wake.wait()
+                continue
+            for track in items:
+                rt.outstanding[track.seq] = track
+            for i, track in enumerate(items):
+                self._route(rt, track)
+                if i % 256 == 255:
+                    await asyncio.sleep(0)  # let acks and responses through during a large burst
+            if rt.waiters:
+                self._check_waiters(rt)
+
+    def _route(self, rt: _Runtime, track: _Track) -> None:
+        pending = track.pending
+        now = time.monotonic()
+        if pending.event is not None:
+            try:
+                apply_marketing(pending.event, pending.items)
+            except Exception as exc:
+                self._fail_unrouted(rt, track, "rejected", "invalid", exc)
+                return
+        for lane in rt.lanes:
+            try:
+                prepared = lane.sink.prepare(pending)
+            except Exception as exc:
+                err: BaseException = exc
+                if not isinstance(exc, DeliveryError):
+                    err = PermanentDeliveryError(f"{lane.sink.name}: cannot encode the event: {exc}")
+                    err.__cause__ = exc
+                track.remaining += 1
+                self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
+                continue
+            if prepared is None:
+                continue
+            data, size = prepared
+            track.remaining += 1
+            if len(lane.entries) >= self._queue_size:
+                old = lane.entries.popleft()
+                self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
+            lane.entries.append(_Entry(track, data, size, now))
+            if lane.wake is not None:
+                lane.wake.set()
+        if track.remaining == 0 and track.seq in rt.outstanding:
+            if track.failed:
+                self._finish(rt, track)
+            else:
+                self._fail_unrouted(rt, track, "dropped", "no_sink", PermanentDeliveryError("no sink takes this event"))
+
+    def _fail_unrouted(self, rt: _Runtime, track: _Track, kind: str, reason: str, exc: BaseException) -> None:
+        self._bump((kind, 1), (f"{kind}.reason.{reason}", 1))
+        _metrics.count(kind, reason=reason)
+        track.failed = True
+        self._report(exc, track.pending)
+        self._finish(rt, track)
+
+    async def _lane_loop(self, rt: _Runtime, lane: _Lane) -> None:
+        assert lane.wake is not None
+        sink = lane.sink
+        while True:
+            if not lane.entries:
+                lane.wake.clear()
+                await lane.wake.wait()
+                continue
+            self._expire(rt, lane)
+            if not lane.entries:
+                continue
+            if not sink.ready():
+                await sink.wait_ready(_READY_POLL_SECONDS)
+                continue
+            await self._wait_for_batch(rt, lane)
+            batch = self._take(lane)
+            lane.inflight = batch
+            try:
+                outcomes = await sink.send([e.data for e in batch])
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(f"sink {sink.name} returned {len(outcomes)} outcomes for {len(batch)} items")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("otel-commerce: sink %s failed", sink.name, exc_info=True)
+                outcomes = [TransientDeliveryError(f"{sink.name}: {type(exc).__name__}: {exc}")] * len(batch)
+            lane.inflight = []
+            delay = await self._settle_batch(rt, lane, batch, outcomes)
+            if delay is not None:
+                await asyncio.sleep(delay)  # cancelled by shutdown
+
+    async def _wait_for_batch(self, rt: _Runtime, lane: _Lane) -> None:
+        """Wait (at most ``linger_seconds`` from the oldest entry) for a fuller batch."""
+        assert lane.wake is not None
+        if self._linger <= 0:
+            return
+        while len(lane.entries) < self._batch_size and not rt.waiters and lane.entries[0].attempts == 0:
+            left = lane.entries[0].queued_at + self._linger - time.monotonic()
+            if left <= 0:
+                return
+            lane.wake.clear()
+            try:
+                await asyncio.wait_for(lane.wake.wait(), left)
+            except asyncio.TimeoutError:
+                return
+
+    def _take(self, lane: _Lane) -> list[_Entry]:
+        batch: list[_Entry] = []
+        size = 0
+        entries = lane.entries
+        while entries and len(batch) < self._batch_size:
+            nxt = entries[0].size
+            if batch and size + nxt > self._batch_bytes:
+                break
+            batch.append(entries.popleft())
+            size += nxt
+        return batch
+
+    def _expire(self, rt: _Runtime, lane: _Lane) -> None:
+        limit = time.monotonic() - self._max_age
+        expired: list[_Entry] = []
+        while lane.entries and lane.entries[0].track.t0 < limit:
+            expired.append(lane.entries.popleft())
+        if expired:
+            self._settle(rt, lane, expired, "dropped", "max_age", TransientDeliveryError("event too old to retry"))
+
+    async def _settle_batch(
+        self, rt: _Runtime, lane: _Lane, batch: list[_Entry], outcomes: Sequence[DeliveryError | None]
+    ) -> float | None:
+        """Settle a sent batch; returns the pause before the next attempt when something is retried."""
+        delivered: list[_Entry] = []
+        retry: list[_Entry] = []
+        retry_after: float | None = None
+        now = time.monotonic()
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                delivered.append(entry)
+            elif isinstance(outcome, TransientDeliveryError):
+                entry.attempts += 1
+                if entry.attempts >= self._max_attempts:
+                    self._settle(rt, lane, [entry], "dropped", "max_attempts", outcome)
+                elif now - entry.track.t0 >= self._max_age:
+                    self._settle(rt, lane, [entry], "dropped", "max_age", outcome)
+                else:
+                    retry.append(entry)
+                    if outcome.retry_after is not None:
+                        retry_after = max(retry_after or 0.0, outcome.retry_after)
+            else:
+                self._settle(rt, lane, [entry], "rejected", _reason(outcome), outcome)
+        if delivered:
+            self._settle(rt, lane, delivered, "exported", None, None)
+        if not retry:
+            lane.failures = 0
+            return None
+        lane.entries.extendleft(reversed(retry))
+        name = lane.sink.name
+        self._bump(("retried", len(retry)), (f"retried.{name}", len(retry)))
+        _metrics.count("retried", len(retry), sink=name)
+        lane.failures += 1
+        if retry_after is not None:
+            return retry_after
+        return backoff_seconds(lane.failures, self._backoff_initial, self._backoff_max)
+
+    def _settle(
+        self,
+        rt: _Runtime,
+        lane: _Lane,
+        entries: list[_Entry],
+        kind: str,
+        reason: str | None,
+        error: BaseException | None,
+    ) -> None:
+        n = len(entries)
+        name = lane.sink.name
+        self._bump((kind, n), (f"{kind}.{name}", n), (f"{kind}.reason.{reason}" if reason else "", n))
+        _metrics.count(kind, n, sink=name, reason=reason)
+        failed = kind != "exported"
+        if failed:
+            logger.debug("otel-commerce: %d event(s) %s by %s (%s): %s", n, kind, name, reason, error)
+        for entry in entries:
+            track = entry.track
+            if failed:
+                track.failed = True
+                if error is not None:
+                    self._report(error, track.pending)
+            track.remaining -= 1
+            if track.remaining <= 0:
+                self._finish(rt, track)
+
+    def _finish(self, rt: _Runtime, track: _Track) -> None:
+        if rt.outstanding.pop(track.seq, None) is None:
+            return
+        if track.failed:
+            with self._lock:
+                self._remember_failure(track.seq)
+        if rt.waiters:
+            self._check_waiters(rt)
+
+    def _add_waiter(self, rt: _Runtime, waiter: _Waiter) -> None:
+        rt.waiters.append(waiter)
+        for lane in rt.lanes:  # stop lingering: a flush wants the batches now
+            if lane.wake is not None:
+                lane.wake.set()
+        self._check_waiters(rt)
+
+    def _check_waiters(self, rt: _Runtime) -> None:
+        low = next(iter(rt.outstanding), None)
+        if low is None:
+            with self._lock:
+                low = self._queue[0].seq if self._queue else self._seq + 1
+        keep = []
+        for waiter in rt.waiters:
+            if waiter.target < low:
+                waiter.event.set()
+            else:
+                keep.append(waiter)
+        rt.waiters = keep
+
+    def _drop_everything(self, rt: _Runtime) -> None:
+        """At the end of shutdown: count every event still queued or in a lane as dropped."""
+        err = TransientDeliveryError("shut down before delivery")
+        for lane in rt.lanes:
+            left = [*lane.inflight, *lane.entries]
+            lane.inflight = []
+            lane.entries.clear()
+            if left:
+                self._settle(rt, lane, left, "dropped", "shutdown", err)
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for track in [*rt.outstanding.values(), *queued]:
+            rt.outstanding.setdefault(track.seq, track)
+            self._fail_unrouted(rt, track, "dropped", "shutdown", err)
+
+    # ------------------------------------------------------------------ helpers
+    def _bump(self, *updates: tuple[str, int]) -> None:
+        with self._lock:
+            stats = self._stats
+            for key, n in updates:
+                if key:
+                    stats[key] = stats.get(key, 0) + n
+
+    def _remember_failure(self, seq: int) -> None:
+        """Called with the lock held."""
+        failed = self._failed
+        failed.append(seq)
+        if len(failed) > _MAX_REMEMBERED_FAILURES:  # keep the oldest: a flush only asks "any <= target?"
+            failed.sort()
+            del failed[_MAX_REMEMBERED_FAILURES // 2 :]
+
+    def _report(self, error: BaseException, pending: Pending | None, *, threadsafe: bool = False) -> None:
+        callback = self._on_error
+        if callback is None:
+            return
+        rt = self._rt
+        if threadsafe and rt is not None and threading.current_thread() is not rt.thread:
+            try:
+                rt.loop.call_soon_threadsafe(self._report, error, pending)
+                return
+            except RuntimeError:
+                pass
+        try:
+            callback(error, pending)
+        except Exception:
+            logger.exception("otel-commerce: on_error callback failed")
+
+
+def _reason(error: DeliveryError) -> str:
+    if error.status is not None:
+        return f"http_{error.status}" if 100 <= error.status < 600 else f"status_{error.status}"
+    return "rejected"

@@ -1,0 +1,305 @@
+"""``JetStreamSink``: a pipelined JetStream publisher with a bounded in-flight window.
+
+Each message is a core ``PUB`` with a reply subject ``<inbox>.<n>``; one wildcard subscription on
+``<inbox>.*`` collects the JetStream acks (facts §9: 1.5-1.9x ``publish_async``, whose futures have no
+timeout). At most ``window`` messages are unacknowledged at a time and every ack has a deadline. A
+``PubAck`` with ``duplicate: true`` counts as delivered (``Nats-Msg-Id`` = the event_id).
+
+The sink connects itself, in the engine's loop: a failed first connect, or a connection closed after
+nats-py's reconnect budget, is retried forever with backoff. Once connected it runs ``bootstrap`` (create
+COMMERCE when missing, never reconcile). Losing the connection fails the in-flight messages at once
+(the engine retries them; the server de-duplicates those that were stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import errors as js_errors
+
+from .._bootstrap import bootstrap
+from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
+from .._natsutil import max_payload, translate_nats_error
+from .._propagation import headers_for_ids
+from ._pending import Pending
+from ._retry import backoff_seconds
+from ._sink import Outcome, Prepared, abandon
+
+__all__ = ["JetStreamSink"]
+
+logger = logging.getLogger("otel_commerce")
+
+_DEFAULT_WINDOW = 1024
+_DEFAULT_ACK_TIMEOUT_SECONDS = 5.0
+_CONNECT_BACKOFF_INITIAL_SECONDS = 0.2
+_CONNECT_BACKOFF_MAX_SECONDS = 5.0
+_DEFAULT_CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 2.0,
+    "reconnect_time_wait": 1.0,
+    "max_reconnect_attempts": 60,
+    "ping_interval": 20,
+}
+
+
+class _AckBatch:
+    """The acks awaited for one chunk of a batch."""
+
+    __slots__ = ("done", "remaining", "replies", "results")
+
+    def __init__(self, results: list[Outcome]) -> None:
+        self.results = results
+        self.remaining = 0
+        self.replies: list[str] = []
+        self.done = asyncio.Event()
+
+    def resolve(self, index: int, outcome: Outcome) -> None:
+        self.results[index] = outcome
+        self.remaining -= 1
+        if self.remaining <= 0:
+            self.done.set()
+
+
+class _Connection:
+    """State bound to the engine's loop (abandoned as a whole in a forked child)."""
+
+    def __init__(self) -> None:
+        self.nc: NATS | None = None
+        self.inbox = ""
+        self.counter = 0
+        self.waiting: dict[str, tuple[_AckBatch, int]] = {}
+        self.ready = asyncio.Event()
+        self.closing = False
+        self.task: asyncio.Task[None] | None = None
+
+
+class JetStreamSink:
+    """Delivers envelopes to JetStream (subject ``commerce.<type>``) with exactly-once headers."""
+
+    name = "jetstream"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ensure_stream: bool = True,
+        window: int = _DEFAULT_WINDOW,
+        ack_timeout_seconds: float = _DEFAULT_ACK_TIMEOUT_SECONDS,
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
+        if window < 1 or ack_timeout_seconds <= 0:
+            raise ValueError("window must be >= 1 and ack_timeout_seconds > 0")
+        self._url = url
+        self._ensure_stream = ensure_stream
+        self._window = window
+        self._ack_timeout = ack_timeout_seconds
+        self._options = {**_DEFAULT_CONNECT_OPTIONS, **(connect_options or {})}
+        self._conn: _Connection | None = None
+
+    # ------------------------------------------------------------------ encoding (delivery thread)
+    def prepare(self, pending: Pending) -> Prepared | None:
+        event = pending.event
+        if event is None:
+            return None
+        payload = event.to_json()
+        headers = headers_for_ids(
+            {"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state
+        )
+        return (event.subject, payload, headers), len(payload)
+
+    # ------------------------------------------------------------------ connection
+    async def start(self) -> None:
+        conn = self._conn = _Connection()
+        conn.task = asyncio.ensure_future(self._supervise(conn))
+
+    def ready(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.ready.is_set() and conn.nc is not None and conn.nc.is_connected
+
+    async def wait_ready(self, timeout_seconds: float) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            await asyncio.wait_for(conn.ready.wait(), timeout_seconds)
+        except asyncio.TimeoutError:
+            return False
+        return self.ready()
+
+    async def _supervise(self, conn: _Connection) -> None:
+        failures = 0
+        while not conn.closing:
+            lost = asyncio.Event()
+            nc = await self._connect(conn, lost)
+            if nc is None:
+                failures += 1
+                await asyncio.sleep(
+                    backoff_seconds(failures, _CONNECT_BACKOFF_INITIAL_SECONDS, _CONNECT_BACKOFF_MAX_SECONDS)
+                )
+                continue
+            failures = 0
+            conn.nc = nc
+            conn.ready.set()
+            await lost.wait()  # set by closed_cb: nats-py gave up reconnecting
+            conn.ready.clear()
+            conn.nc = None
+            self._fail_inflight(conn, "connection closed")
+
+    async def _connect(self, conn: _Connection, lost: asyncio.Event) -> NATS | None:
+        async def on_disconnected() -> None:
+            conn.ready.clear()
+            self._fail_inflight(conn, "disconnected before the ack")
+
+        async def on_reconnected() -> None:
+            conn.ready.set()
+
+        async def on_closed() -> None:
+            conn.ready.clear()
+            lost.set()
+
+        async def on_error(exc: Exception) -> None:
+            logger.debug("otel-commerce: nats error on %s: %r", self._url, exc)
+
+        nc: NATS | None = None
+        try:
+            nc = await nats.connect(
+                self._url,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                closed_cb=on_closed,
+                error_cb=on_error,
+                **self._options,
+            )
+            if self._ensure_stream:
+                try:
+                    await bootstrap(nc.jetstream(timeout=self._ack_timeout))
+                except StreamError as exc:  # e.g. overlapping subjects: publishing will say more
+                    logger.warning("otel-commerce: %s", exc)
+            conn.inbox = nc.new_inbox()
+            await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
+            return nc
+        except Exception as exc:
+            logger.debug("otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect"))
+            if nc is not None:
+                try:
+                    await asyncio.wait_for(nc.close(), 1.0)
+                except Exception:
+                    logger.debug("otel-commerce: closing a half-open nats connection failed", exc_info=True)
+            return None
+
+    def _ack_handler(self, conn: _Connection) -> Any:
+        waiting = conn.waiting
+
+        async def on_ack(msg: Msg) -> None:
+            entry = waiting.pop(msg.subject, None)
+            if entry is not None:
+                entry[0].resolve(entry[1], _ack_outcome(msg))
+
+        return on_ack
+
+    def _fail_inflight(self, conn: _Connection, why: str) -> None:
+        if not conn.waiting:
+            return
+        entries = list(conn.waiting.values())
+        conn.waiting.clear()  # in place: the ack callback and send() hold this dict
+        err = TransientDeliveryError(f"jetstream: {why}")
+        for batch, index in entries:
+            batch.resolve(index, err)
+
+    # ------------------------------------------------------------------ publishing
+    async def send(self, items: Sequence[Any]) -> list[Outcome]:
+        conn = self._conn
+        nc = conn.nc if conn is not None else None
+        results: list[Outcome] = [None] * len(items)
+        if conn is None or nc is None or not nc.is_connected:
+            return [TransientDeliveryError("jetstream: not connected")] * len(items)
+        limit = max_payload(nc)
+        waiting = conn.waiting
+        prefix = conn.inbox + "."
+        for start in range(0, len(items), self._window):
+            end = min(start + self._window, len(items))
+            batch = _AckBatch(results)
+            for i in range(start, end):
+                subject, payload, headers = items[i]
+                if len(payload) > limit:
+                    results[i] = PermanentDeliveryError(
+                        f"jetstream: event is {len(payload)} bytes, over the server's max payload of {limit}"
+                    )
+                    continue
+                if not nc.is_connected:
+                    err: DeliveryError = TransientDeliveryError("jetstream: disconnected while publishing")
+                    for j in range(i, end):
+                        results[j] = err
+                    break
+                conn.counter += 1
+                reply = prefix + str(conn.counter)
+                waiting[reply] = (batch, i)
+                batch.remaining += 1
+                batch.replies.append(reply)
+                try:
+                    await nc.publish(subject, payload, reply=reply, headers=headers)
+                except Exception as exc:
+                    if waiting.pop(reply, None) is not None:
+                        batch.remaining -= 1
+                    err = translate_nats_error(exc, f"publish {subject}")
+                    for j in range(i, end):
+                        results[j] = err
+                    break
+            if batch.remaining > 0:
+                try:
+                    await asyncio.wait_for(batch.done.wait(), self._ack_timeout)
+                except asyncio.TimeoutError:
+                    timeout = TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s")
+                    for reply in batch.replies:
+                        entry = waiting.pop(reply, None)
+                        if entry is not None:
+                            results[entry[1]] = timeout
+        return results
+
+    async def close(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        conn.closing = True
+        if conn.task is not None:
+            conn.task.cancel()
+        nc = conn.nc
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.close(), 2.0)
+            except Exception:
+                logger.debug("otel-commerce: closing the nats connection failed", exc_info=True)
+        self._fail_inflight(conn, "closed")
+
+    def forget(self) -> None:
+        abandon(self._conn)
+        self._conn = None
+
+
+def _ack_outcome(msg: Msg) -> Outcome:
+    """Outcome of one JetStream ack message (PubAck JSON, an error, or a no-responders status)."""
+    headers = msg.headers
+    if headers and headers.get("Status") == "503":
+        return TransientDeliveryError("jetstream: no responders (stream not available)", status=503)
+    try:
+        ack = orjson.loads(msg.data)
+    except orjson.JSONDecodeError:
+        return TransientDeliveryError(f"jetstream: unreadable ack {msg.data[:80]!r}")
+    if not isinstance(ack, dict):
+        return TransientDeliveryError(f"jetstream: unexpected ack {msg.data[:80]!r}")
+    error = ack.get("error")
+    if error is None:
+        return None  # stored, or a duplicate of a stored message: delivered either way
+    try:
+        js_errors.APIError.from_error(error)
+    except js_errors.APIError as exc:
+        return translate_nats_error(exc, "publish")
+    except Exception as exc:  # malformed error object
+        return TransientDeliveryError(f"jetstream: bad error ack {error!r}: {exc}")
+    return TransientDeliveryError(f"jetstream: error ack {error!r}")  # pragma: no cover
