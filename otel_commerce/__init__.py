@@ -2,6 +2,10 @@
 
 from ._bootstrap import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, bootstrap
 from ._catalog import CATALOG, EventSpec, spec_for
+from ._config import Settings
+from ._configure import configure, flush, shutdown, stats
+from ._consumer import consume_span, extract_context
+from ._decorator import commerce_event
 from ._errors import (
     CommerceError,
     ConfigurationError,
@@ -24,7 +28,9 @@ from ._model import (
     OrderItem,
     to_order_items,
 )
+from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter
 from ._publisher import Publisher
+from ._record import record_event
 from .subjects import (
     ALL_SUBJECTS,
     STREAM_NAME,
@@ -63,6 +69,9 @@ __all__ = [
     "CATALOG",
     "CommerceError",
     "CommerceEvent",
+    "CommerceLogExporter",
+    "CommerceLogRecordProcessor",
+    "CommerceSpanExporter",
     "ConfigurationError",
     "DEFAULT_DUPLICATE_WINDOW_SECONDS",
     "DeliveryError",
@@ -101,14 +110,23 @@ __all__ = [
     "SUBJECT_REFERRAL_LINK_CREATED",
     "SUBJECT_REFERRAL_PAYOUT_SENT",
     "SUBJECT_REFERRAL_TIER_UPGRADED",
+    "Settings",
     "StreamError",
     "TransientDeliveryError",
     "__version__",
     "bootstrap",
     "capi_hash",
+    "commerce_event",
+    "configure",
+    "consume_span",
+    "extract_context",
+    "flush",
     "normalize_capi",
+    "record_event",
     "sha256_hex",
+    "shutdown",
     "spec_for",
+    "stats",
     "subject_for",
     "to_order_items",
     "type_for",

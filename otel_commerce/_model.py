@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
-from uuid import UUID
 
 import orjson
 
@@ -89,8 +88,6 @@ def check_json_value(value: Any, path: str = "data") -> None:
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             check_json_value(v, f"{path}[{i}]")
-        return
-    if isinstance(value, (datetime, date, UUID)):
         return
     raise EventValidationError(f"{path} is not JSON-serialisable: {type(value).__name__} {value!r:.80}")
 

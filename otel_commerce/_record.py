@@ -1,0 +1,236 @@
+"""Recording: ``record_event()`` turns a business event into an OTel log record and/or span event.
+
+It validates, fixes ``event_id``, timestamp and trace context once, applies the PII policy and emits.
+No I/O and no GA4/CAPI mapping happen here: the delivery thread does that. When no OTel pipeline with
+our processor takes the record, the event is handed to the delivery engine directly (``via=direct``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from opentelemetry import _logs, trace
+from opentelemetry._logs import LogRecord, SeverityNumber
+
+from . import _metrics
+from ._catalog import CATALOG, _entity_id, fields_from_order, new_event
+from ._delivery._pending import Pending
+from ._errors import EventValidationError
+from ._identity import uuid7
+from ._model import CommerceEvent, Order, format_timestamp
+from ._pii import apply_pii
+from ._runtime import RUNTIME
+
+__all__ = ["CommerceLogRecord", "build_pending", "emit_pending", "envelope_body", "flat_attributes", "record_event"]
+
+_SCOPE = "otel_commerce"
+_ORDER_DATA = ("order_id", "revenue", "currency", "email")
+
+
+class CommerceLogRecord(LogRecord):
+    """An API log record that also carries the ``Pending`` item, so our processor needs no re-parsing.
+
+    Other processors and exporters see an ordinary log record.
+    """
+
+    commerce_pending: Pending | None = None
+    commerce_claimed: bool = False
+
+
+def envelope_body(event: CommerceEvent, items: list[Any] | None = None) -> dict[str, Any]:
+    """The log-record body: the envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any."""
+    body: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": format_timestamp(event.timestamp),
+        "organization_id": event.organization_id,
+        "data": event.data,
+        "event_id": event.event_id,
+    }
+    if event.user_id:
+        body["user_id"] = event.user_id
+    if event.session_id:
+        body["session_id"] = event.session_id
+    if items:
+        body["items"] = [i.to_dict() for i in items]
+    return body
+
+
+def flat_attributes(event: CommerceEvent) -> dict[str, Any]:
+    """A few flat attributes for querying in any log/trace backend."""
+    attrs: dict[str, Any] = {
+        "commerce.event_id": event.event_id,
+        "commerce.id": event.id,
+        "commerce.type": event.type,
+        "commerce.organization_id": event.organization_id,
+    }
+    spec = CATALOG.get(event.type)
+    money = event.data.get(spec.money if spec and spec.money else "revenue")
+    if isinstance(money, (int, float)) and not isinstance(money, bool):
+        attrs["commerce.revenue"] = float(money)
+    currency = event.data.get("currency")
+    if isinstance(currency, str) and currency:
+        attrs["commerce.currency"] = currency
+    return attrs
+
+
+def build_pending(
+    event_type: str,
+    *,
+    organization_id: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    id: str | None = None,
+    order: Order | None = None,
+    idempotency_key: str | None = None,
+    timestamp: datetime | None = None,
+) -> Pending:
+    """Validate and build the event (raises ``EventValidationError``); trace context is taken now."""
+    if not isinstance(event_type, str):
+        raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
+    if event_type.startswith("commerce."):
+        event_type = event_type[len("commerce.") :]
+    spec = CATALOG.get(event_type)
+    ts = timestamp or datetime.now(timezone.utc)
+    if not isinstance(ts, datetime):
+        raise EventValidationError(f"timestamp must be a datetime, got {type(ts).__name__}")
+    payload: dict[str, Any] = {}
+    items: list[Any] = []
+    if order is not None:
+        fields = fields_from_order(order)
+        fields["currency"] = fields["currency"] or "USD"
+        items = fields["items"]
+        payload = {k: fields[k] for k in (spec.data if spec else _ORDER_DATA) if k in fields}
+        organization_id = organization_id or fields["organization_id"] or None
+        user_id = fields["user_id"] if user_id is None else user_id
+        id = order.id if id is None else id
+    if data is not None:
+        if not isinstance(data, Mapping):
+            raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
+        payload.update(data)
+    if id is None:
+        if spec is not None:
+            scope = {
+                "user_id": user_id or "",
+                "organization_id": organization_id or "",
+                "session_id": session_id or "",
+                **{k: v for k, v in payload.items() if v not in (None, "")},
+            }
+            id = _entity_id(spec, scope, ts)
+        else:
+            id = uuid7()
+    payload = apply_pii(payload, RUNTIME.settings.pii)
+    event = new_event(
+        event_type,
+        id=id,
+        organization_id=organization_id if organization_id is not None else "",
+        user_id=user_id or "",
+        session_id=session_id or "",
+        data=payload,
+        timestamp=ts,
+        idempotency_key=idempotency_key,
+    )
+    sc = trace.get_current_span().get_span_context()
+    if sc.is_valid:
+        event.trace_id = format(sc.trace_id, "032x")
+        event.span_id = format(sc.span_id, "016x")
+        return Pending(event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=sc.trace_state.to_header())
+    return Pending(event=event, items=items)
+
+
+class _LoggerCache:
+    """``get_logger`` once per provider (the lookup is slower than an emit)."""
+
+    __slots__ = ("logger", "provider")
+
+    def __init__(self) -> None:
+        self.provider: object = None
+        self.logger: _logs.Logger | None = None
+
+    def get(self) -> _logs.Logger:
+        provider = _logs.get_logger_provider()
+        if provider is not self.provider or self.logger is None:
+            self.logger = provider.get_logger(_SCOPE)
+            self.provider = provider
+        return self.logger
+
+
+_LOGGERS = _LoggerCache()
+
+
+def emit_pending(pending: Pending) -> None:
+    """Record through OTel per the mode; hand to the engine directly when no pipeline of ours takes it."""
+    event = pending.event
+    assert event is not None
+    rt = RUNTIME
+    mode = rt.settings.mode
+    ts_ns = int(event.timestamp.timestamp() * 1e9)
+    claimed = False
+    logged = False
+    span = trace.get_current_span()
+    if mode != "log" and span.is_recording():
+        attrs = flat_attributes(event)
+        attrs["commerce.payload"] = orjson.dumps(envelope_body(event, pending.items)).decode()
+        attrs["commerce.mode"] = mode
+        span.add_event("commerce." + event.type, attributes=attrs, timestamp=ts_ns)
+        claimed = mode == "span" and rt.span_exporters > 0
+    if mode != "span" or not span.is_recording():
+        record = CommerceLogRecord(
+            timestamp=ts_ns,
+            body=envelope_body(event, pending.items),
+            attributes=flat_attributes(event),
+            event_name="commerce." + event.type,
+            severity_number=SeverityNumber.INFO,
+            severity_text="INFO",
+        )
+        record.commerce_pending = pending
+        _LOGGERS.get().emit(record)
+        logged = True
+        claimed = record.commerce_claimed or rt.log_exporters > 0
+    rt.counters["recorded"] += 1
+    _metrics.count("recorded", via="otel" if claimed else "direct")
+    if not claimed:
+        pending.via = "direct" if not logged or mode != "span" else "fallback"
+        rt.deliver(pending)
+
+
+def record_event(
+    event_type: str,
+    *,
+    organization_id: str | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    id: str | None = None,
+    order: Order | None = None,
+    idempotency_key: str | None = None,
+    timestamp: datetime | None = None,
+) -> str:
+    """Record one commerce event in the current trace context and return its ``event_id``.
+
+    ``event_type`` is a catalog type (``"order.completed"``) or a custom one (``"loyalty.points_earned"``,
+    delivered on ``commerce.<type>`` without GA4/Meta blocks). ``order=`` maps an ``Order`` like the
+    order helpers do; ``data`` adds or overrides fields. ``id`` defaults to the catalog's id rule
+    (e.g. the order id). Bad input raises :class:`EventValidationError` here; delivery never raises.
+    """
+    pending = build_pending(
+        event_type,
+        organization_id=organization_id,
+        user_id=user_id,
+        session_id=session_id,
+        data=data,
+        id=id,
+        order=order,
+        idempotency_key=idempotency_key,
+        timestamp=timestamp,
+    )
+    try:
+        emit_pending(pending)
+    except Exception as exc:  # telemetry never raises into the caller
+        RUNTIME.report_error(exc, pending)
+    assert pending.event is not None
+    return pending.event.event_id

@@ -1,0 +1,179 @@
+"""Process-wide state: settings, the delivery engine, error callbacks, captures, counters.
+
+Everything that records an event (``record_event``, the decorator, the processor and exporters) reads
+this one object; ``configure()`` and the env-driven entry points fill it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as _trace
+from opentelemetry._logs import _internal as _logs_internal
+
+from . import _metrics
+from ._config import Settings
+from ._delivery._pending import Pending
+
+if TYPE_CHECKING:
+    from ._delivery import DeliveryEngine
+    from ._model import CommerceEvent
+
+__all__ = ["RUNTIME", "Runtime", "build_engine"]
+
+logger = logging.getLogger("otel_commerce")
+
+ErrorCallback = Callable[[BaseException, "Pending | None"], None]
+
+
+def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> DeliveryEngine | None:
+    """A delivery engine with the sinks the settings name (None when there is none)."""
+    if not settings.has_sink:
+        return None
+    from ._delivery import CollectorSink, DeliveryEngine, JetStreamSink
+
+    sinks: list[Any] = []
+    if settings.nats_url:
+        opts = settings.nats_connect_options()
+        servers = opts.pop("servers")
+        sinks.append(JetStreamSink(",".join(servers), connect_options=opts))
+    if settings.collector_endpoint:
+        sinks.append(
+            CollectorSink(
+                settings.collector_endpoint, headers=dict(settings.collector_headers), gzip=settings.collector_gzip
+            )
+        )
+    return DeliveryEngine(
+        sinks,
+        queue_size=settings.queue_size,
+        batch_size=settings.batch_size,
+        linger_seconds=settings.linger_seconds,
+        max_attempts=settings.max_attempts,
+        max_age_seconds=settings.max_age_seconds,
+        on_error=on_error,
+    )
+
+
+class Runtime:
+    """The one mutable global of otel-commerce."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+        self._engine: DeliveryEngine | None = None
+        self._engine_built = False
+        self.on_error: list[ErrorCallback] = []
+        self.captures: list[list[CommerceEvent]] = []
+        self.log_exporters = 0  # live CommerceLogExporter instances (batch path: no direct hand-off)
+        self.span_exporters = 0  # live CommerceSpanExporter instances
+        self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0}
+        self._noop_warned = False
+
+    # ---- settings / engine ------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        s = self._settings
+        if s is None:
+            with self._lock:
+                if self._settings is None:
+                    self._settings = Settings.from_env()
+                s = self._settings
+        return s
+
+    @property
+    def engine(self) -> DeliveryEngine | None:
+        if not self._engine_built:
+            with self._lock:
+                if not self._engine_built:
+                    self._engine = build_engine(self.settings, self.report_error)
+                    self._engine_built = True
+        return self._engine
+
+    def install(self, settings: Settings, engine: DeliveryEngine | None) -> DeliveryEngine | None:
+        """Replace the settings and engine (the old engine is flushed and shut down). Returns the old one."""
+        with self._lock:
+            old = self._engine if self._engine_built else None
+            self._settings = settings
+            self._engine = engine
+            self._engine_built = True
+            self._noop_warned = False
+        return old
+
+    def reset(self) -> None:
+        """Forget everything (settings re-read from env next time); shuts the engine down."""
+        old = self.install(Settings(), None)
+        with self._lock:
+            self._settings = None
+            self._engine_built = False
+            self.on_error.clear()
+        if old is not None:
+            old.shutdown(5.0)
+
+    def active(self) -> bool:
+        """False when nothing could observe an event: no engine, no capture, no OTel SDK installed.
+
+        The decorator's fast path (a few attribute reads); a no-op is still counted.
+        """
+        if self.captures or self.engine is not None:
+            return True
+        if _logs_internal._LOGGER_PROVIDER is not None or _trace._TRACER_PROVIDER is not None:
+            return True
+        self.counters["noop"] += 1
+        if not self._noop_warned:
+            self._warn_noop()
+        return False
+
+    # ---- delivery ---------------------------------------------------------------------------
+    def deliver(self, pending: Pending) -> bool:
+        """Hand an event to captures and the engine; a counted, warned-once no-op without sinks."""
+        delivered = False
+        if self.captures and pending.event is not None:
+            from ._catalog import apply_marketing
+
+            apply_marketing(pending.event, pending.items)
+            for capture in self.captures:
+                capture.append(pending.event)
+            delivered = True
+        engine = self.engine
+        if engine is not None:
+            engine.submit(pending)
+            return True
+        if not delivered:
+            self.counters["noop"] += 1
+            _metrics.count("dropped", reason="no_sink", via=pending.via)
+            if not self._noop_warned:
+                self._warn_noop()
+        return delivered
+
+    def _warn_noop(self) -> None:
+        self._noop_warned = True
+        logger.warning(
+            "otel-commerce: an event was recorded but no sink is configured; set "
+            "OTEL_COMMERCE_NATS_URL and/or OTEL_COMMERCE_COLLECTOR_ENDPOINT or call "
+            "otel_commerce.configure(...). Further events are counted silently."
+        )
+
+    def report_error(self, exc: BaseException, pending: Pending | None = None) -> None:
+        """Count a telemetry failure and pass it to every on_error callback (their errors are logged)."""
+        self.counters["errors"] += 1
+        for cb in list(self.on_error):
+            try:
+                cb(exc, pending)
+            except Exception:
+                logger.exception("otel-commerce: an on_error callback raised")
+
+    def flush(self, timeout_seconds: float | None = None) -> bool:
+        engine = self._engine if self._engine_built else None
+        return True if engine is None else engine.flush(timeout_seconds)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+RUNTIME = Runtime()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=RUNTIME._after_fork)

@@ -1,0 +1,330 @@
+"""record_event and @commerce_event through the real OTel SDK (in-process, captured, no sinks)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from otel_commerce import (
+    CommerceEvent,
+    EventValidationError,
+    Order,
+    OrderItem,
+    Settings,
+    commerce_event,
+    record_event,
+    sha256_hex,
+)
+from otel_commerce._delivery._pending import Pending
+from otel_commerce._runtime import RUNTIME
+from otel_commerce.testing import CapturedEvents, capture_events
+
+from .otel_fixtures import OtelSdk, global_sdk
+
+
+@pytest.fixture
+def sdk() -> Iterator[OtelSdk]:
+    s = global_sdk()
+    s.clear()
+    yield s
+    s.clear()
+
+
+@pytest.fixture
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Install settings for one test (mode from the parametrisation, default log; no engine)."""
+    value = getattr(request, "param", "log")
+    RUNTIME.install(Settings(mode=value), None)
+    yield value
+    RUNTIME.reset()
+
+
+@pytest.fixture
+def events(sdk: OtelSdk, mode: str) -> Iterator[CapturedEvents]:
+    with capture_events() as captured:
+        yield captured
+
+
+def _ids(span: trace.Span) -> tuple[str, str]:
+    sc = span.get_span_context()
+    return format(sc.trace_id, "032x"), format(sc.span_id, "016x")
+
+
+tracer = trace.get_tracer("tests")
+
+
+def test_record_event_emits_log_record_with_trace_ids(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """A recorded event is an OTel log record commerce.<type> in the span's context, delivered once."""
+    with tracer.start_as_current_span("POST /orders") as span:
+        event_id = record_event(
+            "order.completed", organization_id="acme", user_id="u1", data={"order_id": "o1", "revenue": 25.5, "currency": "USD"}
+        )
+    trace_id, span_id = _ids(span)
+    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
+    assert log.event_name == "commerce.order.completed"
+    assert log.timestamp is not None and log.trace_id == int(trace_id, 16) and log.span_id == int(span_id, 16)
+    assert isinstance(log.body, dict) and log.body["event_id"] == event_id and log.body["id"] == "o1"
+    assert log.attributes is not None
+    assert log.attributes["commerce.revenue"] == 25.5 and log.attributes["commerce.currency"] == "USD"
+    assert log.attributes["commerce.organization_id"] == "acme"
+    [ev] = events
+    assert (ev.trace_id, ev.span_id, ev.event_id, ev.id) == (trace_id, span_id, event_id, "o1")
+    assert ev.ga4 is not None and ev.ga4.event_name == "purchase" and ev.ga4.value == 25.5
+
+
+def test_record_event_with_order_maps_like_the_helpers(events: CapturedEvents) -> None:
+    """order= maps an Order (float units) to the order envelope, GA4 items and CAPI blocks included."""
+    order = Order(
+        id="o2", user_id="u2", email="Bob@Example.com", total=12.0, currency="EUR", org_id="acme",
+        items=[OrderItem("p1", "Shirt", "S", 2, 6.0)],
+    )  # fmt: skip
+    record_event("order.completed", order=order)
+    [ev] = events
+    assert ev.organization_id == "acme" and ev.user_id == "u2" and ev.id == "o2"
+    assert ev.data == {"order_id": "o2", "revenue": 12.0, "currency": "EUR", "email": sha256_hex("bob@example.com")}
+    assert ev.ga4 is not None and [i.item_id for i in ev.ga4.items] == ["p1"]
+    assert ev.facebook_capi is not None and ev.facebook_capi.user_data is not None
+    assert ev.facebook_capi.user_data.email == sha256_hex("bob@example.com")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("hash", sha256_hex("a@b.c")), ("drop", None), ("keep", "A@B.c")],
+)
+def test_pii_policy_in_what_other_exporters_see(sdk: OtelSdk, policy: str, expected: str | None) -> None:
+    """By default no raw e-mail/phone/IP/UA reaches a log record; drop removes them, keep keeps them."""
+    RUNTIME.install(Settings(pii=policy), None)  # type: ignore[arg-type]
+    try:
+        with capture_events():
+            record_event(
+                "order.created",
+                organization_id="acme",
+                data={"order_id": "o3", "email": "A@B.c", "phone": "+1 555 0100", "ip": "1.2.3.4", "context": {"user_agent": "UA/1"}},
+            )
+    finally:
+        RUNTIME.reset()
+    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
+    assert isinstance(log.body, dict)
+    data = log.body["data"]
+    assert data.get("email") == expected
+    text = repr(log.body) + repr(dict(log.attributes or {}))
+    if policy != "keep":
+        for raw in ("A@B.c", "555 0100", "1.2.3.4", "UA/1"):
+            assert raw not in text
+    else:
+        assert "1.2.3.4" in text and "UA/1" in text
+
+
+def test_custom_type_is_allowed_without_marketing_blocks(events: CapturedEvents) -> None:
+    """A type outside the catalog is recorded on commerce.<type>, with no GA4/Meta blocks."""
+    event_id = record_event("loyalty.points_earned", organization_id="acme", data={"points": 5})
+    [ev] = events
+    assert ev.type == "loyalty.points_earned" and ev.subject == "commerce.loyalty.points_earned"
+    assert ev.ga4 is None and ev.facebook_capi is None and ev.event_id == event_id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"organization_id": None, "data": {"order_id": "o"}}, "organization_id"),
+        ({"organization_id": "acme", "data": {}}, "needs field 'order_id'"),
+        ({"organization_id": "acme", "data": {"order_id": "o", "revenue": float("nan")}}, "finite"),
+        ({"organization_id": "acme", "data": {"order_id": "o", "x": object()}}, "serialisable"),
+        ({"organization_id": "acme", "data": "not a mapping"}, "mapping"),
+        ({"organization_id": "acme", "id": "o", "user_id": 5}, "user_id"),
+    ],
+)
+def test_record_event_bad_input_raises(events: CapturedEvents, kwargs: dict[str, Any], match: str) -> None:
+    """Bad input to record_event raises a clear EventValidationError and records nothing."""
+    with pytest.raises(EventValidationError, match=match):
+        record_event("order.completed", **kwargs)
+    assert len(events) == 0
+
+
+def test_record_event_rejects_bad_type(events: CapturedEvents) -> None:
+    """An event type that cannot be a subject is refused."""
+    with pytest.raises(EventValidationError):
+        record_event("order completed!", organization_id="acme", id="x")
+
+
+# ------------------------------------------------------------------------------------ decorator
+def test_decorator_sync_mapping_lifts_envelope_fields(events: CapturedEvents) -> None:
+    """A returned mapping becomes data, with id/organization_id/user_id/session_id lifted; result untouched."""
+
+    @commerce_event("checkout.started")
+    def start(session: str) -> dict[str, Any]:
+        return {"organization_id": "acme", "session_id": session, "user_id": "u9", "value": 10.0, "currency": "USD"}
+
+    with tracer.start_as_current_span("POST /checkout") as span:
+        result = start("s1")
+    assert result["session_id"] == "s1"
+    [ev] = events
+    assert (ev.organization_id, ev.session_id, ev.user_id, ev.id) == ("acme", "s1", "u9", "s1")
+    assert ev.data == {"value": 10.0, "currency": "USD"}
+    assert (ev.trace_id, ev.span_id) == _ids(span)
+
+
+async def test_decorator_async_records_in_handler_span(events: CapturedEvents) -> None:
+    """Async handlers are supported; the event carries the span that was current in the handler."""
+    seen: dict[str, str] = {}
+
+    @commerce_event("order.completed", organization_id="acme")
+    async def complete(order_id: str) -> Order:
+        seen["trace"], seen["span"] = _ids(trace.get_current_span())
+        return Order(id=order_id, user_id="u1", total=5.0, currency="USD")
+
+    with tracer.start_as_current_span("handler"):
+        result = await complete("o5")
+    assert isinstance(result, Order) and result.id == "o5"
+    [ev] = events
+    assert ev.id == "o5" and ev.organization_id == "acme"
+    assert (ev.trace_id, ev.span_id) == (seen["trace"], seen["span"])
+
+
+def test_decorator_keeps_signature_and_methods_work(events: CapturedEvents) -> None:
+    """functools.wraps keeps name/signature; decorating a method works (self is passed through)."""
+
+    class Shop:
+        org = "acme"
+
+        @commerce_event("referral.claimed", extract=lambda r, self, code: {"organization_id": self.org, "referee_id": r, "referral_code": code})
+        def claim(self, code: str) -> str:
+            """Claim a referral."""
+            return "u77"
+
+    assert Shop.claim.__name__ == "claim" and Shop.claim.__doc__ == "Claim a referral."
+    assert list(inspect.signature(Shop.claim).parameters) == ["self", "code"]
+    assert Shop().claim("R1") == "u77"
+    [ev] = events
+    assert ev.type == "referral.claimed" and ev.id == "u77" and ev.data["referral_code"] == "R1"
+
+
+def test_extract_none_means_no_event(events: CapturedEvents) -> None:
+    """extract= returning None records nothing."""
+
+    @commerce_event("cart.updated", extract=lambda result, *a, **k: None)
+    def update() -> int:
+        return 3
+
+    assert update() == 3
+    assert len(events) == 0
+
+
+def test_returned_commerce_event_used_as_is(events: CapturedEvents) -> None:
+    """A returned CommerceEvent is delivered as is, with event_id and trace ids filled in."""
+    from otel_commerce._catalog import new_event
+
+    @commerce_event("product.created")
+    def create() -> CommerceEvent:
+        return new_event("product.created", id="p1", organization_id="acme", data={"slug": "s"})
+
+    with tracer.start_as_current_span("create"):
+        create()
+    [ev] = events
+    assert ev.id == "p1" and ev.event_id and ev.trace_id
+
+
+def test_exception_propagates_unchanged_and_on_error_event(events: CapturedEvents) -> None:
+    """The handler's exception propagates unchanged; on_error= records its event; no success event."""
+    boom = RuntimeError("card declined")
+
+    @commerce_event("order.completed", on_error="checkout.failed", organization_id="acme")
+    def pay(session_id: str) -> dict[str, Any]:
+        raise boom
+
+    with pytest.raises(RuntimeError) as info:
+        pay("s1")
+    assert info.value is boom
+    [ev] = events
+    assert ev.type == "checkout.failed"
+    assert ev.data == {"error_type": "RuntimeError", "error_message": "card declined"}
+
+    @commerce_event("order.completed", organization_id="acme")
+    def pay_plain() -> None:
+        raise ValueError("x")
+
+    with pytest.raises(ValueError):
+        pay_plain()
+    assert len(events) == 1
+
+
+def test_decorator_bad_result_is_counted_not_raised(events: CapturedEvents) -> None:
+    """Bad input through the decorator is counted and reported to on_error; the result is untouched."""
+    seen: list[BaseException] = []
+
+    def cb(exc: BaseException, pending: Pending | None) -> None:
+        seen.append(exc)
+
+    RUNTIME.on_error.append(cb)
+    before = RUNTIME.counters["errors"]
+
+    @commerce_event("order.completed")
+    def bad() -> dict[str, Any]:
+        return {"order_id": "o1", "revenue": float("inf")}  # no organization, infinite amount
+
+    @commerce_event("order.completed", organization_id="acme")
+    def weird() -> int:
+        return 42
+
+    assert bad() == {"order_id": "o1", "revenue": float("inf")}
+    assert weird() == 42
+    assert RUNTIME.counters["errors"] == before + 2
+    assert all(isinstance(e, EventValidationError) for e in seen) and len(seen) == 2
+    assert len(events) == 0
+
+
+def test_span_option_opens_a_span_when_none(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """span=True opens a span around the handler when no span is recording, and the event is in it."""
+
+    @commerce_event("contributor.registered", organization_id="acme", span=True)
+    def register(user: str) -> dict[str, str]:
+        return {"user_id": user, "github_username": "octo"}
+
+    register("u1")
+    [span] = [s for s in sdk.spans.get_finished_spans() if s.name == "commerce contributor.registered"]
+    [ev] = events
+    assert span.context is not None and ev.trace_id == format(span.context.trace_id, "032x")
+
+
+# ------------------------------------------------------------------------------------ modes
+@pytest.mark.parametrize("mode", ["span"], indirect=True)
+def test_span_mode_adds_span_event_and_delivers_once(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """Span mode: a span event with flat attributes + JSON payload, delivered once by the span exporter."""
+    with tracer.start_as_current_span("handler") as span:
+        event_id = record_event("order.refunded", organization_id="acme", data={"order_id": "o1", "refunded_amount": 3.0})
+        assert len(events) == 0  # delivered when the span ends, by CommerceSpanExporter
+    [finished] = [s for s in sdk.spans.get_finished_spans() if s.name == "handler"]
+    [sev] = finished.events
+    assert sev.name == "commerce.order.refunded" and sev.attributes is not None
+    assert sev.attributes["commerce.event_id"] == event_id and '"refunded_amount":3.0' in str(sev.attributes["commerce.payload"])
+    assert sdk.logs.get_finished_logs() == ()
+    [ev] = events
+    assert ev.event_id == event_id and (ev.trace_id, ev.span_id) == _ids(span)
+
+
+@pytest.mark.parametrize("mode", ["span"], indirect=True)
+def test_span_mode_unsampled_falls_back_to_log(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """Sampling never loses a business event: on a non-recording span the log path is used."""
+    sc = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False, trace_flags=TraceFlags(0))
+    with trace.use_span(NonRecordingSpan(sc)):
+        record_event("checkout.started", organization_id="acme", data={"session_id": "s1", "value": 1.0})
+    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
+    assert log.event_name == "commerce.checkout.started"
+    [ev] = events
+    assert ev.trace_id == format(0xABC, "032x")
+
+
+@pytest.mark.parametrize("mode", ["both"], indirect=True)
+def test_both_mode_records_both_and_delivers_once(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """Mode both: a log record and a span event, but the event is delivered exactly once."""
+    with tracer.start_as_current_span("handler"):
+        record_event("payment.received", organization_id="acme", data={"payment_id": "pay1", "amount": 2.0})
+    assert len(sdk.logs.get_finished_logs()) == 1
+    [finished] = [s for s in sdk.spans.get_finished_spans() if s.name == "handler"]
+    assert [e.name for e in finished.events] == ["commerce.payment.received"]
+    assert len(events) == 1
