@@ -24,7 +24,7 @@ from otel_commerce._delivery._pending import Pending
 from otel_commerce._runtime import RUNTIME
 from otel_commerce.testing import CapturedEvents, capture_events
 
-from .otel_fixtures import OtelSdk, global_sdk
+from otel_fixtures import OtelSdk, global_sdk
 
 
 @pytest.fixture
