@@ -743,6 +743,24 @@ def _collector_payload(
     return payload
 
 
+_GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
+
+def _go_number(value: Any) -> Any:
+    """Go prints an integral float64 without a fraction (``10``, not ``10.0``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
+
+
+def _go_json(items: list[dict[str, Any]]) -> str:
+    """The bytes Go's ``json.Marshal`` gives for a list of maps: sorted keys, HTML-safe escapes."""
+    text = orjson.dumps([{k: _go_number(v) for k, v in i.items()} for i in items], option=orjson.OPT_SORT_KEYS).decode()
+    for raw, escaped in _GO_ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
+
+
 def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """The exact Go payload of a typed Client emitter, and the event's id (for its event_id)."""
     spec = CATALOG[event_type]
@@ -750,7 +768,7 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
     assert rule.emit is not None
     if rule.emit[0].name == "order":
         fields = fields_from_order(args["order"])
-        fields["items"] = orjson.dumps([i.to_dict() for i in fields["items"]], option=orjson.OPT_SORT_KEYS).decode()
+        fields["items"] = _go_json([i.to_dict() for i in fields["items"]])
     else:
         fields = _bind(rule.emit, args, event_type)
     payload: dict[str, Any] = {"event": spec.collector_event}

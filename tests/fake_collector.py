@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +54,9 @@ class FakeCollector:
         return f"http://{host!s}:{port}"
 
     def start(self) -> FakeCollector:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-collector", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-collector", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -128,6 +131,11 @@ class FakeCollector:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body are two writes: without NODELAY, Nagle + delayed ACK add 40 ms each.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
