@@ -1,0 +1,189 @@
+"""The delivery engine with the JetStream sink against a real nats-server: headers, restarts, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import nats
+import pytest
+from nats.js import errors as js_errors
+
+from otel_commerce._catalog import event_from_args
+from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
+from otel_commerce._natsserver import NatsServer
+from otel_commerce.subjects import STREAM_NAME
+
+FAST = {"backoff_initial_seconds": 0.02, "backoff_max_seconds": 0.2, "linger_seconds": 0.0}
+
+
+def _pending(i: int, *, trace: bool = False) -> Pending:
+    event, items = event_from_args(
+        "order.completed",
+        {
+            "order_id": f"ord_{i}",
+            "org_name": "org_1",
+            "user_id": "usr_1",
+            "email": "a@b.co",
+            "total_cents": 1000 + i,
+        },
+    )
+    if trace:
+        event.trace_id, event.span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    return Pending(event=event, items=items)
+
+
+def _poll(cond: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        tick.wait(0.002)
+    return cond()
+
+
+async def _stream_messages(url: str) -> list[Any]:
+    """Every message of COMMERCE (headers and data), read with an ephemeral ordered consumer."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(STREAM_NAME)
+        total = info.state.messages
+        out: list[Any] = []
+        if total:
+            sub = await js.subscribe("commerce.>", ordered_consumer=True)
+            deadline = time.monotonic() + 10
+            while len(out) < total and time.monotonic() < deadline:
+                out.append(await sub.next_msg(timeout=5))
+            await sub.unsubscribe()
+        return out
+    finally:
+        await nc.close()
+
+
+def _delete_stream(url: str) -> None:
+    async def run() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().delete_stream(STREAM_NAME)
+        except js_errors.NotFoundError:
+            pass
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def server() -> Iterator[NatsServer]:
+    """A nats-server of our own (these tests stop and restart it)."""
+    srv = NatsServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def _engine(url: str, **options: Any) -> DeliveryEngine:
+    connect = {"reconnect_time_wait": 0.1, "connect_timeout": 1.0, **options.pop("connect_options", {})}
+    sink = JetStreamSink(url, ack_timeout_seconds=options.pop("ack_timeout_seconds", 2.0), connect_options=connect)
+    return DeliveryEngine([sink], **{**FAST, **options})
+
+
+def test_events_reach_the_stream_with_msg_id_and_traceparent(nats_server: NatsServer) -> None:
+    """Each event is stored once on commerce.<type> with Nats-Msg-Id = event_id and its traceparent."""
+    _delete_stream(nats_server.url)  # the sink bootstraps COMMERCE itself
+    engine = _engine(nats_server.url)
+    pendings = [_pending(i, trace=True) for i in range(20)]
+    for p in pendings:
+        engine.submit(p)
+    assert engine.flush(10)
+    msgs = asyncio.run(_stream_messages(nats_server.url))
+    assert len(msgs) == 20
+    by_id = {m.headers["Nats-Msg-Id"]: m for m in msgs}
+    assert set(by_id) == {p.event_id for p in pendings}
+    msg = by_id[pendings[0].event_id]
+    assert msg.subject == "commerce.order.completed"
+    assert msg.headers["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert b'"ga4":{"event_name":"purchase"' in msg.data  # mapped on the delivery thread
+    assert engine.stats()["exported.jetstream"] == 20
+    engine.shutdown(5)
+
+
+def test_a_duplicate_counts_as_delivered_and_is_stored_once(nats_server: NatsServer) -> None:
+    """Re-sending an event (same event_id) is acknowledged as a duplicate: delivered, one copy stored."""
+    _delete_stream(nats_server.url)
+    engine = _engine(nats_server.url)
+    p = _pending(1)
+    engine.submit(p)
+    assert engine.flush(10)
+    engine.submit(Pending(event=p.event, items=p.items))
+    assert engine.flush(10)
+    assert engine.stats()["exported"] == 2 and engine.stats()["rejected"] == 0
+    assert len(asyncio.run(_stream_messages(nats_server.url))) == 1
+    engine.shutdown(5)
+
+
+@pytest.mark.parametrize(
+    "connect_options",
+    [{}, {"allow_reconnect": False}],
+    ids=["nats-reconnect", "reconnect-budget-exhausted"],
+)
+def test_broker_restart_mid_stream_stores_every_event_exactly_once(
+    server: NatsServer, connect_options: dict[str, Any]
+) -> None:
+    """A graceful broker restart in the middle of a stream loses nothing and duplicates nothing."""
+    server.start()
+    engine = _engine(server.url, connect_options=connect_options, batch_size=50)
+    pendings = [_pending(i) for i in range(3000)]
+    for p in pendings[:1500]:
+        engine.submit(p)
+    assert _poll(lambda: engine.stats()["exported"] >= 100)
+    server.stop()  # graceful (SIGTERM), while events are in flight
+    for p in pendings[1500:]:
+        engine.submit(p)
+    assert not engine.flush(0.3)  # nothing can be delivered while the broker is down
+    server.start()
+    assert engine.flush(30)
+    msgs = asyncio.run(_stream_messages(server.url))
+    ids = [m.headers["Nats-Msg-Id"] for m in msgs]
+    assert len(ids) == len(set(ids)) == 3000
+    assert set(ids) == {p.event_id for p in pendings}
+    assert engine.stats()["dropped"] == 0
+    engine.shutdown(5)
+
+
+def test_broker_down_at_start_connects_when_it_appears(server: NatsServer) -> None:
+    """A failed first connect is retried: events queued before the broker exists are all delivered."""
+    engine = _engine(server.url)
+    pendings = [_pending(i) for i in range(100)]
+    for p in pendings:
+        assert engine.submit(p)
+    assert not engine.flush(0.5)
+    assert engine.stats()["queued"] == 100
+    server.start()
+    assert engine.flush(20)
+    msgs = asyncio.run(_stream_messages(server.url))
+    assert {m.headers["Nats-Msg-Id"] for m in msgs} == {p.event_id for p in pendings}
+    engine.shutdown(5)
+
+
+def test_oversized_event_is_rejected_not_retried(nats_server: NatsServer) -> None:
+    """An envelope over the server's max payload is rejected at once; the others are delivered."""
+    _delete_stream(nats_server.url)
+    seen: list[BaseException] = []
+    engine = _engine(nats_server.url, on_error=lambda e, p: seen.append(e))
+    big = _pending(0)
+    assert big.event is not None
+    big.event.data["blob"] = "x" * (2 * 1024 * 1024)
+    engine.submit(big)
+    engine.submit(_pending(1))
+    assert engine.flush(10) is False
+    stats = engine.stats()
+    assert stats["rejected.jetstream"] == 1 and stats["exported.jetstream"] == 1 and stats["retried"] == 0
+    assert "max payload" in str(seen[0])
+    engine.shutdown(5)
