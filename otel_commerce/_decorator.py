@@ -167,7 +167,9 @@ def commerce_event(
     if on_error is not None:
         subject_for(on_error)
     span_name = (f"commerce {event_type}" if span is True else span) or None
-    recorder = _Recorder(event_type, extract, on_error, organization_id, span_name if isinstance(span_name, str) else None)
+    recorder = _Recorder(
+        event_type, extract, on_error, organization_id, span_name if isinstance(span_name, str) else None
+    )
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(fn):

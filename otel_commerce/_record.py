@@ -138,7 +138,9 @@ def build_pending(
     if sc.is_valid:
         event.trace_id = format(sc.trace_id, "032x")
         event.span_id = format(sc.span_id, "016x")
-        return Pending(event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=sc.trace_state.to_header())
+        return Pending(
+            event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=sc.trace_state.to_header()
+        )
     return Pending(event=event, items=items)
 
 

@@ -62,7 +62,7 @@ class Runtime:
     """The one mutable global of otel-commerce."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._settings: Settings | None = None
         self._engine: DeliveryEngine | None = None
         self._engine_built = False
@@ -171,7 +171,7 @@ class Runtime:
         return True if engine is None else engine.flush(timeout_seconds)
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
 
 RUNTIME = Runtime()

@@ -62,7 +62,10 @@ def test_record_event_emits_log_record_with_trace_ids(sdk: OtelSdk, events: Capt
     """A recorded event is an OTel log record commerce.<type> in the span's context, delivered once."""
     with tracer.start_as_current_span("POST /orders") as span:
         event_id = record_event(
-            "order.completed", organization_id="acme", user_id="u1", data={"order_id": "o1", "revenue": 25.5, "currency": "USD"}
+            "order.completed",
+            organization_id="acme",
+            user_id="u1",
+            data={"order_id": "o1", "revenue": 25.5, "currency": "USD"},
         )
     trace_id, span_id = _ids(span)
     [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
@@ -104,7 +107,13 @@ def test_pii_policy_in_what_other_exporters_see(sdk: OtelSdk, policy: str, expec
             record_event(
                 "order.created",
                 organization_id="acme",
-                data={"order_id": "o3", "email": "A@B.c", "phone": "+1 555 0100", "ip": "1.2.3.4", "context": {"user_agent": "UA/1"}},
+                data={
+                    "order_id": "o3",
+                    "email": "A@B.c",
+                    "phone": "+1 555 0100",
+                    "ip": "1.2.3.4",
+                    "context": {"user_agent": "UA/1"},
+                },
             )
     finally:
         RUNTIME.reset()
@@ -192,7 +201,10 @@ def test_decorator_keeps_signature_and_methods_work(events: CapturedEvents) -> N
     class Shop:
         org = "acme"
 
-        @commerce_event("referral.claimed", extract=lambda r, self, code: {"organization_id": self.org, "referee_id": r, "referral_code": code})
+        @commerce_event(
+            "referral.claimed",
+            extract=lambda r, self, code: {"organization_id": self.org, "referee_id": r, "referral_code": code},
+        )
         def claim(self, code: str) -> str:
             """Claim a referral."""
             return "u77"
@@ -296,12 +308,16 @@ def test_span_option_opens_a_span_when_none(sdk: OtelSdk, events: CapturedEvents
 def test_span_mode_adds_span_event_and_delivers_once(sdk: OtelSdk, events: CapturedEvents) -> None:
     """Span mode: a span event with flat attributes + JSON payload, delivered once by the span exporter."""
     with tracer.start_as_current_span("handler") as span:
-        event_id = record_event("order.refunded", organization_id="acme", data={"order_id": "o1", "refunded_amount": 3.0})
+        event_id = record_event(
+            "order.refunded", organization_id="acme", data={"order_id": "o1", "refunded_amount": 3.0}
+        )
         assert len(events) == 0  # delivered when the span ends, by CommerceSpanExporter
     [finished] = [s for s in sdk.spans.get_finished_spans() if s.name == "handler"]
     [sev] = finished.events
     assert sev.name == "commerce.order.refunded" and sev.attributes is not None
-    assert sev.attributes["commerce.event_id"] == event_id and '"refunded_amount":3.0' in str(sev.attributes["commerce.payload"])
+    assert sev.attributes["commerce.event_id"] == event_id and '"refunded_amount":3.0' in str(
+        sev.attributes["commerce.payload"]
+    )
     assert sdk.logs.get_finished_logs() == ()
     [ev] = events
     assert ev.event_id == event_id and (ev.trace_id, ev.span_id) == _ids(span)
