@@ -1,19 +1,23 @@
 """Run the collector app under a real uvicorn server in a background thread (for tests and demos).
 
-    with CollectorServer(create_app(store)) as server:
-        httpx.post(server.url + "/event", json={...})
+with CollectorServer(create_app(store)) as server:
+    httpx.post(server.url + "/event", json={...})
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import uvicorn
 
 from otel_commerce._natsserver import free_port
+from otel_commerce.collector import EventStore
 
 
 class CollectorServer:
@@ -53,3 +57,18 @@ class CollectorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running_collector(
+    db_path: str | os.PathLike[str], **app_options: Any
+) -> Iterator[tuple[CollectorServer, EventStore]]:
+    """A collector (``create_app(**app_options)``) over a fresh store at ``db_path``, served on a free port."""
+    from otel_commerce.collector import create_app
+
+    store = EventStore(db_path)
+    try:
+        with CollectorServer(create_app(store, **app_options)) as server:
+            yield server, store
+    finally:
+        store.close()

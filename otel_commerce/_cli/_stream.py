@@ -58,8 +58,20 @@ def envelope_of(msg: Msg) -> dict[str, Any] | None:
 
 async def connect(url: str, *, timeout_seconds: float = 5.0) -> NATS:
     """Connect or exit with a clear message (no endless reconnect loop for a debugging tool)."""
+
+    async def quiet(exc: Exception) -> None:  # the failure is reported once, below
+        return None
+
     try:
-        return await nats.connect(url, connect_timeout=timeout_seconds, max_reconnect_attempts=0, allow_reconnect=False)
+        # nats-py treats max_reconnect_attempts=0 as "forever" for the first connect: 1 try + 1 retry.
+        return await nats.connect(
+            url,
+            connect_timeout=timeout_seconds,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            allow_reconnect=False,
+            error_cb=quiet,
+        )
     except (nats_errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
         fail(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", 2)
 
@@ -92,8 +104,8 @@ async def scan_stream(nc: NATS, flt: EventFilter, *, timeout_seconds: float = 30
     deadline = time.monotonic() + timeout_seconds
     try:
         info = await sub.consumer_info()
-        if not info.num_pending:
-            return found
+        if not info.num_pending and not (info.delivered and info.delivered.consumer_seq):
+            return found  # nothing at all for this subject / start time
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -95,12 +95,19 @@ class Forwarder:
             connect_timeout=self._connect_timeout,
             max_reconnect_attempts=-1,
             allow_reconnect=True,
+            error_cb=self._on_error,
         )
         js = self._nc.jetstream()
         await bootstrap(js)
         self._js = js
         logger.info("forwarding collector events to %s", self._url)
         return js
+
+    async def _on_error(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.last_error:
+            logger.warning("NATS connection to %s: %s", self._url, message)
+        self.last_error = message
 
     async def _run(self) -> None:
         backoff = 0.2

@@ -1,0 +1,169 @@
+"""`tail`, `trace --nats-url`, `bootstrap` against a real nats-server, and `collector` as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import orjson
+from nats.js.client import JetStreamContext
+from typer.testing import CliRunner
+
+from otel_commerce import CommerceEvent, Publisher, bootstrap
+from otel_commerce._natsserver import NatsServer, free_port
+from otel_commerce.cli import app
+from otel_commerce.subjects import STREAM_NAME
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+runner = CliRunner()
+
+
+def event(event_id: str, type_: str, org: str = "org-1", trace: str = "") -> CommerceEvent:
+    return CommerceEvent(
+        id="x-" + event_id,
+        type=type_,
+        timestamp=datetime.now(timezone.utc),
+        organization_id=org,
+        event_id=event_id,
+        trace_id=trace,
+        span_id="00f067aa0ba902b7" if trace else "",
+    )
+
+
+async def publish(js: JetStreamContext, *events: CommerceEvent) -> None:
+    pub = Publisher(js)
+    for e in events:
+        await pub.publish(e.subject, e)
+
+
+async def test_tail_follows_live_events_with_filters(js: JetStreamContext, nats_server: NatsServer) -> None:
+    """`tail --json` started before publishing prints only new events matching type and organization, one per line."""
+    await bootstrap(js)
+    await publish(js, event("old", "order.completed"))  # before the tail: not shown
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "otel_commerce.cli",
+        "tail",
+        "--nats-url",
+        nats_server.url,
+        "--json",
+        "--type",
+        "order.completed",
+        "--org",
+        "org-1",
+        "--limit",
+        "2",
+        "--for",
+        "30s",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while (await js.stream_info(STREAM_NAME)).state.consumer_count < 1:
+            assert proc.returncode is None and time.monotonic() < deadline, "tail never subscribed"
+            await asyncio.sleep(0.02)  # poll interval of a deadline-bounded wait
+        await publish(
+            js,
+            event("n1", "order.completed"),
+            event("n2", "referral.claimed"),  # other type
+            event("n3", "order.completed", org="org-2"),  # other organization
+            event("n4", "order.completed", trace=TRACE),
+        )
+        assert proc.stdout is not None
+        lines = [orjson.loads(await asyncio.wait_for(proc.stdout.readline(), 15)) for _ in range(2)]
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert [x["event_id"] for x in lines] == ["n1", "n4"]
+    assert lines[1]["trace_id"] == TRACE
+
+
+async def test_trace_from_the_stream(js: JetStreamContext, nats_server: NatsServer) -> None:
+    """`trace --nats-url` scans COMMERCE and prints only the events of that trace."""
+    await bootstrap(js)
+    await publish(
+        js,
+        event("t1", "checkout.started", trace=TRACE),
+        event("t2", "order.created"),
+        event("t3", "order.completed", trace=TRACE),
+    )
+    result = await asyncio.to_thread(runner.invoke, app, ["trace", TRACE, "--nats-url", nats_server.url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [orjson.loads(x)["event_id"] for x in result.stdout.splitlines()] == ["t1", "t3"]
+
+
+async def test_bootstrap_creates_checks_and_reconciles(js: JetStreamContext, nats_server: NatsServer) -> None:
+    """`bootstrap` creates the stream, reports a too-short window (exit 1) and fixes it with --reconcile."""
+
+    def run(*args: str) -> tuple[int, dict[str, object]]:
+        r = runner.invoke(app, ["bootstrap", "--nats-url", nats_server.url, "--json", *args])
+        return r.exit_code, orjson.loads(r.stdout)
+
+    code, report = await asyncio.to_thread(run, "--duplicate-window", "2m")
+    assert code == 0 and report["action"] == "created" and report["duplicate_window_seconds"] == 120
+    code, report = await asyncio.to_thread(run, "--duplicate-window", "10m")
+    assert code == 1 and report["action"] == "differs" and report["differences"]
+    code, report = await asyncio.to_thread(run, "--duplicate-window", "10m", "--reconcile")
+    assert code == 0 and report["action"] == "updated"
+    assert (await js.stream_info(STREAM_NAME)).config.duplicate_window == 600
+
+
+def test_tail_reports_an_unreachable_server() -> None:
+    """`tail` against a port nobody listens on exits 2 with a clear message instead of hanging."""
+    result = runner.invoke(app, ["tail", "--nats-url", f"nats://127.0.0.1:{free_port()}", "--for", "5s"])
+    assert result.exit_code == 2 and "cannot connect to NATS" in result.stderr
+
+
+def test_collector_command_serves_with_config_file(tmp_path: Path) -> None:
+    """`otel-commerce collector --config FILE` serves the API with the file's settings (port, db, auth token)."""
+    port = free_port()
+    db = tmp_path / "sub.db"
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        f"collector:\n  port: {port}\n  db: {db}\n  auth_token: ${{env:TEST_TOKEN}}\n  log_level: warning\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_commerce.cli", "collector", "--config", str(config)],
+        env={**os.environ, "TEST_TOKEN": "abc"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "collector did not start"
+                time.sleep(0.05)  # poll interval of a deadline-bounded wait
+        assert httpx.post(url + "/event", json={"event": "x"}).status_code == 401
+        r = httpx.post(
+            url + "/event", json={"event": "x", "event_id": "sub-1"}, headers={"Authorization": "Bearer abc"}
+        )
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    result = runner.invoke(app, ["events", "--db", str(db), "--json"])
+    assert [orjson.loads(x)["event_id"] for x in result.stdout.splitlines()] == ["sub-1"]
+
+
+def test_collector_command_rejects_bad_settings(tmp_path: Path) -> None:
+    """Unknown settings in the config file are a clear error (exit 2), not silently ignored."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("collector:\n  prot: 1234\n")
+    result = runner.invoke(app, ["collector", "--config", str(config)])
+    assert result.exit_code == 2 and "prot" in result.stderr
