@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,10 +47,8 @@ async def _fresh_stream_ids(url: str, *, delete: bool = False) -> set[str]:
     try:
         js = nc.jetstream()
         if delete:
-            try:
+            with contextlib.suppress(js_errors.NotFoundError):
                 await js.delete_stream(STREAM_NAME)
-            except js_errors.NotFoundError:
-                pass
             return set()
         total = (await js.stream_info(STREAM_NAME)).state.messages
         sub = await js.subscribe("commerce.>", ordered_consumer=True)

@@ -113,6 +113,8 @@ class _Runtime:
     wake: asyncio.Event | None = None
     stop: asyncio.Event | None = None
     outstanding: dict[int, _Track] = field(default_factory=dict)
+    low: int = 1  # every seq below this is settled (or still in the submit queue, see _check_waiters)
+    routed_max: int = 0  # highest seq moved from the submit queue into ``outstanding``
     waiters: list[_Waiter] = field(default_factory=list)
     stopping: bool = False
 
@@ -389,6 +391,7 @@ class DeliveryEngine:
                 continue
             for track in items:
                 rt.outstanding[track.seq] = track
+            rt.routed_max = items[-1].seq
             for i, track in enumerate(items):
                 self._route(rt, track)
                 if i % 256 == 255:
@@ -424,7 +427,7 @@ class DeliveryEngine:
                 old = lane.entries.popleft()
                 self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
             lane.entries.append(_Entry(track, data, size, now))
-            if lane.wake is not None:
+            if lane.wake is not None and not lane.wake.is_set():
                 lane.wake.set()
         if track.remaining == 0 and track.seq in rt.outstanding:
             if track.failed:
@@ -438,6 +441,8 @@ class DeliveryEngine:
         track.failed = True
         self._report(exc, track.pending)
         self._finish(rt, track)
+        if rt.waiters:
+            self._check_waiters(rt)
 
     async def _lane_loop(self, rt: _Runtime, lane: _Lane) -> None:
         assert lane.wake is not None
@@ -567,6 +572,8 @@ class DeliveryEngine:
             track.remaining -= 1
             if track.remaining <= 0:
                 self._finish(rt, track)
+        if rt.waiters:
+            self._check_waiters(rt)
 
     def _finish(self, rt: _Runtime, track: _Track) -> None:
         if rt.outstanding.pop(track.seq, None) is None:
@@ -574,8 +581,6 @@ class DeliveryEngine:
         if track.failed:
             with self._lock:
                 self._remember_failure(track.seq)
-        if rt.waiters:
-            self._check_waiters(rt)
 
     def _add_waiter(self, rt: _Runtime, waiter: _Waiter) -> None:
         rt.waiters.append(waiter)
@@ -585,8 +590,13 @@ class DeliveryEngine:
         self._check_waiters(rt)
 
     def _check_waiters(self, rt: _Runtime) -> None:
-        low = next(iter(rt.outstanding), None)
-        if low is None:
+        """Release the flush waiters whose events are all settled (amortised O(1) per event)."""
+        outstanding = rt.outstanding
+        low = rt.low
+        while low <= rt.routed_max and low not in outstanding:
+            low += 1
+        rt.low = low
+        if low > rt.routed_max:  # everything routed is settled: the next unsettled one is still queued
             with self._lock:
                 low = self._queue[0].seq if self._queue else self._seq + 1
         keep = []
