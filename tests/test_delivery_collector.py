@@ -37,13 +37,19 @@ class Errors:
 
 def _event(i: int, **props: Any) -> Pending:
     return Pending(
-        collector={"event": "thing_happened", "distinct_id": f"u{i}", "properties": {"event_id": uuid7(), "i": i, **props}},
+        collector={
+            "event": "thing_happened",
+            "distinct_id": f"u{i}",
+            "properties": {"event_id": uuid7(), "i": i, **props},
+        },
         via="client",
     )
 
 
 def _engine(collector: FakeCollector, **options: Any) -> DeliveryEngine:
-    return DeliveryEngine([CollectorSink(collector.url, timeout_seconds=options.pop("timeout", 2.0))], **{**FAST, **options})
+    return DeliveryEngine(
+        [CollectorSink(collector.url, timeout_seconds=options.pop("timeout", 2.0))], **{**FAST, **options}
+    )
 
 
 def _poll(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
