@@ -1,0 +1,38 @@
+"""The README stays true: its catalog table matches the catalog, and CI runs the README's commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from otel_commerce import CATALOG
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_catalog_table_matches_the_catalog() -> None:
+    """Every one of the 20 catalog rows is in the README table with its subject, id rule, GA4 and Meta events."""
+    rows = {}
+    for line in README.splitlines():
+        m = re.match(r"^\| `([a-z_.]+)`(?: ¹)? \| `(commerce\.[a-z_.]+)` \| `([^`]+)` \| ([^|]+) \|", line)
+        if m:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[m.group(1)] = (m.group(2), m.group(3), m.group(4).strip(), cells[5], cells[6], cells[7].strip("`"))
+    assert sorted(rows) == sorted(CATALOG) and len(rows) == 20
+    for type_, spec in CATALOG.items():
+        subject, id_rule, policy, ga4, meta, collector = rows[type_]
+        assert subject == spec.subject and id_rule == spec.id and collector == spec.collector_event
+        assert policy.startswith("once") == spec.once
+        assert ga4 == (spec.ga4.event if spec.ga4 else "–")
+        assert meta == (spec.meta.event if spec.meta else "–")
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    """.ci/run installs and tests with exactly the README's two commands."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    block = README.split("## Set-up: two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    install, test = (line.split("#")[0].strip() for line in block.strip().splitlines())
+    assert install == 'pip install -e ".[dev]"' and test.startswith("python -m pytest")
+    assert 'pip install -q --disable-pip-version-check -e ".[dev]"' in ci
+    assert "python -m pytest" in ci
