@@ -2,7 +2,9 @@
 
 from ._bootstrap import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, bootstrap
 from ._catalog import CATALOG, EventSpec, spec_for
+from ._client import Client
 from ._config import Settings
+from ._delivery import CollectorSink, DeliveryEngine, JetStreamSink, Pending
 from ._configure import configure, flush, shutdown, stats
 from ._consumer import consume_span, extract_context
 from ._decorator import commerce_event
@@ -67,6 +69,8 @@ __all__ = [
     "ALL_SUBJECTS",
     "BootstrapResult",
     "CATALOG",
+    "Client",
+    "CollectorSink",
     "CommerceError",
     "CommerceEvent",
     "CommerceLogExporter",
@@ -74,6 +78,7 @@ __all__ = [
     "CommerceSpanExporter",
     "ConfigurationError",
     "DEFAULT_DUPLICATE_WINDOW_SECONDS",
+    "DeliveryEngine",
     "DeliveryError",
     "EventSpec",
     "EventValidationError",
@@ -81,10 +86,12 @@ __all__ = [
     "FacebookUserData",
     "GA4EcommerceEvent",
     "GA4Item",
+    "JetStreamSink",
     "LineItemInfo",
     "Order",
     "OrderItem",
     "PayloadTooLargeError",
+    "Pending",
     "PermanentDeliveryError",
     "Publisher",
     "STREAM_NAME",
