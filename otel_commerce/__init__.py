@@ -4,10 +4,10 @@ from ._bootstrap import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, boots
 from ._catalog import CATALOG, EventSpec, spec_for
 from ._client import Client
 from ._config import Settings
-from ._delivery import CollectorSink, DeliveryEngine, JetStreamSink, Pending
 from ._configure import configure, flush, shutdown, stats
 from ._consumer import consume_span, extract_context
 from ._decorator import commerce_event
+from ._delivery import CollectorSink, DeliveryEngine, JetStreamSink, Pending
 from ._errors import (
     CommerceError,
     ConfigurationError,
