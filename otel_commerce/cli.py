@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from ._cli._commands import bootstrap_command, collector_command, events_command, tail_command, trace_command
+from ._cli.demo import demo_command
 
 __all__ = ["app", "main"]
 
@@ -33,6 +34,7 @@ app.command("trace")(trace_command)
 app.command("tail")(tail_command)
 app.command("events")(events_command)
 app.command("bootstrap")(bootstrap_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:
