@@ -46,11 +46,19 @@ def find_nats_server() -> str:
 class NatsServer:
     """A nats-server with JetStream on 127.0.0.1; ``restart()`` keeps the port and the store."""
 
-    def __init__(self, *, port: int | None = None, store_dir: str | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        store_dir: str | None = None,
+        binary: str | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.binary = binary or find_nats_server()
         self.port = port or free_port()
         self._own_store = store_dir is None
         self.store_dir = store_dir or tempfile.mkdtemp(prefix="otel-commerce-nats-")
+        self.extra_args = list(extra_args or [])
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,7 +70,7 @@ class NatsServer:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, *, timeout_seconds: float = 15.0) -> NatsServer:
-        args = [self.binary, "-js", "-sd", self.store_dir, "-a", "127.0.0.1", "-p", str(self.port)]
+        args = [self.binary, "-js", "-sd", self.store_dir, "-a", "127.0.0.1", "-p", str(self.port), *self.extra_args]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:

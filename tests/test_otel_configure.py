@@ -1,0 +1,159 @@
+"""configure() and the env settings, end to end in real processes; the batch-processor exporter in process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+from fake_collector import FakeCollector
+from nats.js.client import JetStreamContext
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_commerce import (
+    CommerceLogExporter,
+    ConfigurationError,
+    DeliveryEngine,
+    JetStreamSink,
+    Settings,
+    bootstrap,
+)
+from otel_commerce._natsserver import NatsServer
+from otel_commerce._record import CommerceLogRecord, build_pending, envelope_body, flat_attributes
+
+APP = textwrap.dedent(
+    """
+    import json, os
+    from opentelemetry import _logs, metrics, trace
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    import otel_commerce
+
+    # the application's own providers, set before otel-commerce is configured
+    app_logs = InMemoryLogRecordExporter()
+    lp = LoggerProvider()
+    lp.add_log_record_processor(SimpleLogRecordProcessor(app_logs))
+    _logs.set_logger_provider(lp)
+    trace.set_tracer_provider(TracerProvider())
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+    otel_commerce.configure()          # everything from the environment
+    otel_commerce.configure()          # twice: still one processor, no double delivery
+    tracer = trace.get_tracer("app")
+    with tracer.start_as_current_span("handler") as span:
+        otel_commerce.record_event("referral.claimed", organization_id="acme",
+                                   data={"referrer_id": "u1", "referee_id": "u2", "referral_code": "R"})
+    ok = otel_commerce.flush(20)
+    names = [type(p).__name__ for p in lp._multi_log_record_processor._log_record_processors]
+    points = {}
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                points[m.name] = sum(p.value for p in m.data.data_points)
+    print(json.dumps({"ok": ok, "processors": names, "app_logs": len(app_logs.get_finished_logs()),
+                      "trace_id": format(span.get_span_context().trace_id, "032x"), "metrics": points,
+                      "stats": otel_commerce.stats()}))
+    """
+)
+
+
+def test_configure_adds_to_existing_providers_with_env_auth_and_headers(tmp_path: Path) -> None:
+    """configure() keeps the app's LoggerProvider (adds our processor once), takes NATS token auth and
+    collector headers from the environment, and counts through the OTel metrics API."""
+    with NatsServer(extra_args=["--auth", "s3cret"]) as server, FakeCollector() as collector:
+        app = tmp_path / "app.py"
+        app.write_text(APP)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PUBSUB_URL", "ANALYTICS_"))}
+        env.update(
+            {
+                "OTEL_COMMERCE_NATS_URL": server.url,
+                "OTEL_COMMERCE_NATS_TOKEN": "s3cret",
+                "OTEL_COMMERCE_COLLECTOR_ENDPOINT": collector.url,
+                "OTEL_COMMERCE_COLLECTOR_HEADERS": "Authorization=Bearer%20abc,X-Tenant=acme",
+                "OTEL_COMMERCE_LINGER_MS": "5",
+            }
+        )
+        proc = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert collector.wait_for(1, timeout=5)
+        assert collector.headers_seen[-1].get("Authorization") == "Bearer abc"
+        assert collector.headers_seen[-1].get("X-Tenant") == "acme"
+    assert out["ok"] is True
+    assert out["processors"] == ["SimpleLogRecordProcessor", "CommerceLogRecordProcessor"]
+    assert out["app_logs"] == 1  # the app's own exporter saw the commerce log record too
+    assert out["metrics"].get("commerce.events.recorded") == 1
+    assert out["metrics"].get("commerce.events.exported") == 2  # one per sink
+    assert out["stats"]["exported"] == 2 and out["stats"]["dropped"] == 0
+    assert collector.events[-1]["properties"]["trace_id"] == out["trace_id"]
+
+
+def test_settings_from_env_and_bad_values() -> None:
+    """Env settings parse (with Hanzo fallbacks) and invalid ones raise ConfigurationError."""
+    s = Settings.from_env(
+        {
+            "PUBSUB_URL": "nats://tok@h1:4222,nats://h2:4222",
+            "ANALYTICS_ENDPOINT": "http://collector:8091/",
+            "OTEL_COMMERCE_MODE": "BOTH",
+            "OTEL_COMMERCE_NATS_USER": "u",
+            "OTEL_COMMERCE_NATS_PASSWORD": "p",
+            "OTEL_COMMERCE_LINGER_MS": "20",
+        }
+    )
+    assert s.collector_endpoint == "http://collector:8091" and s.mode == "both" and s.linger_seconds == 0.02
+    opts = s.nats_connect_options()
+    assert opts["servers"] == ["nats://tok@h1:4222", "nats://h2:4222"] and opts["user"] == "u"
+    assert Settings.from_env({"OTEL_COMMERCE_NATS_URL": "nats://a", "PUBSUB_URL": "nats://b"}).nats_url == "nats://a"
+    for bad in (
+        {"OTEL_COMMERCE_MODE": "loud"},
+        {"OTEL_COMMERCE_PII": "maybe"},
+        {"OTEL_COMMERCE_NATS_URL": "http://x"},
+        {"OTEL_COMMERCE_COLLECTOR_ENDPOINT": "collector:8091"},
+        {"OTEL_COMMERCE_QUEUE_SIZE": "-1"},
+        {"OTEL_COMMERCE_COLLECTOR_HEADERS": "novalue"},
+    ):
+        with pytest.raises(ConfigurationError):
+            Settings.from_env(bad)
+
+
+async def test_batch_log_exporter_delivers_records_with_trace_ids(
+    nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    """CommerceLogExporter behind the SDK's BatchLogRecordProcessor delivers our records and records
+    emitted by other code in the same format (rebuilt from body), with trace/span ids."""
+    await bootstrap(js)
+    engine = DeliveryEngine([JetStreamSink(nats_server.url)], linger_seconds=0.005)
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(BatchLogRecordProcessor(CommerceLogExporter(engine=engine)))
+    tracer = TracerProvider().get_tracer("t")
+    logger = lp.get_logger("app")
+    with tracer.start_as_current_span("handler") as span:
+        pending = build_pending("order.created", organization_id="acme", data={"order_id": "o1", "revenue": 2.0})
+        assert pending.event is not None
+        record = CommerceLogRecord(
+            body=envelope_body(pending.event),
+            attributes=flat_attributes(pending.event),
+            event_name="commerce.order.created",
+        )
+        logger.emit(record)  # no pending attached: the exporter rebuilds the event from the body
+        logger.emit(event_name="app.other", body="not ours")
+    lp.shutdown()
+    assert engine.flush(10)
+    engine.shutdown(5)
+    msg = await js.get_last_msg("COMMERCE", "commerce.order.created")
+    env = orjson.loads(msg.data)
+    sc = span.get_span_context()
+    assert env["trace_id"] == format(sc.trace_id, "032x") and env["span_id"] == format(sc.span_id, "016x")
+    assert env["event_id"] == pending.event.event_id and env["ga4"]["event_name"] == "begin_checkout"
+    assert (await js.stream_info("COMMERCE")).state.messages == 1
