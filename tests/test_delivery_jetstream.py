@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
 from otel_commerce._natsserver import NatsServer
 from otel_commerce.subjects import STREAM_NAME
 
+_RUN = uuid.uuid4().hex[:8]  # unique order ids: the session server is shared with other test modules
 FAST = {"backoff_initial_seconds": 0.02, "backoff_max_seconds": 0.2, "linger_seconds": 0.0}
 
 
@@ -24,7 +26,7 @@ def _pending(i: int, *, trace: bool = False) -> Pending:
     event, items = event_from_args(
         "order.completed",
         {
-            "order_id": f"ord_{i}",
+            "order_id": f"dlv_{_RUN}_{i}",
             "org_name": "org_1",
             "user_id": "usr_1",
             "email": "a@b.co",

@@ -87,7 +87,7 @@ for i in range(300):
     client.emit_referral_claimed("org_1", "usr_ref", f"usr_{{i}}", "CODE")
 engine = DeliveryEngine([JetStreamSink({nats_server.url!r})])
 for i in range(300):
-    args = dict(order_id=f"ord_{{i}}", org_name="org_1", user_id="u", email="a@b.co", total_cents=100)
+    args = dict(order_id=f"exit_{{i}}", org_name="org_1", user_id="u", email="a@b.co", total_cents=100)
     event, items = event_from_args("order.completed", args)
     engine.submit(Pending(event=event, items=items))
 """
@@ -112,7 +112,7 @@ def test_forked_child_delivers_its_own_events_and_never_the_parents(
         event, items = event_from_args("order.completed", args)
         return Pending(event=event, items=items)
 
-    parent_orders = [order(f"parent_{i}") for i in range(30)]
+    parent_orders = [order(f"fork_parent_{i}") for i in range(30)]
     for p in parent_orders:
         engine.submit(p)
     for i in range(50):
@@ -125,7 +125,7 @@ def test_forked_child_delivers_its_own_events_and_never_the_parents(
     if pid == 0:  # the child
         code = 1
         try:
-            child_orders = [order(f"child_{i}") for i in range(10)]
+            child_orders = [order(f"fork_child_{i}") for i in range(10)]
             for p in child_orders:
                 engine.submit(p)
             for i in range(20):
