@@ -6,6 +6,7 @@ this one object; ``configure()`` and the env-driven entry points fill it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -55,6 +56,7 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
         max_attempts=settings.max_attempts,
         max_age_seconds=settings.max_age_seconds,
         on_error=on_error,
+        exit_hook=False,
     )
 
 
@@ -175,5 +177,22 @@ class Runtime:
 
 
 RUNTIME = Runtime()
+
+_EXIT_TIMEOUT_SECONDS = 10.0
+
+
+def _at_exit() -> None:
+    """Shut the process-wide engine down last.
+
+    Registered when this module is first imported — before any OTel provider that holds one of our
+    processors/exporters can exist — so it runs *after* the providers' own exit hooks (atexit is
+    LIFO): the SDK flushes its batch processors into the engine first, then the engine delivers.
+    """
+    engine = RUNTIME._engine if RUNTIME._engine_built else None
+    if engine is not None:
+        engine.shutdown(_EXIT_TIMEOUT_SECONDS)
+
+
+atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=RUNTIME._after_fork)

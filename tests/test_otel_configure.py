@@ -157,3 +157,34 @@ async def test_batch_log_exporter_delivers_records_with_trace_ids(
     assert env["trace_id"] == format(sc.trace_id, "032x") and env["span_id"] == format(sc.span_id, "016x")
     assert env["event_id"] == pending.event.event_id and env["ga4"]["event_name"] == "begin_checkout"
     assert (await js.stream_info("COMMERCE")).state.messages == 1
+
+
+BATCH_EXIT_APP = textwrap.dedent(
+    """
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    import otel_commerce
+    from otel_commerce import CommerceLogExporter, record_event
+
+    lp = LoggerProvider()
+    lp.add_log_record_processor(BatchLogRecordProcessor(CommerceLogExporter()))
+    _logs.set_logger_provider(lp)
+    otel_commerce.stats()  # builds the engine now, after the provider: exit order matters
+    for i in range(50):
+        record_event("order.created", organization_id="acme", data={"order_id": f"o{i}"})
+    """
+)
+
+
+async def test_batch_exporter_exit_without_flush_delivers_all(
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext
+) -> None:
+    """With the SDK's batch processor, records still queued at exit reach the engine before it stops."""
+    app = tmp_path / "app.py"
+    app.write_text(BATCH_EXIT_APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PUBSUB_URL", "ANALYTICS_"))}
+    env["OTEL_COMMERCE_NATS_URL"] = nats_server.url
+    proc = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (await js.stream_info("COMMERCE")).state.messages == 50

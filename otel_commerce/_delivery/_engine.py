@@ -160,6 +160,7 @@ class DeliveryEngine:
         backoff_max_seconds: float = _DEFAULT_BACKOFF_MAX_SECONDS,
         on_error: OnError | None = None,
         name: str = "otel-commerce",
+        exit_hook: bool = True,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or batch_bytes < 1 or max_attempts < 1:
             raise ValueError("queue_size, batch_size, batch_bytes and max_attempts must be >= 1")
@@ -178,7 +179,8 @@ class DeliveryEngine:
         self._name = name
         self._init_state()
         _ENGINES.add(self)
-        atexit.register(_atexit_shutdown, weakref.ref(self))
+        if exit_hook:  # the process-wide engine is shut down by the runtime's hook instead (see _runtime)
+            atexit.register(_atexit_shutdown, weakref.ref(self))
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
