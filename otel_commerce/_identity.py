@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -27,10 +28,22 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
+_NS_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))`` without the UUID object (hot path)."""
+    b = bytearray(hashlib.sha1(_NS_BYTES + name.encode("utf-8")).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def event_id_for(event_type: str, entity_id: str, *, once: bool, idempotency_key: str | None = None) -> str:
     """The event id for one event of ``event_type`` about ``entity_id`` under the type's policy."""
     if idempotency_key is not None:
-        return str(uuid.uuid5(EVENT_ID_NAMESPACE, idempotency_key))
+        return _uuid5(idempotency_key)
     if once:
-        return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{event_type}:{entity_id}"))
+        return _uuid5(f"{event_type}:{entity_id}")
     return uuid7()

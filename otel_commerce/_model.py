@@ -38,10 +38,13 @@ JSONDict = dict[str, Any]
 # --------------------------------------------------------------------------- timestamps
 def format_timestamp(ts: datetime) -> str:
     """RFC 3339 in UTC with ``Z`` and trailing fractional zeros trimmed (Go ``RFC3339Nano``)."""
-    ts = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-    out = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    out = ts.isoformat()  # C-fast: "YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM]"
+    if out.endswith("+00:00"):
+        out = out[:-6]
+    elif ts.tzinfo is not None:
+        out = ts.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
     if ts.microsecond:
-        out += f".{ts.microsecond:06d}".rstrip("0")
+        out = out.rstrip("0")
     return out + "Z"
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 __all__ = ["current_ids", "headers_for_ids", "inject_headers"]
+
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 
 def current_ids(context: Context | None = None) -> tuple[str, str, int]:
@@ -26,19 +28,14 @@ def inject_headers(headers: dict[str, str], context: Context | None = None) -> d
 def headers_for_ids(
     headers: dict[str, str], trace_id: str, span_id: str, trace_flags: int = 1, trace_state: str = ""
 ) -> dict[str, str]:
-    """Add the trace context of a recorded event (known only by its ids) to ``headers``."""
-    if not trace_id or not span_id:
+    """Add the W3C ``traceparent`` (and ``tracestate``) of a recorded event, known by its ids.
+
+    Formatted directly (the delivery thread does this for every message; the propagator API costs
+    ~15x more); the ids were produced by the OTel SDK, so they are valid hex of the right length.
+    """
+    if len(trace_id) != 32 or len(span_id) != 16 or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return headers
-    try:
-        sc = SpanContext(
-            trace_id=int(trace_id, 16),
-            span_id=int(span_id, 16),
-            is_remote=True,
-            trace_flags=TraceFlags(trace_flags),
-            trace_state=TraceState.from_header([trace_state]) if trace_state else TraceState(),
-        )
-    except ValueError:
-        return headers
-    ctx = trace.set_span_in_context(NonRecordingSpan(sc))
-    propagate.inject(headers, context=ctx)
+    headers["traceparent"] = f"00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}"
+    if trace_state:
+        headers["tracestate"] = trace_state
     return headers
