@@ -15,7 +15,7 @@
 ``OTEL_COMMERCE_BATCH_SIZE``           events per batch (default 512)
 ``OTEL_COMMERCE_LINGER_MS``            batching delay in milliseconds (default 50)
 ``OTEL_COMMERCE_MAX_ATTEMPTS``         attempts per event and sink before it is dropped (default 10)
-``OTEL_COMMERCE_MAX_AGE_SECONDS``      age after which an undelivered event is dropped (default 600)
+``OTEL_COMMERCE_MAX_AGE_SECONDS``      age after which an undelivered event is dropped (default 300)
 =====================================  ===========================================================
 """
 
@@ -41,7 +41,7 @@ _DEFAULT_QUEUE_SIZE = 10_000
 _DEFAULT_BATCH_SIZE = 512
 _DEFAULT_LINGER_SECONDS = 0.05
 _DEFAULT_MAX_ATTEMPTS = 10
-_DEFAULT_MAX_AGE_SECONDS = 600.0
+_DEFAULT_MAX_AGE_SECONDS = 300.0  # below the 10-minute duplicate window
 
 
 def _first(env: Mapping[str, str], *names: str) -> str:
