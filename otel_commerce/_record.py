@@ -138,9 +138,8 @@ def build_pending(
     if sc.is_valid:
         event.trace_id = format(sc.trace_id, "032x")
         event.span_id = format(sc.span_id, "016x")
-        return Pending(
-            event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=sc.trace_state.to_header()
-        )
+        trace_state = sc.trace_state.to_header() if sc.trace_state else ""  # empty in the common case
+        return Pending(event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=trace_state)
     return Pending(event=event, items=items)
 
 
@@ -174,17 +173,19 @@ def emit_pending(pending: Pending) -> None:
     claimed = False
     logged = False
     span = trace.get_current_span()
-    if mode != "log" and span.is_recording():
-        attrs = flat_attributes(event)
-        attrs["commerce.payload"] = orjson.dumps(envelope_body(event, pending.items)).decode()
-        attrs["commerce.mode"] = mode
-        span.add_event("commerce." + event.type, attributes=attrs, timestamp=ts_ns)
+    on_span = mode != "log" and span.is_recording()
+    # Built once, shared by the span event (serialised at once) and the log record (mode "both").
+    body = envelope_body(event, pending.items)
+    attrs = flat_attributes(event)
+    if on_span:
+        span_attrs = {**attrs, "commerce.payload": orjson.dumps(body).decode(), "commerce.mode": mode}
+        span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
         claimed = mode == "span" and rt.span_exporters > 0
-    if mode != "span" or not span.is_recording():
+    if mode != "span" or not on_span:
         record = CommerceLogRecord(
             timestamp=ts_ns,
-            body=envelope_body(event, pending.items),
-            attributes=flat_attributes(event),
+            body=body,
+            attributes=attrs,
             event_name="commerce." + event.type,
             severity_number=SeverityNumber.INFO,
             severity_text="INFO",
