@@ -70,7 +70,9 @@ def _to_pending(event_type: str, value: Any, org: str | None) -> Pending | None:
     if isinstance(value, Order):
         return build_pending(event_type, order=value, organization_id=org)
     if isinstance(value, Mapping):
-        data = {k: v for k, v in value.items() if k not in _LIFTED}
+        keep = CATALOG[event_type].data if event_type in CATALOG else ()
+        # lifted keys leave data, unless the catalog's data has them (checkout.started keeps session_id)
+        data = {k: v for k, v in value.items() if k not in _LIFTED or k in keep}
         return build_pending(
             event_type,
             id=value.get("id"),

@@ -18,8 +18,22 @@ __all__ = ["apply_pii", "pii_kind"]
 _IP_KEYS = frozenset({"ip", "ip_address", "client_ip", "client_ip_address", "remote_addr", "remote_ip"})
 
 
+_KIND_CACHE: dict[str, str | None] = {}
+_KIND_CACHE_MAX = 4096
+
+
 def pii_kind(key: str) -> str | None:
-    """``"em"``, ``"ph"``, ``"ip"``, ``"ua"`` or None for a data key."""
+    """``"em"``, ``"ph"``, ``"ip"``, ``"ua"`` or None for a data key (memoised: keys repeat)."""
+    try:
+        return _KIND_CACHE[key]
+    except KeyError:
+        kind = _classify(key)
+        if len(_KIND_CACHE) < _KIND_CACHE_MAX:
+            _KIND_CACHE[key] = kind
+        return kind
+
+
+def _classify(key: str) -> str | None:
     k = key.lower()
     if "email" in k or k == "em":
         return "em"

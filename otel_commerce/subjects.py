@@ -89,11 +89,19 @@ ALL_SUBJECTS: tuple[str, ...] = (
 _TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
+_VALID_TYPES: set[str] = set()
+_VALID_TYPES_MAX = 4096
+
+
 def _check_type(event_type: str) -> str:
+    if isinstance(event_type, str) and event_type in _VALID_TYPES:  # memoised: the same few types are recorded again and again
+        return event_type
     if not isinstance(event_type, str) or not _TYPE_RE.match(event_type):
         raise EventValidationError(
             f"invalid event type {event_type!r}: expected dot-separated tokens of letters, digits, '_' or '-'"
         )
+    if len(_VALID_TYPES) < _VALID_TYPES_MAX:
+        _VALID_TYPES.add(event_type)
     return event_type
 
 

@@ -174,7 +174,7 @@ def test_decorator_sync_mapping_lifts_envelope_fields(events: CapturedEvents) ->
     assert result["session_id"] == "s1"
     [ev] = events
     assert (ev.organization_id, ev.session_id, ev.user_id, ev.id) == ("acme", "s1", "u9", "s1")
-    assert ev.data == {"value": 10.0, "currency": "USD"}
+    assert ev.data == {"session_id": "s1", "value": 10.0, "currency": "USD"}  # the catalog's data keeps it
     assert (ev.trace_id, ev.span_id) == _ids(span)
 
 

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -175,7 +174,7 @@ def demo_command(
         require_collector_extra()
         binary = find_nats_server()
     except ConfigurationError as exc:
-        fail(escape(str(exc)), 2)  # escape: fail() prints Rich markup and the hint contains "[demo]"
+        fail(str(exc), 2)
     db_path = (db or default_db_path()).expanduser().resolve()
     run_id = secrets.token_hex(3)
 
@@ -250,7 +249,7 @@ def _start_services(stack: ExitStack, progress: Progress, binary: str, db_path: 
         progress.advance(task)
     except (RuntimeError, OSError, ConfigurationError) as exc:
         progress.stop()
-        fail(escape(f"cannot start the demo's services: {exc}"), 2)
+        fail(f"cannot start the demo's services: {exc}", 2)
     return nats_server, store, collector
 
 
