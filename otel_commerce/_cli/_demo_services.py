@@ -14,7 +14,7 @@ from .._natsserver import free_port
 if TYPE_CHECKING:
     from ..collector._store import EventStore
 
-__all__ = ["EmbeddedCollector", "reset_db"]
+__all__ = ["EmbeddedCollector", "ThreadedServer", "reset_db"]
 
 
 def reset_db(path: Path) -> None:
@@ -24,23 +24,21 @@ def reset_db(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-class EmbeddedCollector:
-    """The collector app under uvicorn in a daemon thread on ``127.0.0.1:<free port>``."""
+class ThreadedServer:
+    """An ASGI app under uvicorn in a daemon thread on ``127.0.0.1:<free port>`` (demo and tests)."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, app: Any, *, port: int | None = None, name: str = "otel-commerce-collector") -> None:
         import uvicorn
 
-        from ..collector._app import create_app
-
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(store), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", access_log=False
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", access_log=False
         )
         self._server: Any = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="otel-commerce-demo-collector", daemon=True)
+        self._thread = threading.Thread(target=self._server.run, name=f"{name}-{self.port}", daemon=True)
 
-    def start(self, *, timeout_seconds: float = 10.0) -> EmbeddedCollector:
+    def start(self, *, timeout_seconds: float = 10.0) -> ThreadedServer:
         """Start serving; returns once ``/health`` answers 200 (raises ``RuntimeError`` after the timeout)."""
         self._thread.start()
         deadline = time.monotonic() + timeout_seconds
@@ -63,3 +61,18 @@ class EmbeddedCollector:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout_seconds)
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EmbeddedCollector(ThreadedServer):
+    """The collector app over ``store``, served in-process."""
+
+    def __init__(self, store: EventStore) -> None:
+        from ..collector._app import create_app
+
+        super().__init__(create_app(store))
