@@ -94,7 +94,9 @@ _VALID_TYPES_MAX = 4096
 
 
 def _check_type(event_type: str) -> str:
-    if isinstance(event_type, str) and event_type in _VALID_TYPES:  # memoised: the same few types are recorded again and again
+    if (
+        isinstance(event_type, str) and event_type in _VALID_TYPES
+    ):  # memoised: the same few types are recorded again and again
         return event_type
     if not isinstance(event_type, str) or not _TYPE_RE.match(event_type):
         raise EventValidationError(

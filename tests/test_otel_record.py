@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from otel_fixtures import OtelSdk, global_sdk
 
 from otel_commerce import (
     CommerceEvent,
@@ -23,8 +24,6 @@ from otel_commerce import (
 from otel_commerce._delivery._pending import Pending
 from otel_commerce._runtime import RUNTIME
 from otel_commerce.testing import CapturedEvents, capture_events
-
-from otel_fixtures import OtelSdk, global_sdk
 
 
 @pytest.fixture

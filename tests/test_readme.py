@@ -24,8 +24,8 @@ def test_catalog_table_matches_the_catalog() -> None:
         subject, id_rule, policy, ga4, meta, collector = rows[type_]
         assert subject == spec.subject and id_rule == spec.id and collector == spec.collector_event
         assert policy.startswith("once") == spec.once
-        assert ga4 == (spec.ga4.event if spec.ga4 else "–")
-        assert meta == (spec.meta.event if spec.meta else "–")
+        assert ga4 == (spec.ga4.event if spec.ga4 else "\u2013")
+        assert meta == (spec.meta.event if spec.meta else "\u2013")
 
 
 def test_ci_runs_the_readme_commands() -> None:
