@@ -188,3 +188,21 @@ async def test_batch_exporter_exit_without_flush_delivers_all(
     proc = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (await js.stream_info("COMMERCE")).state.messages == 50
+
+
+def test_entry_points_are_installed() -> None:
+    """The four OpenTelemetry entry points named commerce resolve to our classes."""
+    from importlib.metadata import entry_points
+
+    from otel_commerce import CommerceSpanExporter
+    from otel_commerce._distro import CommerceConfigurator, CommerceDistro
+
+    expected = {
+        "opentelemetry_distro": CommerceDistro,
+        "opentelemetry_configurator": CommerceConfigurator,
+        "opentelemetry_logs_exporter": CommerceLogExporter,
+        "opentelemetry_traces_exporter": CommerceSpanExporter,
+    }
+    for group, cls in expected.items():
+        [ep] = [e for e in entry_points(group=group) if e.name == "commerce"]
+        assert ep.load() is cls, group
