@@ -11,7 +11,9 @@ All three build ``CommerceEvent``s with ``trace_id`` (32 hex) / ``span_id`` (16 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,8 +49,18 @@ def _hex(value: int | None, width: int) -> str:
     return format(value, f"0{width}x") if value else ""
 
 
+def _ts(ts_ns: int | None) -> datetime:
+    return datetime.fromtimestamp((ts_ns or time.time_ns()) / 1e9, tz=timezone.utc)
+
+
 def pending_from_body(
-    name: str, body: Any, attributes: Mapping[str, Any] | None, trace_id: str, span_id: str, trace_flags: int
+    name: str,
+    body: Any,
+    attributes: Mapping[str, Any] | None,
+    trace_id: str,
+    span_id: str,
+    trace_flags: int,
+    ts_ns: int | None = None,
 ) -> Pending:
     """Rebuild an event from a log-record body / span-event payload (or, failing that, its attributes)."""
     attrs = attributes or {}
@@ -65,7 +77,7 @@ def pending_from_body(
     event = CommerceEvent(
         id=str(body.get("id", "")),
         type=type_,
-        timestamp=parse_timestamp(ts) if isinstance(ts, str) else parse_timestamp("1970-01-01T00:00:00Z"),
+        timestamp=parse_timestamp(ts) if isinstance(ts, str) else _ts(ts_ns),
         organization_id=str(body.get("organization_id", "")),
         user_id=str(body.get("user_id") or ""),
         session_id=str(body.get("session_id") or ""),
@@ -95,6 +107,7 @@ def _pending_from_log_record(record: LogRecord) -> Pending | None:
         _hex(record.trace_id, 32),
         _hex(record.span_id, 16),
         int(record.trace_flags or 0),
+        record.timestamp or record.observed_timestamp,
     )
 
 
@@ -198,7 +211,9 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
 class CommerceSpanExporter(_Deliverer, SpanExporter):
     """Delivers the ``commerce.*`` span events of finished spans; every other span is ignored.
 
-    Events recorded in mode ``both`` are skipped here: their log record delivers them (once).
+    Span events written by ``record_event`` / ``@commerce_event`` (they carry ``commerce.mode``) are
+    skipped: those are delivered when recorded, so that a span that never ends loses nothing. This
+    exporter delivers span events other code adds in the same format (``commerce.payload``).
     """
 
     def __init__(self, engine: DeliveryEngine | None = None) -> None:
@@ -213,8 +228,8 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
                 if not ev.name.startswith(_PREFIX):
                     continue
                 attrs = ev.attributes or {}
-                if attrs.get("commerce.mode") == "both":
-                    continue
+                if "commerce.mode" in attrs:
+                    continue  # recorded by record_event, which already delivered it
                 try:
                     raw = attrs.get("commerce.payload")
                     body = orjson.loads(raw) if isinstance(raw, str) else None
@@ -225,6 +240,7 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
                         _hex(ctx.trace_id if ctx else 0, 32),
                         _hex(ctx.span_id if ctx else 0, 16),
                         int(ctx.trace_flags) if ctx else 0,
+                        ev.timestamp,
                     )
                 except Exception as exc:
                     RUNTIME.report_error(exc, None)

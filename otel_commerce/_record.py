@@ -180,7 +180,8 @@ def emit_pending(pending: Pending) -> None:
     if on_span:
         span_attrs = {**attrs, "commerce.payload": orjson.dumps(body).decode(), "commerce.mode": mode}
         span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
-        claimed = mode == "span" and rt.span_exporters > 0
+        # Delivered now, not when the span ends: a span that never ends (or ends after exit) must not
+        # lose a business event. CommerceSpanExporter skips span events that carry commerce.mode.
     if mode != "span" or not on_span:
         record = CommerceLogRecord(
             timestamp=ts_ns,
@@ -197,7 +198,7 @@ def emit_pending(pending: Pending) -> None:
     rt.counters["recorded"] += 1
     _metrics.count("recorded", via="otel" if claimed else "direct")
     if not claimed:
-        pending.via = "direct" if not logged or mode != "span" else "fallback"
+        pending.via = "span" if not logged else ("fallback" if mode == "span" else "direct")
         rt.deliver(pending)
 
 

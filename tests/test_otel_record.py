@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -305,21 +306,38 @@ def test_span_option_opens_a_span_when_none(sdk: OtelSdk, events: CapturedEvents
 # ------------------------------------------------------------------------------------ modes
 @pytest.mark.parametrize("mode", ["span"], indirect=True)
 def test_span_mode_adds_span_event_and_delivers_once(sdk: OtelSdk, events: CapturedEvents) -> None:
-    """Span mode: a span event with flat attributes + JSON payload, delivered once by the span exporter."""
+    """Span mode: a span event with flat attributes + JSON payload, no log record, delivered once, at once."""
     with tracer.start_as_current_span("handler") as span:
         event_id = record_event(
             "order.refunded", organization_id="acme", data={"order_id": "o1", "refunded_amount": 3.0}
         )
-        assert len(events) == 0  # delivered when the span ends, by CommerceSpanExporter
+        assert len(events) == 1  # delivered when recorded: an unended span cannot lose it
     [finished] = [s for s in sdk.spans.get_finished_spans() if s.name == "handler"]
     [sev] = finished.events
     assert sev.name == "commerce.order.refunded" and sev.attributes is not None
-    assert sev.attributes["commerce.event_id"] == event_id and '"refunded_amount":3.0' in str(
-        sev.attributes["commerce.payload"]
-    )
+    assert sev.attributes["commerce.event_id"] == event_id
+    assert '"refunded_amount":3.0' in str(sev.attributes["commerce.payload"])
     assert sdk.logs.get_finished_logs() == ()
+    assert len(events) == 1  # the span exporter (installed globally) did not deliver it again
     [ev] = events
     assert ev.event_id == event_id and (ev.trace_id, ev.span_id) == _ids(span)
+
+
+def test_span_exporter_delivers_foreign_span_events(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """CommerceSpanExporter delivers commerce.* span events added by other code (payload JSON), once."""
+    with tracer.start_as_current_span("legacy") as span:
+        span.add_event(
+            "commerce.cart.updated",
+            attributes={
+                "commerce.payload": '{"id":"c1","type":"cart.updated","organization_id":"acme","data":{"value":2.0}}'
+            },
+        )
+        span.add_event("app.other", attributes={"x": 1})
+        assert len(events) == 0
+    [ev] = events
+    assert ev.type == "cart.updated" and ev.id == "c1" and ev.event_id
+    assert abs(ev.timestamp.timestamp() - time.time()) < 60  # the span event's time, not the epoch
+    assert (ev.trace_id, ev.span_id) == _ids(span)
 
 
 @pytest.mark.parametrize("mode", ["span"], indirect=True)
