@@ -218,8 +218,6 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
 
     def __init__(self, engine: DeliveryEngine | None = None) -> None:
         super().__init__(engine)
-        self._live = True
-        RUNTIME.span_exporters += 1
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for span in spans:
@@ -251,9 +249,6 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
 
     def shutdown(self) -> None:
         self._flush(_DEFAULT_FLUSH_SECONDS)
-        if self._live:
-            self._live = False
-            RUNTIME.span_exporters -= 1
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._flush(timeout_millis / 1000)

@@ -71,7 +71,6 @@ class Runtime:
         self.on_error: list[ErrorCallback] = []
         self.captures: list[list[CommerceEvent]] = []
         self.log_exporters = 0  # live CommerceLogExporter instances (batch path: no direct hand-off)
-        self.span_exporters = 0  # live CommerceSpanExporter instances
         self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0}
         self._noop_warned = False
 
