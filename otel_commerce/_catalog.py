@@ -779,8 +779,12 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
     return payload, _entity_id(spec, fields, datetime.now(timezone.utc))
 
 
-def collector_from_event(event: CommerceEvent) -> dict[str, Any]:
-    """A collector payload (``POST /event`` shape) for an envelope, with ids in ``properties``."""
+def collector_from_event(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> dict[str, Any]:
+    """A collector payload (``POST /event`` shape) for an envelope, with ids in ``properties``.
+
+    With the order's ``items`` the Go client's order fields are added too: top-level ``quantity``,
+    ``properties.items`` (Go's JSON string) and ``properties.item_count``.
+    """
     spec = CATALOG.get(event.type)
     fields: dict[str, Any] = {
         **event.data,
@@ -788,6 +792,10 @@ def collector_from_event(event: CommerceEvent) -> dict[str, Any]:
         "organization_id": event.organization_id,
     }
     props: dict[str, Any] = dict(event.data)
+    if items:
+        fields["quantity"] = sum(i.quantity for i in items)
+        props["items"] = _go_json([i.to_dict() for i in items])
+        props["item_count"] = len(items)
     props["id"] = event.id
     if event.event_id:
         props["event_id"] = event.event_id

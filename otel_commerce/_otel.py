@@ -88,7 +88,8 @@ def pending_from_body(
     )
     if not event.event_id:
         spec = CATALOG.get(type_)
-        event.event_id = event_id_for(type_, event.id, once=spec.once if spec else False)
+        # without an entity id a deterministic id would merge unrelated events: use a fresh one
+        event.event_id = event_id_for(type_, event.id, once=bool(spec and spec.once and event.id))
     items = [OrderItem.from_dict(i) for i in body.get("items") or () if isinstance(i, Mapping)]
     return Pending(event=event, items=items, trace_flags=trace_flags)
 
@@ -150,17 +151,14 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
         record = log_record.log_record
         if not (record.event_name or "").startswith(_PREFIX):
             return
-        if getattr(record, "commerce_claimed", False):
-            return  # another processor of ours already took it: never twice
         try:
             pending = _pending_from_log_record(record)
         except Exception as exc:
             RUNTIME.report_error(exc, None)
             return
-        if pending is None:
-            return
-        if hasattr(record, "commerce_claimed"):
-            record.commerce_claimed = True
+        if pending is None or pending.claimed:
+            return  # another processor/exporter of ours already took it: never twice
+        pending.claimed = True
         pending.via = "processor"
         self._deliver(pending)
 
@@ -185,15 +183,13 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         for item in batch:
-            record = item.log_record
-            if getattr(record, "commerce_claimed", False):
-                continue
             try:
-                pending = _pending_from_log_record(record)
+                pending = _pending_from_log_record(item.log_record)
             except Exception as exc:
                 RUNTIME.report_error(exc, None)
                 continue
-            if pending is not None:
+            if pending is not None and not pending.claimed:  # the batch processor copies the record,
+                pending.claimed = True  # but the Pending it carries is shared: claims are seen
                 pending.via = "log_exporter"
                 self._deliver(pending)
         return LogRecordExportResult.SUCCESS

@@ -24,6 +24,8 @@ _KIND_CACHE_MAX = 4096
 
 def pii_kind(key: str) -> str | None:
     """``"em"``, ``"ph"``, ``"ip"``, ``"ua"`` or None for a data key (memoised: keys repeat)."""
+    if not isinstance(key, str):
+        return None  # not ours to judge: the JSON check refuses non-string keys with a clear error
     try:
         return _KIND_CACHE[key]
     except KeyError:
@@ -67,9 +69,20 @@ def apply_pii(data: dict[str, Any], policy: str) -> dict[str, Any]:
                 del out[key]
             else:
                 out[key] = _hash(kind, value)
-        elif isinstance(value, dict):
-            new = apply_pii(value, policy)
+        else:
+            new = _apply_nested(value, policy)
             if new is not value:
                 out = dict(data) if out is None else out
                 out[key] = new
     return data if out is None else out
+
+
+def _apply_nested(value: Any, policy: str) -> Any:
+    """The policy inside nested mappings and lists (``{"customers": [{"email": ...}]}``)."""
+    if isinstance(value, dict):
+        return apply_pii(value, policy)
+    if isinstance(value, (list, tuple)):
+        items = [_apply_nested(v, policy) for v in value]
+        if any(a is not b for a, b in zip(items, value, strict=True)):
+            return items
+    return value

@@ -37,7 +37,6 @@ class CommerceLogRecord(LogRecord):
     """
 
     commerce_pending: Pending | None = None
-    commerce_claimed: bool = False
 
 
 def envelope_body(event: CommerceEvent, items: list[Any] | None = None) -> dict[str, Any]:
@@ -98,6 +97,8 @@ def build_pending(
     ts = timestamp or datetime.now(timezone.utc)
     if not isinstance(ts, datetime):
         raise EventValidationError(f"timestamp must be a datetime, got {type(ts).__name__}")
+    if ts.tzinfo is None:  # naive means UTC, everywhere (envelope, log record, CAPI event_time)
+        ts = ts.replace(tzinfo=timezone.utc)
     payload: dict[str, Any] = {}
     items: list[Any] = []
     if order is not None:
@@ -112,6 +113,8 @@ def build_pending(
         if not isinstance(data, Mapping):
             raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
         payload.update(data)
+    if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
+        payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
     if id is None:
         if spec is not None:
             scope = {
@@ -194,7 +197,7 @@ def emit_pending(pending: Pending) -> None:
         record.commerce_pending = pending
         _LOGGERS.get().emit(record)
         logged = True
-        claimed = record.commerce_claimed or rt.log_exporters > 0
+        claimed = pending.claimed or rt.log_exporters > 0
     rt.counters["recorded"] += 1
     _metrics.count("recorded", via="otel" if claimed else "direct")
     if not claimed:

@@ -73,6 +73,7 @@ class Runtime:
         self.log_exporters = 0  # live CommerceLogExporter instances (batch path: no direct hand-off)
         self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0}
         self._noop_warned = False
+        self._disabled_by: BaseException | None = None  # the configuration error that disabled delivery
 
     # ---- settings / engine ------------------------------------------------------------------
     @property
@@ -81,7 +82,12 @@ class Runtime:
         if s is None:
             with self._lock:
                 if self._settings is None:
-                    self._settings = Settings.from_env()
+                    try:
+                        self._settings = Settings.from_env()
+                    except Exception as exc:  # a typo in the environment must not break handlers
+                        logger.error("otel-commerce: invalid settings, commerce events are disabled: %s", exc)
+                        self._settings = Settings()
+                        self._disabled_by = exc
                 s = self._settings
         return s
 
@@ -90,7 +96,12 @@ class Runtime:
         if not self._engine_built:
             with self._lock:
                 if not self._engine_built:
-                    self._engine = build_engine(self.settings, self.report_error)
+                    try:
+                        self._engine = build_engine(self.settings, self.report_error)
+                    except Exception as exc:  # e.g. OTEL_COMMERCE_QUEUE_SIZE=0: never raise into a handler
+                        logger.error("otel-commerce: cannot build the delivery engine, events are disabled: %s", exc)
+                        self._engine = None
+                        self._disabled_by = exc
                     self._engine_built = True
         return self._engine
 
@@ -188,8 +199,18 @@ def _at_exit() -> None:
     LIFO): the SDK flushes its batch processors into the engine first, then the engine delivers.
     """
     engine = RUNTIME._engine if RUNTIME._engine_built else None
-    if engine is not None:
-        engine.shutdown(_EXIT_TIMEOUT_SECONDS)
+    if engine is None:
+        return
+    # Providers created before otel_commerce was imported run their exit hooks after this one: flush
+    # them first, so records still in their batch processors reach the engine before it stops.
+    for provider in (_logs_internal._LOGGER_PROVIDER, _trace._TRACER_PROVIDER):
+        flush = getattr(provider, "force_flush", None)
+        if flush is not None:
+            try:
+                flush(int(_EXIT_TIMEOUT_SECONDS * 1000))
+            except Exception:
+                logger.debug("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
+    engine.shutdown(_EXIT_TIMEOUT_SECONDS)
 
 
 atexit.register(_at_exit)

@@ -104,7 +104,7 @@ class CollectorSink:
         if payload is None:
             if pending.event is None:
                 return None
-            payload = collector_from_event(pending.event)
+            payload = collector_from_event(pending.event, pending.items)
         try:
             raw = orjson.dumps(payload)
         except (TypeError, orjson.JSONEncodeError) as exc:

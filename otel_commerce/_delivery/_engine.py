@@ -167,6 +167,9 @@ class DeliveryEngine:
         if linger_seconds < 0 or max_age_seconds <= 0 or backoff_initial_seconds < 0 or backoff_max_seconds < 0:
             raise ValueError("linger, age and backoff durations must not be negative")
         self._sinks = list(sinks)
+        for sink in self._sinks:  # sinks that care (JetStream: duplicate window) learn the age cap
+            if hasattr(sink, "max_age_seconds"):
+                sink.max_age_seconds = max_age_seconds
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._batch_bytes = batch_bytes
@@ -205,26 +208,30 @@ class DeliveryEngine:
             overflow: _Track | None = None
             start = wake = False
             with self._lock:
-                if self._closed:
+                closed = self._closed
+                if closed:
                     self._stats["dropped"] += 1
                     self._stats["dropped.reason.shutdown"] = self._stats.get("dropped.reason.shutdown", 0) + 1
-                    _metrics.count("dropped", reason="shutdown")
-                    return False
-                self._seq += 1
-                track = _Track(pending, self._seq, time.monotonic())
-                if len(self._queue) >= self._queue_size:
-                    overflow = self._queue.popleft()
-                    self._stats["dropped"] += 1
-                    key = "dropped.reason.queue_full"
-                    self._stats[key] = self._stats.get(key, 0) + 1
-                    self._remember_failure(overflow.seq)
-                self._queue.append(track)
-                self._stats["submitted"] += 1
-                rt = self._rt
-                if rt is None:
-                    start = True
-                elif self._idle and not self._wake_sent:
-                    self._wake_sent = wake = True
+                else:
+                    self._seq += 1
+                    track = _Track(pending, self._seq, time.monotonic())
+                    if len(self._queue) >= self._queue_size:
+                        overflow = self._queue.popleft()
+                        self._stats["dropped"] += 1
+                        key = "dropped.reason.queue_full"
+                        self._stats[key] = self._stats.get(key, 0) + 1
+                        self._remember_failure(overflow.seq)
+                    self._queue.append(track)
+                    self._stats["submitted"] += 1
+                    rt = self._rt
+                    if rt is None:
+                        start = True
+                    elif self._idle and not self._wake_sent:
+                        self._wake_sent = wake = True
+            if closed:  # reported outside the lock: on_error may do anything
+                _metrics.count("dropped", reason="shutdown")
+                self._report(PermanentDeliveryError("engine is shut down: event dropped"), pending, threadsafe=True)
+                return False
             if start:
                 self._start()
             elif wake and rt is not None:

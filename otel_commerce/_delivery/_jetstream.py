@@ -96,11 +96,28 @@ class JetStreamSink:
         if window < 1 or ack_timeout_seconds <= 0:
             raise ValueError("window must be >= 1 and ack_timeout_seconds > 0")
         self._url = url
+        # "nats://a:4222,nats://b:4222" (documented) -> a server list: nats-py does not split strings
+        self._servers = [u.strip() for u in url.split(",") if u.strip()]
+        self._connect_failures = 0
         self._ensure_stream = ensure_stream
         self._window = window
         self._ack_timeout = ack_timeout_seconds
         self._options = {**_DEFAULT_CONNECT_OPTIONS, **(connect_options or {})}
         self._conn: _Connection | None = None
+
+    max_age_seconds: float | None = None  # set by the engine that owns this sink (for the window check)
+
+    def _check_window(self, window_seconds: float) -> None:
+        """Warn when retries may outlive the stream's duplicate window (exactly-once would not hold)."""
+        age = self.max_age_seconds
+        if age is not None and window_seconds and age > window_seconds:
+            logger.warning(
+                "otel-commerce: stream COMMERCE has a %.0fs duplicate window but events are retried for up to "
+                "%.0fs: a retry after the window can store a duplicate. Run `otel-commerce bootstrap "
+                "--reconcile` (10-minute window) or lower max_age_seconds.",
+                window_seconds,
+                age,
+            )
 
     # ------------------------------------------------------------------ encoding (delivery thread)
     def prepare(self, pending: Pending) -> Prepared | None:
@@ -169,7 +186,7 @@ class JetStreamSink:
         nc: NATS | None = None
         try:
             nc = await nats.connect(
-                self._url,
+                self._servers,
                 disconnected_cb=on_disconnected,
                 reconnected_cb=on_reconnected,
                 closed_cb=on_closed,
@@ -178,14 +195,19 @@ class JetStreamSink:
             )
             if self._ensure_stream:
                 try:
-                    await bootstrap(nc.jetstream(timeout=self._ack_timeout))
+                    result = await bootstrap(nc.jetstream(timeout=self._ack_timeout))
+                    self._check_window(float(result.stream.config.duplicate_window or 0.0))
                 except StreamError as exc:  # e.g. overlapping subjects: publishing will say more
                     logger.warning("otel-commerce: %s", exc)
+            self._connect_failures = 0
             conn.inbox = nc.new_inbox()
             await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
             return nc
         except Exception as exc:
-            logger.debug("otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect"))
+            self._connect_failures += 1
+            # the first failure and then every 30th at WARNING: a wrong URL or credentials must show
+            level = logging.WARNING if self._connect_failures % 30 == 1 else logging.DEBUG
+            logger.log(level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect"))
             if nc is not None:
                 try:
                     await asyncio.wait_for(nc.close(), 1.0)

@@ -28,7 +28,8 @@ class Pending:
     collector: dict[str, Any] | None = None
     trace_flags: int = 1
     trace_state: str = ""
-    via: str = "direct"  # how it reached the engine: "direct", "processor", "log_exporter", "span_exporter", "client"
+    via: str = "direct"
+    claimed: bool = False  # taken by one of our processors/exporters: any other one skips it (never twice)  # how it reached the engine: "direct", "processor", "log_exporter", "span_exporter", "client"
 
     @property
     def event_id(self) -> str:
