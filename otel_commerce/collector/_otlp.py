@@ -223,9 +223,8 @@ def record_event(
     event.trace_id = event.trace_id.lower()
     event.span_id = event.span_id.lower()
     apply_marketing(event, items)
-    env = event.to_dict()
-    if items:
-        env["items"] = [i.to_dict() for i in items]
+    env = event.to_dict()  # the envelope is a public contract: forwarded as is, no extra keys
+    payload = {**env, "items": [i.to_dict() for i in items]} if items else env
     return StoredEvent(
         event_id=event.event_id,
         source="otlp",
@@ -239,7 +238,7 @@ def record_event(
         span_id=event.span_id,
         timestamp=event.timestamp,
         received_at=received_at,
-        payload=env,
+        payload=payload,
         envelope=env,
     )
 
