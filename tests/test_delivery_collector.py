@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fake_collector import FakeCollector
+from polling import poll
 
 from otel_commerce._delivery import CollectorSink, DeliveryEngine, Pending
 from otel_commerce._errors import PermanentDeliveryError, TransientDeliveryError
@@ -52,14 +53,7 @@ def _engine(collector: FakeCollector, **options: Any) -> DeliveryEngine:
     )
 
 
-def _poll(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    done = threading.Event()
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        done.wait(0.005)
-    return cond()
+_poll = poll
 
 
 def test_outage_with_500s_then_recovery_delivers_everything(collector: FakeCollector) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +11,7 @@ from typing import Any
 import nats
 import pytest
 from nats.js import errors as js_errors
+from polling import poll
 
 from otel_commerce._catalog import event_from_args
 from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
@@ -39,13 +39,7 @@ def _pending(i: int, *, trace: bool = False) -> Pending:
 
 
 def _poll(cond: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        tick.wait(0.002)
-    return cond()
+    return poll(cond, timeout)
 
 
 async def _stream_messages(url: str) -> list[Any]:

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import nats
 import pytest
 from fake_collector import FakeCollector
 from nats.js import errors as js_errors
+from polling import poll
 
 from otel_commerce._catalog import event_from_args
 from otel_commerce._client import Client
@@ -31,14 +32,7 @@ def collector() -> Iterator[FakeCollector]:
         yield fc
 
 
-def _poll(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        tick.wait(0.002)
-    return cond()
+_poll = poll
 
 
 async def _fresh_stream_ids(url: str, *, delete: bool = False) -> set[str]:
