@@ -83,3 +83,32 @@ def nats_server() -> Iterator[Any]:
         yield server
     finally:
         server.close()
+
+
+class SinkWrapper:
+    """Delegates the whole sink protocol to ``inner``; benchmark wrappers override what they measure."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def prepare(self, pending: Any) -> Any:
+        return self.inner.prepare(pending)
+
+    async def send(self, items: Any) -> list[Any]:
+        return list(await self.inner.send(items))
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    def ready(self) -> bool:
+        return bool(self.inner.ready())
+
+    async def wait_ready(self, timeout_seconds: float) -> bool:
+        return bool(await self.inner.wait_ready(timeout_seconds))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def forget(self) -> None:
+        self.inner.forget()

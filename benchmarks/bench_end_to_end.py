@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _benchutil import clean_env, nats_server
+from _benchutil import SinkWrapper, clean_env, nats_server
 
 ORG = "org_acme"
 USER = "usr_42"
@@ -145,12 +145,11 @@ def throughput(url: str, n: int, runs: int) -> None:
     )
 
 
-class TimingSink:
+class TimingSink(SinkWrapper):
     """Wraps a sink: notes when each event's ack reached the engine (``send`` returned)."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.acked: dict[str, int] = {}
 
     def prepare(self, pending: Any) -> Any:
@@ -167,21 +166,6 @@ class TimingSink:
             if outcome is None:
                 self.acked.setdefault(event_id, now)
         return outcomes
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    def ready(self) -> bool:
-        return bool(self.inner.ready())
-
-    async def wait_ready(self, timeout_seconds: float) -> bool:
-        return bool(await self.inner.wait_ready(timeout_seconds))
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def forget(self) -> None:
-        self.inner.forget()
 
 
 def latency(url: str, rate: float, seconds: float, linger: float | None) -> None:

@@ -31,10 +31,9 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from _benchutil import clean_env, compare, nats_server, us
+from _benchutil import SinkWrapper, clean_env, compare, nats_server, us
 
 ORDER_ID = "ord_8c1f2b7e"
 ORG = "org_acme"
@@ -47,36 +46,17 @@ def handler(order_id: str) -> dict[str, Any]:
     return {"id": order_id, "organization_id": ORG, "user_id": USER, **DATA}
 
 
-class GatedSink:
+class GatedSink(SinkWrapper):
     """A sink wrapper whose ``prepare`` blocks the delivery thread while the gate is closed."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.gate = threading.Event()
         self.gate.set()
 
     def prepare(self, pending: Any) -> Any:
         self.gate.wait(120.0)  # bounded: a stuck benchmark still ends
         return self.inner.prepare(pending)
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    def ready(self) -> bool:
-        return bool(self.inner.ready())
-
-    async def wait_ready(self, timeout_seconds: float) -> bool:
-        return bool(await self.inner.wait_ready(timeout_seconds))
-
-    async def send(self, items: Sequence[Any]) -> list[Any]:
-        return list(await self.inner.send(items))
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def forget(self) -> None:
-        self.inner.forget()
 
 
 def row(label: str, ours: float, bare: float, ratio: float, target: str = "") -> None:
