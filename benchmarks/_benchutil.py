@@ -76,7 +76,7 @@ def us(ns: float) -> str:
 @contextmanager
 def nats_server() -> Iterator[Any]:
     """A throw-away nats-server with JetStream on 127.0.0.1 (its own store, removed afterwards)."""
-    from otel_commerce._natsserver import NatsServer
+    from otel_commerce._cli._natsserver import NatsServer
 
     server = NatsServer().start()
     try:

@@ -51,8 +51,7 @@ def make_orders(prefix: str, n: int) -> list[object]:
 
 def raw_payloads(orders: list[object]) -> list[bytes]:
     """What ``Client.emit_order_completed`` sends for each order (its ``_emit`` path), as JSON bytes."""
-    from otel_commerce._catalog import CATALOG, collector_from_args
-    from otel_commerce._identity import event_id_for
+    from otel_commerce._model import CATALOG, collector_from_args, event_id_for
 
     spec = CATALOG["order.completed"]
     out = []
@@ -68,7 +67,7 @@ def server_count(base: str) -> int:
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    from otel_commerce._natsserver import free_port
+    from otel_commerce._cli._natsserver import free_port
 
     port = free_port()
     script = Path(__file__).with_name("_count_server.py")

@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 import nats
 
-from otel_commerce._catalog import event_from_args
-from otel_commerce._client import Client
-from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
-from otel_commerce._model import OrderItem
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsServer
+from otel_commerce._compat import Client
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._model import OrderItem, Pending, event_from_args
+from otel_commerce._sinks import JetStreamSink
 from otel_commerce.subjects import STREAM_NAME
 
 
@@ -127,7 +127,7 @@ def bench_publish_async(url: str, n: int, run: int) -> float:
     prepared = [(p.event.subject, p.event.to_json(), {"Nats-Msg-Id": p.event.event_id}) for p in pendings if p.event]
 
     async def run_it() -> float:
-        from otel_commerce._bootstrap import bootstrap
+        from otel_commerce._sinks import bootstrap
 
         nc = await nats.connect(url)
         js = nc.jetstream(publish_async_max_pending=4000)
@@ -147,7 +147,7 @@ def bench_publish_async(url: str, n: int, run: int) -> float:
 
 def bench_sink(url: str, n: int, run: int) -> float:
     """The pipelined publisher alone (``JetStreamSink.send``) on prepared messages: like for like."""
-    from otel_commerce._catalog import apply_marketing
+    from otel_commerce._model import apply_marketing
 
     asyncio.run(_reset_stream(url))
     sink = JetStreamSink(url, window=2048)
@@ -188,7 +188,7 @@ def bench_client(url: str, n: int, run: int) -> float:
 
 
 def bench_one_post_per_event(url: str, n: int, run: int) -> float:
-    from otel_commerce._catalog import collector_from_args
+    from otel_commerce._model import collector_from_args
 
     payloads = [
         collector_from_args(

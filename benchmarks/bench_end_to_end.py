@@ -47,7 +47,7 @@ async def fresh_stream(url: str) -> None:
     import nats
     from nats.js import errors as js_errors
 
-    from otel_commerce._bootstrap import bootstrap
+    from otel_commerce._sinks import bootstrap
 
     nc = await nats.connect(url)
     try:
@@ -72,9 +72,9 @@ async def stream_count(url: str) -> int:
 
 def prepared_messages(prefix: str, n: int) -> list[tuple[str, bytes, dict[str, str]]]:
     """Exactly what our JetStream sink would publish for the same events (encoded up front)."""
-    from otel_commerce._catalog import apply_marketing
-    from otel_commerce._delivery import JetStreamSink
+    from otel_commerce._model import apply_marketing
     from otel_commerce._record import build_pending
+    from otel_commerce._sinks import JetStreamSink
 
     sink = JetStreamSink("nats://127.0.0.1:1")
     out = []
@@ -171,8 +171,9 @@ class TimingSink(SinkWrapper):
 def latency(url: str, rate: float, seconds: float, linger: float | None) -> None:
     from otel_commerce import record_event
     from otel_commerce._config import Settings
-    from otel_commerce._delivery import DeliveryEngine, JetStreamSink
+    from otel_commerce._delivery import DeliveryEngine
     from otel_commerce._runtime import RUNTIME
+    from otel_commerce._sinks import JetStreamSink
 
     sink = TimingSink(JetStreamSink(url))
     opts = {} if linger is None else {"linger_seconds": linger}

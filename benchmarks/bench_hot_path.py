@@ -99,9 +99,10 @@ def bench_configured(n: int, repeats: int) -> None:
 
     from otel_commerce import CommerceLogRecordProcessor, CommerceSpanExporter, commerce_event, record_event
     from otel_commerce._config import Settings
-    from otel_commerce._delivery import DeliveryEngine, JetStreamSink
+    from otel_commerce._delivery import DeliveryEngine
     from otel_commerce._record import build_pending, envelope_body, flat_attributes
     from otel_commerce._runtime import RUNTIME
+    from otel_commerce._sinks import JetStreamSink
 
     with nats_server() as server:
         sink = GatedSink(JetStreamSink(server.url))

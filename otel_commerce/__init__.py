@@ -1,13 +1,8 @@
 """otel-commerce: commerce business events as OpenTelemetry signals, shipped to JetStream and a collector."""
 
-from ._bootstrap import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, bootstrap
-from ._catalog import CATALOG, EventSpec, spec_for
-from ._client import Client
+from ._compat import Client, Publisher
 from ._config import Settings
-from ._configure import configure, flush, shutdown, stats
-from ._consumer import consume_span, extract_context
-from ._decorator import commerce_event
-from ._delivery import CollectorSink, DeliveryEngine, JetStreamSink, Pending
+from ._delivery import DeliveryEngine
 from ._errors import (
     CommerceError,
     ConfigurationError,
@@ -18,23 +13,9 @@ from ._errors import (
     StreamError,
     TransientDeliveryError,
 )
-from ._hashing import capi_hash, normalize_capi, sha256_hex
 from ._model import (
-    CommerceEvent,
-    FacebookCAPIEvent,
-    FacebookUserData,
-    GA4EcommerceEvent,
-    GA4Item,
-    LineItemInfo,
-    Order,
-    OrderItem,
-    to_order_items,
-)
-from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter
-from ._publisher import Publisher
-from ._record import record_event
-from .subjects import (
     ALL_SUBJECTS,
+    CATALOG,
     STREAM_NAME,
     STREAM_SUBJECTS,
     SUBJECT_CART_UPDATED,
@@ -58,10 +39,29 @@ from .subjects import (
     SUBJECT_REFERRAL_LINK_CREATED,
     SUBJECT_REFERRAL_PAYOUT_SENT,
     SUBJECT_REFERRAL_TIER_UPGRADED,
+    CommerceEvent,
+    EventSpec,
+    FacebookCAPIEvent,
+    FacebookUserData,
+    GA4EcommerceEvent,
+    GA4Item,
+    LineItemInfo,
+    Order,
+    OrderItem,
+    Pending,
+    capi_hash,
+    normalize_capi,
+    sha256_hex,
+    spec_for,
     subject_for,
+    to_order_items,
     type_for,
     validate_subject,
 )
+from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter, consume_span, extract_context
+from ._record import commerce_event, record_event
+from ._runtime._configure import configure, flush, shutdown, stats
+from ._sinks import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, CollectorSink, JetStreamSink, bootstrap
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.js import errors as js_errors
 from nats.js.client import JetStreamContext
 
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsServer
 from otel_commerce.subjects import STREAM_NAME
 
 

@@ -16,7 +16,7 @@ from nats.js.client import JetStreamContext
 from typer.testing import CliRunner
 
 from otel_commerce import CommerceEvent, Publisher, bootstrap
-from otel_commerce._natsserver import NatsServer, free_port
+from otel_commerce._cli._natsserver import NatsServer, free_port
 from otel_commerce.cli import app
 from otel_commerce.subjects import STREAM_NAME
 

@@ -11,10 +11,9 @@ import pytest
 from fake_collector import FakeCollector
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_commerce._client import Client
+from otel_commerce._compat import Client
 from otel_commerce._errors import EventValidationError
-from otel_commerce._identity import EVENT_ID_NAMESPACE
-from otel_commerce._model import Order, OrderItem
+from otel_commerce._model import EVENT_ID_NAMESPACE, Order, OrderItem
 
 
 @pytest.fixture

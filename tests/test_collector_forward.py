@@ -11,7 +11,7 @@ import orjson
 from collector_server import running_collector
 from nats.js.client import JetStreamContext
 
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsServer
 from otel_commerce.subjects import STREAM_NAME
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -11,9 +11,10 @@ import pytest
 from fake_collector import FakeCollector
 from polling import poll
 
-from otel_commerce._delivery import CollectorSink, DeliveryEngine, Pending
+from otel_commerce._delivery import DeliveryEngine
 from otel_commerce._errors import PermanentDeliveryError, TransientDeliveryError
-from otel_commerce._identity import uuid7
+from otel_commerce._model import Pending, uuid7
+from otel_commerce._sinks import CollectorSink
 
 FAST = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05, "linger_seconds": 0.0}
 

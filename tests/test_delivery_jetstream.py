@@ -13,9 +13,10 @@ import pytest
 from nats.js import errors as js_errors
 from polling import poll
 
-from otel_commerce._catalog import event_from_args
-from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsServer
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._model import Pending, event_from_args
+from otel_commerce._sinks import JetStreamSink
 from otel_commerce.subjects import STREAM_NAME
 
 _RUN = uuid.uuid4().hex[:8]  # unique order ids: the session server is shared with other test modules

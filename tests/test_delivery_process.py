@@ -19,10 +19,11 @@ from fake_collector import FakeCollector
 from nats.js import errors as js_errors
 from polling import poll
 
-from otel_commerce._catalog import event_from_args
-from otel_commerce._client import Client
-from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsServer
+from otel_commerce._compat import Client
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._model import Pending, event_from_args
+from otel_commerce._sinks import JetStreamSink
 from otel_commerce.subjects import STREAM_NAME
 
 
@@ -72,9 +73,10 @@ def test_exit_without_flush_still_delivers_everything(collector: FakeCollector, 
     """A script that emits and simply exits delivers every event (atexit fallback) to both sinks."""
     asyncio.run(_fresh_stream_ids(nats_server.url, delete=True))
     script = f"""
-from otel_commerce._catalog import event_from_args
-from otel_commerce._client import Client
-from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
+from otel_commerce._compat import Client
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._model import Pending, event_from_args
+from otel_commerce._sinks import JetStreamSink
 
 client = Client({collector.url!r})
 for i in range(300):

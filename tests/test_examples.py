@@ -25,7 +25,7 @@ from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_commerce import Publisher, bootstrap
-from otel_commerce._natsserver import NatsServer, free_port
+from otel_commerce._cli._natsserver import NatsServer, free_port
 from otel_commerce.collector import EventStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -17,15 +17,8 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_commerce import (
-    CommerceLogExporter,
-    ConfigurationError,
-    DeliveryEngine,
-    JetStreamSink,
-    Settings,
-    bootstrap,
-)
-from otel_commerce._natsserver import NatsServer
+from otel_commerce import CommerceLogExporter, ConfigurationError, DeliveryEngine, JetStreamSink, Settings, bootstrap
+from otel_commerce._cli._natsserver import NatsServer
 from otel_commerce._record import CommerceLogRecord, build_pending, envelope_body, flat_attributes
 
 APP = textwrap.dedent(
@@ -195,7 +188,7 @@ def test_entry_points_are_installed() -> None:
     from importlib.metadata import entry_points
 
     from otel_commerce import CommerceSpanExporter
-    from otel_commerce._distro import CommerceConfigurator, CommerceDistro
+    from otel_commerce._runtime._distro import CommerceConfigurator, CommerceDistro
 
     expected = {
         "opentelemetry_distro": CommerceDistro,

@@ -20,7 +20,7 @@ from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_commerce import consume_span
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsServer
 
 INSTRUMENT = str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
 

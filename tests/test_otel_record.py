@@ -22,7 +22,7 @@ from otel_commerce import (
     record_event,
     sha256_hex,
 )
-from otel_commerce._delivery._pending import Pending
+from otel_commerce._model import Pending
 from otel_commerce._runtime import RUNTIME
 from otel_commerce.testing import CapturedEvents, capture_events
 
@@ -229,7 +229,7 @@ def test_extract_none_means_no_event(events: CapturedEvents) -> None:
 
 def test_returned_commerce_event_used_as_is(events: CapturedEvents) -> None:
     """A returned CommerceEvent is delivered as is, with event_id and trace ids filled in."""
-    from otel_commerce._catalog import new_event
+    from otel_commerce._model import new_event
 
     @commerce_event("product.created")
     def create() -> CommerceEvent:

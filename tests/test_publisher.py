@@ -10,16 +10,8 @@ import pytest
 from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_commerce import (
-    CommerceEvent,
-    EventValidationError,
-    OrderItem,
-    PayloadTooLargeError,
-    Publisher,
-    bootstrap,
-)
-from otel_commerce._catalog import new_event
-from otel_commerce._identity import EVENT_ID_NAMESPACE
+from otel_commerce import CommerceEvent, EventValidationError, OrderItem, PayloadTooLargeError, Publisher, bootstrap
+from otel_commerce._model import EVENT_ID_NAMESPACE, new_event
 
 
 async def _count(js: JetStreamContext) -> int:

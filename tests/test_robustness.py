@@ -30,10 +30,9 @@ from otel_commerce import (
     commerce_event,
     record_event,
 )
-from otel_commerce._catalog import collector_from_args, collector_from_event
-from otel_commerce._natsserver import NatsServer
-from otel_commerce._pii import apply_pii
-from otel_commerce._record import CommerceLogRecord, build_pending, envelope_body, flat_attributes
+from otel_commerce._cli._natsserver import NatsServer
+from otel_commerce._model import collector_from_args, collector_from_event
+from otel_commerce._record import CommerceLogRecord, apply_pii, build_pending, envelope_body, flat_attributes
 from otel_commerce._runtime import RUNTIME
 from otel_commerce.testing import CapturedEvents, capture_events
 

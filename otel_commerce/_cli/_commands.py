@@ -301,7 +301,7 @@ def bootstrap_command(
 
     Exit code 1 when the stream exists and differs (without --reconcile) or cannot be changed.
     """
-    from .._bootstrap import bootstrap
+    from .._sinks import bootstrap
     from ._stream import connect
 
     window = parse_duration(duplicate_window)

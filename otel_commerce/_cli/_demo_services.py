@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._natsserver import free_port
+from ._natsserver import free_port
 
 if TYPE_CHECKING:
     from ..collector._store import EventStore

@@ -15,8 +15,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
-from .._decorator import commerce_event
 from .._model import Order, OrderItem
+from .._record import commerce_event
 
 __all__ = ["ORGANIZATION", "Expected", "Shop"]
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 __all__ = ["NatsServer", "find_nats_server", "free_port"]
 

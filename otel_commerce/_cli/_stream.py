@@ -15,7 +15,7 @@ from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from ..subjects import STREAM_NAME
+from .._model import STREAM_NAME
 from ._common import fail
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from .._errors import ConfigurationError
-from ..subjects import STREAM_NAME
+from .._model import STREAM_NAME
 from ._common import err_console, fail, out_console, print_json_line
 from ._demo_shop import ORGANIZATION, Expected, Shop
 
@@ -167,8 +167,8 @@ def demo_command(
     ] = False,
 ) -> None:
     """Start an embedded nats-server and collector, run a small shop under OTel, show its events and trace ids."""
-    from .._natsserver import find_nats_server
     from ..collector._extra import require_collector_extra
+    from ._natsserver import find_nats_server
 
     try:
         require_collector_extra()
@@ -232,9 +232,9 @@ def demo_command(
 
 
 def _start_services(stack: ExitStack, progress: Progress, binary: str, db_path: Path) -> tuple[Any, Any, Any]:
-    from .._natsserver import NatsServer
     from ..collector._store import EventStore
     from ._demo_services import EmbeddedCollector, reset_db
+    from ._natsserver import NatsServer
 
     task = progress.add_task("starting nats-server and the collector", total=2)
     try:

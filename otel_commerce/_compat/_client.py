@@ -13,15 +13,11 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from . import _metrics
-from ._catalog import CATALOG, collector_from_args
-from ._delivery._collector import CollectorSink
-from ._delivery._engine import DeliveryEngine
-from ._delivery._pending import OnError, Pending
-from ._errors import EventValidationError
-from ._identity import event_id_for, uuid7
-from ._model import Order, check_json_value
-from ._propagation import current_ids
+from .._delivery import DeliveryEngine, _metrics
+from .._errors import EventValidationError
+from .._model import CATALOG, OnError, Order, Pending, check_json_value, collector_from_args, event_id_for, uuid7
+from .._otel import current_ids
+from .._sinks import CollectorSink
 
 __all__ = ["Client"]
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._catalog import CATALOG, apply_marketing, event_from_args
-from ._errors import EventValidationError, PayloadTooLargeError
-from ._identity import event_id_for
-from ._model import CommerceEvent, OrderItem
-from ._natsutil import max_payload, translate_nats_error
-from ._propagation import current_ids, inject_headers
-from .subjects import validate_subject
+from .._errors import EventValidationError, PayloadTooLargeError
+from .._model import CATALOG, CommerceEvent, OrderItem, apply_marketing, event_from_args, event_id_for, validate_subject
+from .._otel import current_ids, inject_headers
+from .._sinks import max_payload, translate_nats_error
 
 if TYPE_CHECKING:
     from nats.js.api import PubAck

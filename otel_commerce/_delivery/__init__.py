@@ -1,9 +1,10 @@
-"""Delivery: the background engine and its sinks (JetStream, analytics collector)."""
+"""The generic delivery engine: queue, lanes, batching, retry, flush/exit/fork, and its ``Sink`` protocol.
 
-from ._collector import CollectorSink
+It knows no catalog: the mapping/encoding of an event is the sinks' job (``Sink.prepare``).
+"""
+
 from ._engine import DeliveryEngine
-from ._jetstream import JetStreamSink
-from ._pending import OnError, Pending
-from ._sink import Outcome, Prepared, Sink
+from ._retry import RETRYABLE_STATUS, backoff_seconds, is_retryable_status, parse_retry_after
+from ._sink import Outcome, Prepared, Sink, abandon
 
-__all__ = ["CollectorSink", "DeliveryEngine", "JetStreamSink", "OnError", "Outcome", "Pending", "Prepared", "Sink"]
+__all__ = ['DeliveryEngine', 'Outcome', 'Prepared', 'RETRYABLE_STATUS', 'Sink', 'abandon', 'backoff_seconds', 'is_retryable_status', 'parse_retry_after']

@@ -34,10 +34,9 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from .. import _metrics
-from .._catalog import apply_marketing
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from ._pending import OnError, Pending
+from .._model import OnError, Pending, apply_marketing
+from . import _metrics
 from ._retry import backoff_seconds
 from ._sink import Sink, abandon
 

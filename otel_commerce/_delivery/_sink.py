@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .._errors import DeliveryError
-from ._pending import Pending
+from .._model import Pending
 
 __all__ = ["Outcome", "Prepared", "Sink", "abandon"]
 

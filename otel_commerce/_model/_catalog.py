@@ -18,10 +18,8 @@ from typing import Any
 
 import orjson
 
-from ._errors import EventValidationError
-from ._hashing import capi_hash
-from ._identity import event_id_for
-from ._model import (
+from .._errors import EventValidationError
+from ._envelope import (
     CommerceEvent,
     FacebookCAPIEvent,
     FacebookUserData,
@@ -32,7 +30,9 @@ from ._model import (
     check_json_value,
     format_timestamp,
 )
-from .subjects import subject_for
+from ._hashing import capi_hash
+from ._identity import event_id_for
+from ._subjects import subject_for
 
 __all__ = [
     "CATALOG",

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ._errors import EventValidationError
+from .._errors import EventValidationError
 
 __all__ = [
     "CommerceEvent",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._model import CommerceEvent, OrderItem
+from ._envelope import CommerceEvent, OrderItem
 
 __all__ = ["OnError", "Pending"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import EventValidationError
+from .._errors import EventValidationError
 
 __all__ = [
     "ALL_SUBJECTS",

@@ -22,16 +22,13 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ._catalog import CATALOG
-from ._delivery._pending import Pending
-from ._identity import event_id_for
-from ._model import CommerceEvent, OrderItem, parse_timestamp
-from ._runtime import RUNTIME
+from .._model import CATALOG, CommerceEvent, OrderItem, Pending, event_id_for, parse_timestamp
+from .._runtime import RUNTIME
 
 if TYPE_CHECKING:
     from opentelemetry._logs import LogRecord
 
-    from ._delivery import DeliveryEngine
+    from .._delivery import DeliveryEngine
 
 __all__ = [
     "CommerceLogExporter",

@@ -16,15 +16,12 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry import trace
 
-from ._catalog import CATALOG, _entity_id
-from ._delivery._pending import Pending
-from ._errors import EventValidationError
-from ._identity import event_id_for, uuid7
-from ._model import CommerceEvent, Order
+from .._errors import EventValidationError
+from .._model import CommerceEvent, Order, Pending, event_id_for, subject_for, uuid7
+from .._model._catalog import CATALOG, _entity_id
+from .._runtime import RUNTIME
 from ._pii import apply_pii
-from ._record import build_pending, emit_pending
-from ._runtime import RUNTIME
-from .subjects import subject_for
+from ._recorder import build_pending, emit_pending
 
 __all__ = ["commerce_event"]
 

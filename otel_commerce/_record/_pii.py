@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ._hashing import capi_hash
+from .._model import capi_hash
 
 __all__ = ["apply_pii", "pii_kind"]
 

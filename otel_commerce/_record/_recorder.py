@@ -15,14 +15,12 @@ import orjson
 from opentelemetry import _logs, trace
 from opentelemetry._logs import LogRecord, SeverityNumber
 
-from . import _metrics
-from ._catalog import CATALOG, _entity_id, fields_from_order, new_event
-from ._delivery._pending import Pending
-from ._errors import EventValidationError
-from ._identity import uuid7
-from ._model import CommerceEvent, Order, format_timestamp
+from .._delivery import _metrics
+from .._errors import EventValidationError
+from .._model import CommerceEvent, Order, Pending, format_timestamp, uuid7
+from .._model._catalog import CATALOG, _entity_id, fields_from_order, new_event
+from .._runtime import RUNTIME
 from ._pii import apply_pii
-from ._runtime import RUNTIME
 
 __all__ = ["CommerceLogRecord", "build_pending", "emit_pending", "envelope_body", "flat_attributes", "record_event"]
 

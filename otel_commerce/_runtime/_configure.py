@@ -14,10 +14,10 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from ._config import Settings
-from ._delivery._pending import OnError
-from ._otel import CommerceLogRecordProcessor, CommerceSpanExporter
-from ._runtime import RUNTIME, build_engine
+from .._config import Settings
+from .._model import OnError
+from .._otel._adapters import CommerceLogRecordProcessor, CommerceSpanExporter
+from ._state import RUNTIME, build_engine
 
 __all__ = ["configure", "flush", "shutdown", "stats"]
 

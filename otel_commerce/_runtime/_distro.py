@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter
+from .._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter
 
 __all__ = ["CommerceConfigurator", "CommerceDistro"]
 

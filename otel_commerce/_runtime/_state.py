@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace as _trace
 from opentelemetry._logs import _internal as _logs_internal
 
-from . import _metrics
-from ._config import Settings
-from ._delivery._pending import Pending
+from .._config import Settings
+from .._delivery import _metrics
+from .._model import Pending
 
 if TYPE_CHECKING:
-    from ._delivery import DeliveryEngine
-    from ._model import CommerceEvent
+    from .._delivery import DeliveryEngine
+    from .._model import CommerceEvent
 
 __all__ = ["RUNTIME", "Runtime", "build_engine"]
 
@@ -35,7 +35,8 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
     """A delivery engine with the sinks the settings name (None when there is none)."""
     if not settings.has_sink:
         return None
-    from ._delivery import CollectorSink, DeliveryEngine, JetStreamSink
+    from .._delivery import DeliveryEngine
+    from .._sinks import CollectorSink, JetStreamSink
 
     sinks: list[Any] = []
     if settings.nats_url:
@@ -144,7 +145,7 @@ class Runtime:
         """Hand an event to captures and the engine; a counted, warned-once no-op without sinks."""
         delivered = False
         if self.captures and pending.event is not None:
-            from ._catalog import apply_marketing
+            from .._model import apply_marketing
 
             apply_marketing(pending.event, pending.items)
             for capture in self.captures:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal
 from nats.js import errors as js_errors
 from nats.js.api import StreamConfig, StreamInfo
 
-from ._errors import StreamError
-from .subjects import STREAM_NAME, STREAM_SUBJECTS, SUBJECT_PREFIX
+from .._errors import StreamError
+from .._model import STREAM_NAME, STREAM_SUBJECTS, SUBJECT_PREFIX
 
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext

@@ -18,11 +18,9 @@ from typing import Any
 import httpx
 import orjson
 
-from .._catalog import collector_from_event
+from .._delivery import Outcome, Prepared, abandon, is_retryable_status, parse_retry_after
 from .._errors import DeliveryError, EventValidationError, PermanentDeliveryError, TransientDeliveryError
-from ._pending import Pending
-from ._retry import is_retryable_status, parse_retry_after
-from ._sink import Outcome, Prepared, abandon
+from .._model import Pending, collector_from_event
 
 __all__ = ["CollectorSink"]
 

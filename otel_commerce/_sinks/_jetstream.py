@@ -24,13 +24,12 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import errors as js_errors
 
-from .._bootstrap import bootstrap
+from .._delivery import Outcome, Prepared, abandon, backoff_seconds
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
-from .._natsutil import max_payload, translate_nats_error
-from .._propagation import headers_for_ids
-from ._pending import Pending
-from ._retry import backoff_seconds
-from ._sink import Outcome, Prepared, abandon
+from .._model import Pending
+from .._otel import headers_for_ids
+from ._bootstrap import bootstrap
+from ._natsutil import max_payload, translate_nats_error
 
 __all__ = ["JetStreamSink"]
 

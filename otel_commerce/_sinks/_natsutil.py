@@ -8,7 +8,7 @@ from typing import Any
 from nats import errors as nats_errors
 from nats.js import errors as js_errors
 
-from ._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "max_payload", "translate_nats_error"]
 

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING
 import nats
 import orjson
 
-from .._bootstrap import bootstrap
 from .._errors import EventValidationError, PermanentDeliveryError
-from .._natsutil import max_payload, translate_nats_error
-from .._propagation import headers_for_ids
-from ..subjects import validate_subject
+from .._model import validate_subject
+from .._otel import headers_for_ids
+from .._sinks import bootstrap, max_payload, translate_nats_error
 from ._records import StoredEvent
 from ._store import EventStore, ForwardState
 

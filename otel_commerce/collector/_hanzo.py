@@ -19,10 +19,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .._catalog import CATALOG
 from .._errors import EventValidationError
-from .._identity import uuid7
-from .._model import format_timestamp, parse_timestamp
+from .._model import CATALOG, format_timestamp, parse_timestamp, uuid7
 from ._records import SPAN_ID_RE, TRACE_ID_RE, StoredEvent
 
 __all__ = ["MAX_EVENT_ID_LENGTH", "hanzo_event", "type_for_name"]

@@ -27,11 +27,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from .._catalog import apply_marketing
 from .._errors import EventValidationError
-from .._identity import EVENT_ID_NAMESPACE
-from .._model import CommerceEvent, OrderItem
-from ..subjects import SUBJECT_PREFIX, subject_for
+from .._model import EVENT_ID_NAMESPACE, SUBJECT_PREFIX, CommerceEvent, OrderItem, apply_marketing, subject_for
 from ._records import StoredEvent
 
 __all__ = [

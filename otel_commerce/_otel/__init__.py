@@ -1,0 +1,8 @@
+"""The OpenTelemetry side: log record processor, log/span exporters, trace propagation, consumer helpers.
+"""
+
+from ._adapters import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter, pending_from_body
+from ._consumer import consume_span, extract_context
+from ._propagation import current_ids, headers_for_ids, inject_headers
+
+__all__ = ['CommerceLogExporter', 'CommerceLogRecordProcessor', 'CommerceSpanExporter', 'consume_span', 'current_ids', 'extract_context', 'headers_for_ids', 'inject_headers', 'pending_from_body']

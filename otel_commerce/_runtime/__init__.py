@@ -1,0 +1,9 @@
+"""The composition root: process-wide state, ``configure()``, the OTel distro/configurator.
+
+The one place allowed to import every layer; it fills the slot through which ``_record`` and
+``_otel`` reach the engine.
+"""
+
+from ._state import RUNTIME, Runtime, build_engine
+
+__all__ = ["RUNTIME", "Runtime", "build_engine"]
