@@ -60,7 +60,7 @@ from ._model import (
 )
 from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter, consume_span, extract_context
 from ._record import commerce_event, record_event
-from ._runtime._configure import configure, flush, shutdown, stats
+from ._runtime import configure, flush, shutdown, stats
 from ._sinks import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, CollectorSink, JetStreamSink, bootstrap
 
 __version__ = "0.1.0"

@@ -59,7 +59,7 @@ SinceOption = Annotated[
 def _db_path(db: Path | None) -> Path:
     import os
 
-    from ..collector._store import DEFAULT_DB_PATH
+    from ..collector import DEFAULT_DB_PATH
 
     return db or Path(os.environ.get("OTEL_COMMERCE_COLLECTOR_DB") or DEFAULT_DB_PATH)
 
@@ -113,11 +113,11 @@ def collector_command(
     ] = None,
 ) -> None:
     """Run the local collector: Hanzo collector API + OTLP/HTTP logs, stored in SQLite, optionally forwarded."""
-    from ..collector._extra import require_collector_extra
+    from ..collector import require_collector_extra
 
     try:
         require_collector_extra()
-        from ..collector._settings import load_settings
+        from ..collector import load_settings
 
         settings = load_settings(
             config,
@@ -131,14 +131,14 @@ def collector_command(
         )
     except ConfigurationError as exc:
         fail(str(exc), 2)
-    from ..collector._server import run
+    from ..collector import serve
 
     err_console.print(
         f"otel-commerce collector on http://{settings.host}:{settings.port} → {settings.db}"
         + (f", forwarding to {settings.nats_url}" if settings.nats_url else "")
         + (" (bearer auth on)" if settings.auth_token else "")
     )
-    run(settings)
+    serve(settings)
 
 
 # --------------------------------------------------------------------------- trace
@@ -176,7 +176,7 @@ def trace_command(
         found.sort(key=lambda e: str(e.get("timestamp", "")))
         rows = [(e, "stream") for e in found]
     else:
-        from ..collector._store import EventQuery
+        from ..collector import EventQuery
         from ._store_cmds import query_store
 
         rows = query_store(_db_path(db), EventQuery(trace_id=tid, since=start, limit=100_000))
@@ -208,7 +208,7 @@ def events_command(
     as_json: JsonOption = False,
 ) -> None:
     """Query the collector store by type, organization, trace and time range (oldest first)."""
-    from ..collector._store import EventQuery
+    from ..collector import EventQuery
     from ._store_cmds import events_title, print_store_events, query_store
 
     start = parse_when(since)

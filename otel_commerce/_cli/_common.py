@@ -98,7 +98,7 @@ def parse_trace_id(text: str) -> str:
 
 def normalize_type(text: str) -> str:
     """``commerce.order.completed`` / ``order_completed`` / ``order.completed`` → ``order.completed``."""
-    from ..collector._hanzo import type_for_name
+    from ..collector import type_for_name
 
     value = text.strip()
     if value.startswith("commerce."):

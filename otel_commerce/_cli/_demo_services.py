@@ -12,7 +12,7 @@ import httpx
 from ._natsserver import free_port
 
 if TYPE_CHECKING:
-    from ..collector._store import EventStore
+    from ..collector import EventStore
 
 __all__ = ["EmbeddedCollector", "ThreadedServer", "reset_db"]
 
@@ -73,6 +73,6 @@ class EmbeddedCollector(ThreadedServer):
     """The collector app over ``store``, served in-process."""
 
     def __init__(self, store: EventStore) -> None:
-        from ..collector._app import create_app
+        from ..collector import create_app
 
         super().__init__(create_app(store))

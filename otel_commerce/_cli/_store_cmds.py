@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .._errors import ConfigurationError
-from ..collector._store import EventQuery, EventStore
+from ..collector import EventQuery, EventStore
 from ._common import event_table, fail, out_console, print_json_line
 
 __all__ = ["print_store_events", "query_store"]

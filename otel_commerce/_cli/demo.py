@@ -34,7 +34,7 @@ from ._common import err_console, fail, out_console, print_json_line
 from ._demo_shop import ORGANIZATION, Expected, Shop
 
 if TYPE_CHECKING:
-    from ..collector._store import EventStore
+    from ..collector import EventStore
 
 __all__ = ["default_db_path", "demo_command"]
 
@@ -69,7 +69,7 @@ async def _await_arrivals(
     import nats
     from nats.js import errors as js_errors
 
-    from ..collector._store import EventQuery
+    from ..collector import EventQuery
 
     wanted = {(e.type, e.id) for e in expected}
     found = Arrivals()
@@ -167,7 +167,7 @@ def demo_command(
     ] = False,
 ) -> None:
     """Start an embedded nats-server and collector, run a small shop under OTel, show its events and trace ids."""
-    from ..collector._extra import require_collector_extra
+    from ..collector import require_collector_extra
     from ._natsserver import find_nats_server
 
     try:
@@ -232,7 +232,7 @@ def demo_command(
 
 
 def _start_services(stack: ExitStack, progress: Progress, binary: str, db_path: Path) -> tuple[Any, Any, Any]:
-    from ..collector._store import EventStore
+    from ..collector import EventStore
     from ._demo_services import EmbeddedCollector, reset_db
     from ._natsserver import NatsServer
 

@@ -5,6 +5,6 @@ It knows no catalog: the mapping/encoding of an event is the sinks' job (``Sink.
 
 from ._engine import DeliveryEngine
 from ._retry import RETRYABLE_STATUS, backoff_seconds, is_retryable_status, parse_retry_after
-from ._sink import Outcome, Prepared, Sink, abandon
+from ._sink import ErrorCallback, Item, Outcome, Prepared, Sink, abandon
 
-__all__ = ['DeliveryEngine', 'Outcome', 'Prepared', 'RETRYABLE_STATUS', 'Sink', 'abandon', 'backoff_seconds', 'is_retryable_status', 'parse_retry_after']
+__all__ = ['ErrorCallback', 'Item', 'DeliveryEngine', 'Outcome', 'Prepared', 'RETRYABLE_STATUS', 'Sink', 'abandon', 'backoff_seconds', 'is_retryable_status', 'parse_retry_after']

@@ -3,7 +3,7 @@
 ::
 
     submit() (any thread, never blocks)         delivery thread (asyncio loop)
-      └─ bounded deque, drop-oldest ──wake──▶  intake: apply_marketing, sink.prepare → one lane per sink
+      └─ bounded deque, drop-oldest ──wake──▶  intake: sink.prepare (maps + encodes) → one lane per sink
                                                 lane: batch (count / bytes / linger) → sink.send
                                                       ├─ delivered          → exported
                                                       ├─ transient error    → retried after backoff /
@@ -35,10 +35,9 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from .._model import OnError, Pending, apply_marketing
 from . import _metrics
 from ._retry import backoff_seconds
-from ._sink import Sink, abandon
+from ._sink import ErrorCallback, Item, Sink, abandon
 
 __all__ = ["DeliveryEngine"]
 
@@ -66,7 +65,7 @@ class _Track:
 
     __slots__ = ("failed", "pending", "remaining", "seq", "t0")
 
-    def __init__(self, pending: Pending, seq: int, t0: float) -> None:
+    def __init__(self, pending: Item, seq: int, t0: float) -> None:
         self.pending = pending
         self.seq = seq
         self.t0 = t0
@@ -157,7 +156,7 @@ class DeliveryEngine:
         max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS,
         backoff_initial_seconds: float = _DEFAULT_BACKOFF_INITIAL_SECONDS,
         backoff_max_seconds: float = _DEFAULT_BACKOFF_MAX_SECONDS,
-        on_error: OnError | None = None,
+        on_error: ErrorCallback | None = None,
         name: str = "otel-commerce",
         exit_hook: bool = True,
     ) -> None:
@@ -201,7 +200,7 @@ class DeliveryEngine:
     def sinks(self) -> list[Sink]:
         return list(self._sinks)
 
-    def submit(self, pending: Pending) -> bool:
+    def submit(self, pending: Item) -> bool:
         """Queue ``pending`` for delivery; False when something had to be dropped (never blocks or raises)."""
         try:
             overflow: _Track | None = None
@@ -410,12 +409,6 @@ class DeliveryEngine:
     def _route(self, rt: _Runtime, track: _Track) -> None:
         pending = track.pending
         now = time.monotonic()
-        if pending.event is not None:
-            try:
-                apply_marketing(pending.event, pending.items)
-            except Exception as exc:
-                self._fail_unrouted(rt, track, "rejected", "invalid", exc)
-                return
         for lane in rt.lanes:
             try:
                 prepared = lane.sink.prepare(pending)
@@ -647,7 +640,7 @@ class DeliveryEngine:
             failed.sort()
             del failed[_MAX_REMEMBERED_FAILURES // 2 :]
 
-    def _report(self, error: BaseException, pending: Pending | None, *, threadsafe: bool = False) -> None:
+    def _report(self, error: BaseException, pending: Item | None, *, threadsafe: bool = False) -> None:
         callback = self._on_error
         if callback is None:
             return

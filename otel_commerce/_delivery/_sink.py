@@ -8,13 +8,20 @@ outcome per item: ``None`` (delivered, duplicates included), a :class:`Transient
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .._errors import DeliveryError
-from .._model import Pending
 
-__all__ = ["Outcome", "Prepared", "Sink", "abandon"]
+__all__ = ["ErrorCallback", "Item", "Outcome", "Prepared", "Sink", "abandon"]
+
+#: What the engine carries from ``submit`` to each sink's ``prepare`` (the pipeline's ``Pending``); the
+#: engine never looks inside it.
+Item = Any
+
+#: ``on_error(error, item)``: called for every item dropped or rejected for good (``item`` is None for
+#: failures not tied to one item).
+ErrorCallback = Callable[[BaseException, Any], None]
 
 #: What ``Sink.send`` reports for one item.
 Outcome = DeliveryError | None
@@ -39,8 +46,8 @@ class Sink(Protocol):
 
     name: str
 
-    def prepare(self, pending: Pending) -> Prepared | None:
-        """Encode ``pending`` for this sink (on the delivery thread); None if it is not for this sink.
+    def prepare(self, pending: Item) -> Prepared | None:
+        """Map and encode ``pending`` for this sink (on the delivery thread); None if it is not for this sink.
 
         Raises ``EventValidationError`` when it cannot be encoded (the event is rejected).
         """

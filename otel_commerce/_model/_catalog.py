@@ -45,6 +45,7 @@ __all__ = [
     "apply_marketing",
     "collector_from_args",
     "collector_from_event",
+    "entity_id",
     "event_from_args",
     "fields_from_order",
     "new_event",
@@ -592,7 +593,10 @@ def fields_from_order(order: Order) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- envelope building
-def _entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -> str:
+def entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -> str:
+    """The entity id of an event of ``spec`` (its ``id`` template filled from ``fields``; ``unix_ms`` is
+    ``timestamp`` in Unix milliseconds). Raises ``EventValidationError`` naming a missing field.
+    """
     unix_ms = int(timestamp.timestamp() * 1000)
     try:
         return spec.id.format(unix_ms=unix_ms, **fields)
@@ -650,7 +654,7 @@ def event_from_args(
     ts = datetime.now(timezone.utc)
     event = new_event(
         event_type,
-        id=_entity_id(spec, fields, ts),
+        id=entity_id(spec, fields, ts),
         organization_id=fields["organization_id"],
         user_id=fields.get(spec.user, "") if spec.user else "",
         data={k: fields[k] for k in spec.data},
@@ -776,7 +780,7 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
         if source in fields:
             payload[key] = fields[source]
     payload["properties"] = {k: fields[k] for k in rule.props}
-    return payload, _entity_id(spec, fields, datetime.now(timezone.utc))
+    return payload, entity_id(spec, fields, datetime.now(timezone.utc))
 
 
 def collector_from_event(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """``Pending``: one event on its way to the sinks.
 
-Built on the caller's thread with no mapping and no encoding; the delivery thread maps it (GA4 /
-Meta CAPI via ``apply_marketing``), encodes it and hands it to each sink.
+Built on the caller's thread with no mapping and no encoding; on the delivery thread each sink maps
+and encodes it (the JetStream sink fills GA4 / Meta CAPI via ``apply_marketing``).
 
 - ``event`` set: the event goes to every sink (JetStream: subject ``event.subject``, payload the
   envelope JSON, headers ``Nats-Msg-Id`` = ``event.event_id`` and the W3C trace context rebuilt from

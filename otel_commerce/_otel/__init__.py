@@ -3,6 +3,6 @@
 
 from ._adapters import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter, pending_from_body
 from ._consumer import consume_span, extract_context
-from ._propagation import current_ids, headers_for_ids, inject_headers
+from ._propagation import current_ids, inject_headers
 
-__all__ = ['CommerceLogExporter', 'CommerceLogRecordProcessor', 'CommerceSpanExporter', 'consume_span', 'current_ids', 'extract_context', 'headers_for_ids', 'inject_headers', 'pending_from_body']
+__all__ = ['CommerceLogExporter', 'CommerceLogRecordProcessor', 'CommerceSpanExporter', 'consume_span', 'current_ids', 'extract_context', 'inject_headers', 'pending_from_body']

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._model import CATALOG, CommerceEvent, OrderItem, Pending, event_id_for, parse_timestamp
-from .._runtime import RUNTIME
+from . import _slot
 
 if TYPE_CHECKING:
     from opentelemetry._logs import LogRecord
@@ -120,17 +120,17 @@ class _Deliverer:
             if self._engine is not None:
                 self._engine.submit(pending)
             else:
-                RUNTIME.deliver(pending)
+                _slot.RUNTIME.deliver(pending)
         except Exception as exc:
-            RUNTIME.report_error(exc, pending)
+            _slot.RUNTIME.report_error(exc, pending)
 
     def _flush(self, timeout_seconds: float | None) -> bool:
         try:
             if self._engine is not None:
                 return self._engine.flush(timeout_seconds)
-            return RUNTIME.flush(timeout_seconds)
+            return _slot.RUNTIME.flush(timeout_seconds)
         except Exception as exc:
-            RUNTIME.report_error(exc, None)
+            _slot.RUNTIME.report_error(exc, None)
             return False
 
 
@@ -151,7 +151,7 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
         try:
             pending = _pending_from_log_record(record)
         except Exception as exc:
-            RUNTIME.report_error(exc, None)
+            _slot.RUNTIME.report_error(exc, None)
             return
         if pending is None or pending.claimed:
             return  # another processor/exporter of ours already took it: never twice
@@ -176,14 +176,14 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
     def __init__(self, engine: DeliveryEngine | None = None) -> None:
         super().__init__(engine)
         self._live = True
-        RUNTIME.log_exporters += 1
+        _slot.RUNTIME.log_exporters += 1
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         for item in batch:
             try:
                 pending = _pending_from_log_record(item.log_record)
             except Exception as exc:
-                RUNTIME.report_error(exc, None)
+                _slot.RUNTIME.report_error(exc, None)
                 continue
             if pending is not None and not pending.claimed:  # the batch processor copies the record,
                 pending.claimed = True  # but the Pending it carries is shared: claims are seen
@@ -195,7 +195,7 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
         self._flush(_DEFAULT_FLUSH_SECONDS)
         if self._live:
             self._live = False
-            RUNTIME.log_exporters -= 1
+            _slot.RUNTIME.log_exporters -= 1
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._flush(timeout_millis / 1000)
@@ -234,7 +234,7 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
                         ev.timestamp,
                     )
                 except Exception as exc:
-                    RUNTIME.report_error(exc, None)
+                    _slot.RUNTIME.report_error(exc, None)
                     continue
                 pending.via = "span_exporter"
                 self._deliver(pending)

@@ -17,9 +17,8 @@ from typing import Any, ParamSpec, TypeVar, cast
 from opentelemetry import trace
 
 from .._errors import EventValidationError
-from .._model import CommerceEvent, Order, Pending, event_id_for, subject_for, uuid7
-from .._model._catalog import CATALOG, _entity_id
-from .._runtime import RUNTIME
+from .._model import CATALOG, CommerceEvent, Order, Pending, entity_id, event_id_for, subject_for, uuid7
+from .._otel import _slot
 from ._pii import apply_pii
 from ._recorder import build_pending, emit_pending
 
@@ -44,7 +43,7 @@ def _pending_from_event(event: CommerceEvent) -> Pending:
     if not event.event_id:
         spec = CATALOG.get(event.type)
         event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)
-    event.data = apply_pii(event.data, RUNTIME.settings.pii)
+    event.data = apply_pii(event.data, _slot.RUNTIME.settings.pii)
     sc = trace.get_current_span().get_span_context()
     if sc.is_valid and not event.trace_id:
         event.trace_id = format(sc.trace_id, "032x")
@@ -90,7 +89,7 @@ def _error_event_id(event_type: str, fn: Callable[..., Any], args: tuple[Any, ..
     if spec is not None:
         try:
             bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
-            return _entity_id(spec, {k: v for k, v in bound.items() if isinstance(v, str) and v}, now())
+            return entity_id(spec, {k: v for k, v in bound.items() if isinstance(v, str) and v}, now())
         except (TypeError, ValueError):
             pass
     return uuid7()
@@ -142,7 +141,7 @@ class _Recorder:
 
     def _fail(self, exc: Exception) -> None:
         logger.warning("otel-commerce: could not record %s: %s", self.event_type, exc)
-        RUNTIME.report_error(exc, None)
+        _slot.RUNTIME.report_error(exc, None)
 
 
 def commerce_event(
@@ -176,7 +175,7 @@ def commerce_event(
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if not RUNTIME.active():
+                if not _slot.RUNTIME.active():
                     return await afn(*args, **kwargs)
                 with recorder.span():
                     try:
@@ -191,7 +190,7 @@ def commerce_event(
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not RUNTIME.active():
+            if not _slot.RUNTIME.active():
                 return fn(*args, **kwargs)
             with recorder.span():
                 try:

@@ -17,9 +17,18 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 
 from .._delivery import _metrics
 from .._errors import EventValidationError
-from .._model import CommerceEvent, Order, Pending, format_timestamp, uuid7
-from .._model._catalog import CATALOG, _entity_id, fields_from_order, new_event
-from .._runtime import RUNTIME
+from .._model import (
+    CATALOG,
+    CommerceEvent,
+    Order,
+    Pending,
+    entity_id,
+    fields_from_order,
+    format_timestamp,
+    new_event,
+    uuid7,
+)
+from .._otel import _slot
 from ._pii import apply_pii
 
 __all__ = ["CommerceLogRecord", "build_pending", "emit_pending", "envelope_body", "flat_attributes", "record_event"]
@@ -121,10 +130,10 @@ def build_pending(
                 "session_id": session_id or "",
                 **{k: v for k, v in payload.items() if v not in (None, "")},
             }
-            id = _entity_id(spec, scope, ts)
+            id = entity_id(spec, scope, ts)
         else:
             id = uuid7()
-    payload = apply_pii(payload, RUNTIME.settings.pii)
+    payload = apply_pii(payload, _slot.RUNTIME.settings.pii)
     event = new_event(
         event_type,
         id=id,
@@ -168,7 +177,7 @@ def emit_pending(pending: Pending) -> None:
     """Record through OTel per the mode; hand to the engine directly when no pipeline of ours takes it."""
     event = pending.event
     assert event is not None
-    rt = RUNTIME
+    rt = _slot.RUNTIME
     mode = rt.settings.mode
     ts_ns = int(event.timestamp.timestamp() * 1e9)
     claimed = False
@@ -236,6 +245,6 @@ def record_event(
     try:
         emit_pending(pending)
     except Exception as exc:  # telemetry never raises into the caller
-        RUNTIME.report_error(exc, pending)
+        _slot.RUNTIME.report_error(exc, pending)
     assert pending.event is not None
     return pending.event.event_id

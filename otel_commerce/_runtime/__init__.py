@@ -4,6 +4,7 @@ The one place allowed to import every layer; it fills the slot through which ``_
 ``_otel`` reach the engine.
 """
 
+from ._configure import configure, flush, shutdown, stats
 from ._state import RUNTIME, Runtime, build_engine
 
-__all__ = ["RUNTIME", "Runtime", "build_engine"]
+__all__ = ["RUNTIME", "Runtime", "build_engine", "configure", "flush", "shutdown", "stats"]

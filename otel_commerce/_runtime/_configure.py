@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from .._config import Settings
 from .._model import OnError
-from .._otel._adapters import CommerceLogRecordProcessor, CommerceSpanExporter
+from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from ._state import RUNTIME, build_engine
 
 __all__ = ["configure", "flush", "shutdown", "stats"]

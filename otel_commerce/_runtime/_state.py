@@ -19,6 +19,7 @@ from opentelemetry._logs import _internal as _logs_internal
 from .._config import Settings
 from .._delivery import _metrics
 from .._model import Pending
+from .._otel import _slot
 
 if TYPE_CHECKING:
     from .._delivery import DeliveryEngine
@@ -188,6 +189,7 @@ class Runtime:
 
 
 RUNTIME = Runtime()
+_slot.fill(RUNTIME)  # how _record and _otel reach it (they cannot import this layer)
 
 _EXIT_TIMEOUT_SECONDS = 10.0
 

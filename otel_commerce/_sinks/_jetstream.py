@@ -26,10 +26,9 @@ from nats.js import errors as js_errors
 
 from .._delivery import Outcome, Prepared, abandon, backoff_seconds
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
-from .._model import Pending
-from .._otel import headers_for_ids
+from .._model import Pending, apply_marketing
 from ._bootstrap import bootstrap
-from ._natsutil import max_payload, translate_nats_error
+from ._natsutil import headers_for_ids, max_payload, translate_nats_error
 
 __all__ = ["JetStreamSink"]
 
@@ -123,6 +122,7 @@ class JetStreamSink:
         event = pending.event
         if event is None:
             return None
+        apply_marketing(event, pending.items)  # GA4 / Meta CAPI blocks of the envelope (idempotent)
         payload = event.to_json()
         headers = headers_for_ids(
             {"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state

@@ -19,8 +19,7 @@ import orjson
 
 from .._errors import EventValidationError, PermanentDeliveryError
 from .._model import validate_subject
-from .._otel import headers_for_ids
-from .._sinks import bootstrap, max_payload, translate_nats_error
+from .._sinks import bootstrap, headers_for_ids, max_payload, translate_nats_error
 from ._records import StoredEvent
 from ._store import EventStore, ForwardState
 
