@@ -16,13 +16,14 @@ from opentelemetry import _logs, trace
 from opentelemetry._logs import LogRecord, SeverityNumber
 
 from . import _metrics
-from ._catalog import CATALOG, _entity_id, fields_from_order, new_event
+from ._catalog import CATALOG, _entity_id, check_catalog_type, check_data, fields_from_order, items_size, new_event
 from ._delivery._pending import Pending
 from ._errors import EventValidationError
 from ._identity import uuid7
 from ._model import CommerceEvent, Order, format_timestamp
 from ._pii import apply_pii
 from ._runtime import RUNTIME
+from .subjects import subject_for
 
 __all__ = ["CommerceLogRecord", "build_pending", "emit_pending", "envelope_body", "flat_attributes", "record_event"]
 
@@ -93,6 +94,8 @@ def build_pending(
         raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
     if event_type.startswith("commerce."):
         event_type = event_type[len("commerce.") :]
+    subject_for(event_type)
+    check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
     ts = timestamp or datetime.now(timezone.utc)
     if not isinstance(ts, datetime):
@@ -115,6 +118,9 @@ def build_pending(
         payload.update(data)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
+    payload = check_data(
+        event_type, payload, id=id, max_bytes=RUNTIME.settings.max_event_bytes, extra_bytes=items_size(items)
+    )
     if id is None:
         if spec is not None:
             scope = {
@@ -136,6 +142,7 @@ def build_pending(
         data=payload,
         timestamp=ts,
         idempotency_key=idempotency_key,
+        data_checked=True,
     )
     sc = trace.get_current_span().get_span_context()
     if sc.is_valid:
