@@ -578,7 +578,8 @@ def _money(value: Any, where: str) -> float | int:
         raise EventValidationError(f"{where} must be a number, got {type(value).__name__} {value!r:.40}")
     if isinstance(value, int):
         if not 0 <= value < COLLECTOR_MAX_REVENUE:
-            raise EventValidationError(f"{where} must be between 0 and 10^14, got {value}")
+            shown = value if value.bit_length() < 64 else f"an integer of {value.bit_length()} bits"
+            raise EventValidationError(f"{where} must be between 0 and 10^14, got {shown}")
         return value
     if not math.isfinite(value):
         raise EventValidationError(f"{where} must be finite, got {value!r}")
@@ -608,11 +609,13 @@ def _check(param: Param, value: Any, type_: str) -> Any:
                 f"{type_}: {param.name} must be an integer, got {type(value).__name__} {value!r:.40}"
             )
         if value < 0:
-            raise EventValidationError(f"{type_}: {param.name} must not be negative, got {value}")
+            raise EventValidationError(f"{type_}: {param.name} must not be negative")
         if kind is Kind.CENTS:
+            if value.bit_length() > 64:
+                raise EventValidationError(f"{type_}: {param.name} is over 10^14 units")
             return _money(value / 100.0, f"{type_}: {param.name}")
         if value > COLLECTOR_MAX_QUANTITY:
-            raise EventValidationError(f"{type_}: {param.name} must be at most 2^32-1, got {value}")
+            raise EventValidationError(f"{type_}: {param.name} must be at most 2^32-1")
         return value
     if kind is Kind.UNITS:
         return float(_money(value, f"{type_}: {param.name}"))

@@ -145,7 +145,7 @@ class _Walk:
             return v
         if t is int:
             if not INT64_MIN <= v <= INT64_MAX:
-                raise _Refused(f"is {v}: integers must fit in 64 bits (OTLP int64)")
+                raise _Refused(f"is an integer of {v.bit_length()} bits: integers must fit in 64 bits (OTLP int64)")
             self.size += 21
             return v
         if t is float:
