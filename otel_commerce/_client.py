@@ -121,7 +121,7 @@ class Client:
         props = event.get("properties")
         if props is not None and not isinstance(props, Mapping):
             raise EventValidationError(f"properties must be an object, got {type(props).__name__}")
-        payload = clean_data(event, "event", max_bytes=self._max_event_bytes)
+        payload = dict(clean_data(event, "event", max_bytes=self._max_event_bytes))
         _check_columns(payload)
         properties = dict(payload.get("properties") or {})
         event_type = _TYPE_BY_COLLECTOR_NAME.get(name)
