@@ -22,7 +22,7 @@ from ._delivery._pending import Pending
 from ._errors import EventValidationError
 from ._identity import event_id_for, uuid7
 from ._model import CommerceEvent, Order
-from ._pii import apply_pii
+from ._pii import apply_pii, scrub_text
 from ._record import build_pending, emit_pending
 from ._runtime import RUNTIME
 from .subjects import subject_for
@@ -170,7 +170,10 @@ class _Recorder:
         if self.on_error is None:
             return
         try:
-            data = {"error_type": type(error).__name__, "error_message": str(error)[:256]}
+            message = str(error)
+            if RUNTIME.settings.pii != "keep":  # before truncating: half an address would not match
+                message = scrub_text(message)
+            data = {"error_type": type(error).__name__, "error_message": message[:256]}
             emit_pending(
                 build_pending(
                     self.on_error,

@@ -21,7 +21,7 @@ from ._delivery._pending import Pending
 from ._errors import EventValidationError
 from ._identity import uuid7
 from ._model import CommerceEvent, Order, format_timestamp
-from ._pii import apply_pii
+from ._pii import apply_pii, mask_id
 from ._runtime import RUNTIME
 from .subjects import subject_for
 
@@ -40,10 +40,14 @@ class CommerceLogRecord(LogRecord):
     commerce_pending: Pending | None = None
 
 
-def envelope_body(event: CommerceEvent, items: list[Any] | None = None) -> dict[str, Any]:
-    """The log-record body: the envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any."""
+def envelope_body(event: CommerceEvent, items: list[Any] | None = None, *, mask: bool = False) -> dict[str, Any]:
+    """The log-record body: the envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any.
+
+    ``mask``: e-mail- or IP-shaped ``id`` / ``user_id`` / ``session_id`` become their digests (the PII
+    policy for OTel signals; the delivered envelope keeps them raw).
+    """
     body: dict[str, Any] = {
-        "id": event.id,
+        "id": mask_id(event.id) if mask else event.id,
         "type": event.type,
         "timestamp": format_timestamp(event.timestamp),
         "organization_id": event.organization_id,
@@ -51,19 +55,19 @@ def envelope_body(event: CommerceEvent, items: list[Any] | None = None) -> dict[
         "event_id": event.event_id,
     }
     if event.user_id:
-        body["user_id"] = event.user_id
+        body["user_id"] = mask_id(event.user_id) if mask else event.user_id
     if event.session_id:
-        body["session_id"] = event.session_id
+        body["session_id"] = mask_id(event.session_id) if mask else event.session_id
     if items:
         body["items"] = [i.to_dict() for i in items]
     return body
 
 
-def flat_attributes(event: CommerceEvent) -> dict[str, Any]:
-    """A few flat attributes for querying in any log/trace backend."""
+def flat_attributes(event: CommerceEvent, *, mask: bool = False) -> dict[str, Any]:
+    """A few flat attributes for querying in any log/trace backend (``mask``: see ``envelope_body``)."""
     attrs: dict[str, Any] = {
         "commerce.event_id": event.event_id,
-        "commerce.id": event.id,
+        "commerce.id": mask_id(event.id) if mask else event.id,
         "commerce.type": event.type,
         "commerce.organization_id": event.organization_id,
     }
@@ -185,8 +189,9 @@ def emit_pending(pending: Pending) -> None:
     span = trace.get_current_span()
     on_span = mode != "log" and span.is_recording()
     # Built once, shared by the span event (serialised at once) and the log record (mode "both").
-    body = envelope_body(event, pending.items)
-    attrs = flat_attributes(event)
+    mask = rt.settings.pii != "keep"
+    body = envelope_body(event, pending.items, mask=mask)
+    attrs = flat_attributes(event, mask=mask)
     if on_span:
         span_attrs = {**attrs, "commerce.payload": orjson.dumps(body).decode(), "commerce.mode": mode}
         span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
