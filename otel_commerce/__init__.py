@@ -1,7 +1,7 @@
 """otel-commerce: commerce business events as OpenTelemetry signals, shipped to JetStream and a collector."""
 
 from ._bootstrap import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, bootstrap
-from ._catalog import CATALOG, EventSpec, spec_for
+from ._catalog import CATALOG, EventSpec, register_event_type, spec_for
 from ._client import Client
 from ._config import Settings
 from ._configure import configure, flush, shutdown, stats
@@ -130,6 +130,7 @@ __all__ = [
     "flush",
     "normalize_capi",
     "record_event",
+    "register_event_type",
     "sha256_hex",
     "shutdown",
     "spec_for",
