@@ -16,6 +16,9 @@
 ``OTEL_COMMERCE_LINGER_MS``            batching delay in milliseconds (default 50)
 ``OTEL_COMMERCE_MAX_ATTEMPTS``         attempts per event and sink before it is dropped (default 10)
 ``OTEL_COMMERCE_MAX_AGE_SECONDS``      age after which an undelivered event is dropped (default 300)
+``OTEL_COMMERCE_MAX_EVENT_BYTES``      bound of an event's estimated encoded size (default 1 MiB - 16 KiB)
+``OTEL_COMMERCE_CUSTOM_TYPES``         comma-separated custom types allowed in catalog namespaces
+``OTEL_COMMERCE_PHONE_REGION``         region for phones without a country code (``US``; needs ``[phone]``)
 =====================================  ===========================================================
 """
 
@@ -30,7 +33,7 @@ from urllib.parse import unquote
 
 from ._errors import ConfigurationError
 
-__all__ = ["MODES", "PII_POLICIES", "Settings"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MODES", "PII_POLICIES", "Settings"]
 
 Mode = Literal["log", "span", "both"]
 PiiPolicy = Literal["hash", "drop", "keep"]
@@ -42,6 +45,8 @@ _DEFAULT_BATCH_SIZE = 512
 _DEFAULT_LINGER_SECONDS = 0.05
 _DEFAULT_MAX_ATTEMPTS = 10
 _DEFAULT_MAX_AGE_SECONDS = 300.0  # below the 10-minute duplicate window
+#: NATS's default max_payload (1 MiB) minus room for headers and the GA4/Meta blocks.
+DEFAULT_MAX_EVENT_BYTES = 1_048_576 - 16_384
 
 
 def _first(env: Mapping[str, str], *names: str) -> str:
@@ -113,6 +118,7 @@ class Settings:
     linger_seconds: float = _DEFAULT_LINGER_SECONDS
     max_attempts: int = _DEFAULT_MAX_ATTEMPTS
     max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -154,6 +160,7 @@ class Settings:
             linger_seconds=_float(env, "OTEL_COMMERCE_LINGER_MS", _DEFAULT_LINGER_SECONDS * 1000) / 1000,
             max_attempts=_int(env, "OTEL_COMMERCE_MAX_ATTEMPTS", _DEFAULT_MAX_ATTEMPTS),
             max_age_seconds=_float(env, "OTEL_COMMERCE_MAX_AGE_SECONDS", _DEFAULT_MAX_AGE_SECONDS),
+            max_event_bytes=_int(env, "OTEL_COMMERCE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 

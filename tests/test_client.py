@@ -57,7 +57,7 @@ GOLDEN: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
             "revenue": 59.5,
             "quantity": 3,
             "properties": {
-                "currency": "usd",
+                "currency": "USD",  # upper-cased (issue 12: one currency rule on every API; Go sends it as given)
                 "items": '[{"price":10,"product_id":"p1","product_name":"Tee \\u003cb\\u003e","quantity":2,"sku":"SKU1"},'
                 '{"price":39.5,"product_id":"p2","product_name":"Mug","quantity":1,"sku":"SKU2"}]',
                 "item_count": 2,

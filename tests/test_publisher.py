@@ -149,7 +149,9 @@ async def test_bad_data_raises(data: dict[object, object]) -> None:
 async def test_envelope_over_max_payload_is_refused(js: JetStreamContext) -> None:
     """An envelope larger than the server's max payload raises PayloadTooLargeError, nothing is sent."""
     await bootstrap(js)
-    ev = new_event("order.completed", id="o", organization_id="acme", data={"blob": "x" * (1024 * 1024 + 10)})
+    ev = new_event(
+        "order.completed", id="o", organization_id="acme", data={"blob": "x" * (1024 * 1024 + 10)}, max_bytes=None
+    )
     with pytest.raises(PayloadTooLargeError) as info:
         await Publisher(js).publish(ev.subject, ev)
     assert info.value.limit == 1024 * 1024 and info.value.size > info.value.limit

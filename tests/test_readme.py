@@ -6,22 +6,24 @@ import re
 from pathlib import Path
 
 from otel_commerce import CATALOG
+from otel_commerce._model._catalog import required_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
 def test_catalog_table_matches_the_catalog() -> None:
-    """Every one of the 20 catalog rows is in the README table with its subject, id rule, GA4 and Meta events."""
+    """Every one of the 20 catalog rows is in the README table: subject, id rule, required fields, GA4, Meta."""
     rows = {}
     for line in README.splitlines():
         m = re.match(r"^\| `([a-z_.]+)`(?: ¹)? \| `(commerce\.[a-z_.]+)` \| `([^`]+)` \| ([^|]+) \|", line)
         if m:
             cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[m.group(1)] = (m.group(2), m.group(3), m.group(4).strip(), cells[5], cells[6], cells[7].strip("`"))
+            rows[m.group(1)] = (m.group(2), m.group(3), m.group(4).strip(), cells[6], cells[7], cells[8].strip("`"), cells[5])
     assert sorted(rows) == sorted(CATALOG) and len(rows) == 20
     for type_, spec in CATALOG.items():
-        subject, id_rule, policy, ga4, meta, collector = rows[type_]
+        subject, id_rule, policy, ga4, meta, collector, required = rows[type_]
+        assert required == (", ".join(required_fields(type_)) or "\u2013")
         assert subject == spec.subject and id_rule == spec.id and collector == spec.collector_event
         assert policy.startswith("once") == spec.once
         assert ga4 == (spec.ga4.event if spec.ga4 else "\u2013")

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from .._config import DEFAULT_MAX_EVENT_BYTES
 from .._delivery import DeliveryEngine, _metrics
 from .._errors import EventValidationError
-from .._model import CATALOG, OnError, Order, Pending, check_json_value, collector_from_args, event_id_for, uuid7
+from .._model import CATALOG, OnError, Order, Pending, collector_from_args, event_id_for, uuid7
+from .._model._catalog import COLLECTOR_MAX_QUANTITY, COLLECTOR_MAX_REVENUE, check_fields
+from .._model._envelope import clean_data
 from .._otel import current_ids
 from .._sinks import CollectorSink
 
@@ -26,13 +29,31 @@ logger = logging.getLogger("otel_commerce")
 _DEFAULT_CLOSE_TIMEOUT_SECONDS = 10.0
 
 
+_TYPE_BY_COLLECTOR_NAME = {spec.collector_event: spec.type for spec in CATALOG.values()}
+
+
+def _check_columns(payload: Mapping[str, Any]) -> None:
+    """The Hanzo collector's columns: ``quantity`` UInt32, ``revenue`` Decimal64(4) (facts §4)."""
+    q = payload.get("quantity")
+    if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= COLLECTOR_MAX_QUANTITY):
+        raise EventValidationError(f"event.quantity must be an integer from 0 to 2^32-1, got {q!r:.40}")
+    r = payload.get("revenue")
+    if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not abs(r) < COLLECTOR_MAX_REVENUE):
+        raise EventValidationError(f"event.revenue must be a number below 10^14 in magnitude, got {r!r:.40}")
+
+
 class Client:
     """Sends analytics events to ``{endpoint}/events`` (falling back to ``/event``) from a background thread.
 
     Options: ``headers`` (e.g. ``{"Authorization": "Bearer ..."}``), ``gzip``, ``timeout_seconds``
     (per request), ``on_error(error, pending)`` for events given up on, and the engine's knobs
     (``queue_size``, ``batch_size``, ``batch_bytes``, ``linger_seconds``, ``max_attempts``,
-    ``max_age_seconds``, ``backoff_initial_seconds``, ``backoff_max_seconds``).
+    ``max_age_seconds``, ``backoff_initial_seconds``, ``backoff_max_seconds``), ``max_event_bytes``
+    (bound of an event's estimated encoded size, default 1 MiB - 16 KiB).
+
+    Emitters validate at call time and raise :class:`EventValidationError` only (never
+    ``OverflowError`` / ``UnicodeEncodeError``): the rules of ``record_event`` plus the collector's
+    columns (``quantity`` 0..2^32-1, ``revenue`` 0..10^14, rounded to 4 decimals).
     """
 
     def __init__(
@@ -43,9 +64,11 @@ class Client:
         gzip: bool = False,
         timeout_seconds: float = 5.0,
         on_error: OnError | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         **engine_options: Any,
     ) -> None:
         self._endpoint = (endpoint or "").strip()
+        self._max_event_bytes = max_event_bytes
         self._engine: DeliveryEngine | None = None
         self._closed = False
         if self._endpoint:
@@ -96,9 +119,15 @@ class Client:
         props = event.get("properties")
         if props is not None and not isinstance(props, Mapping):
             raise EventValidationError(f"properties must be an object, got {type(props).__name__}")
-        check_json_value(event, "event")
-        payload = dict(event)
-        payload["properties"] = properties = dict(props or {})
+        payload = dict(clean_data(event, "event", max_bytes=self._max_event_bytes))
+        _check_columns(payload)
+        properties = dict(payload.get("properties") or {})
+        event_type = _TYPE_BY_COLLECTOR_NAME.get(name)
+        if isinstance(payload.get("revenue"), float):
+            payload["revenue"] = round(payload["revenue"], 4)  # the collector's Decimal64(4)
+        if event_type is not None:
+            properties = check_fields(CATALOG[event_type], properties, required=False)
+        payload["properties"] = properties
         if not properties.get("event_id"):
             properties["event_id"] = uuid7()
         return self._submit(payload)
@@ -110,6 +139,8 @@ class Client:
         if key is not None and (not isinstance(key, str) or not key):
             raise EventValidationError("idempotency_key must be a non-empty string")
         payload, entity_id = collector_from_args(event_type, args)
+        payload = clean_data(payload, "event", max_bytes=self._max_event_bytes)
+        _check_columns(payload)
         spec = CATALOG[event_type]
         payload["properties"]["event_id"] = event_id_for(event_type, entity_id, once=spec.once, idempotency_key=key)
         return self._submit(payload)

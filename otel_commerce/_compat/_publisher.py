@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import EventValidationError, PayloadTooLargeError
 from .._model import CATALOG, CommerceEvent, OrderItem, apply_marketing, event_from_args, event_id_for, validate_subject
+from .._model._catalog import check_envelope
 from .._otel import current_ids, inject_headers
 from .._sinks import max_payload, translate_nats_error
 
@@ -45,12 +46,19 @@ class Publisher:
         return self._js is not None
 
     async def publish(self, subject: str, event: CommerceEvent) -> PubAck | None:
-        """Publish ``event`` on ``subject`` (any subject under ``commerce.``) and await the ack."""
+        """Publish ``event`` on ``subject`` (any subject under ``commerce.``) and await the ack.
+
+        The envelope is checked like ``record_event``'s (NaN/inf, int64, lone surrogates, non-JSON
+        types, the catalog's fields; ``Decimal`` → float, currency upper-cased) and raises
+        ``EventValidationError`` before anything is sent; over the server's max payload raises
+        ``PayloadTooLargeError``.
+        """
         if self._js is None:
             return None
         validate_subject(subject)
         if not isinstance(event, CommerceEvent):
             raise EventValidationError(f"event must be a CommerceEvent, got {type(event).__name__}")
+        check_envelope(event, max_bytes=None)  # the server's max_payload is checked below, exactly
         if not event.event_id:
             spec = CATALOG.get(event.type)
             event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)

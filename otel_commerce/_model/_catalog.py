@@ -9,17 +9,25 @@ one-line call into :func:`event_from_args` / :func:`collector_from_args`; nothin
 
 from __future__ import annotations
 
+import difflib
 import enum
+import functools
 import math
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from .._config import DEFAULT_MAX_EVENT_BYTES
 from .._errors import EventValidationError
 from ._envelope import (
+    INT64_MAX,
+    INT64_MIN,
     CommerceEvent,
     FacebookCAPIEvent,
     FacebookUserData,
@@ -27,7 +35,8 @@ from ._envelope import (
     GA4Item,
     Order,
     OrderItem,
-    check_json_value,
+    check_text,
+    clean_data,
     format_timestamp,
 )
 from ._hashing import capi_hash
@@ -42,7 +51,19 @@ __all__ = [
     "Kind",
     "MetaRule",
     "Param",
+    "CATALOG_NAMESPACES",
+    "COLLECTOR_MAX_QUANTITY",
+    "COLLECTOR_MAX_REVENUE",
+    "RESERVED_DATA_KEYS",
     "apply_marketing",
+    "check_catalog_type",
+    "check_data",
+    "check_envelope",
+    "items_size",
+    "check_fields",
+    "is_currency_code",
+    "register_event_type",
+    "required_fields",
     "collector_from_args",
     "collector_from_event",
     "entity_id",
@@ -514,50 +535,241 @@ def spec_for(event_type: str) -> EventSpec | None:
 
 
 # --------------------------------------------------------------------------- validation
+#: The Hanzo collector's ClickHouse columns (facts §4): ``quantity`` UInt32, ``revenue`` Decimal64(4)
+#: (18 digits, 4 of them decimals: |revenue| < 10**14; more decimals are rounded to 4).
+COLLECTOR_MAX_QUANTITY = 2**32 - 1
+COLLECTOR_MAX_REVENUE = 10.0**14
+#: ``data`` keys that would collide with ids we set (the id template's ``{unix_ms}``, the collector's
+#: ``properties.id`` / ``event_id`` / ``trace_id`` / ``span_id``): refused on every type.
+RESERVED_DATA_KEYS = frozenset({"id", "event_id", "trace_id", "span_id", "unix_ms"})
+
+
+@functools.lru_cache(maxsize=1)
+def _iso4217_codes() -> frozenset[str]:
+    from iso4217 import Currency  # a 12 kB table maintained from the ISO 4217 list (SIX); loaded on first use
+
+    return frozenset(c.code for c in Currency)
+
+
+_COMMON_CURRENCIES = frozenset({"USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF", "CNY", "INR", "BRL", "MXN"})
+
+
+def is_currency_code(code: str) -> bool:
+    """True for an active ISO 4217 alphabetic code (upper case), e.g. ``"USD"``."""
+    return code in _COMMON_CURRENCIES or code in _iso4217_codes()
+
+
+def _currency(value: Any, where: str) -> str:
+    """Upper-case a currency and check it against ISO 4217 ("" is returned as is)."""
+    if not isinstance(value, str):
+        raise EventValidationError(f"{where} must be a string ISO 4217 code, got {type(value).__name__}")
+    if not value:
+        return value
+    code = value.strip().upper()
+    if not is_currency_code(code):
+        raise EventValidationError(f"{where} must be an ISO 4217 code such as 'USD', got {value!r:.40}")
+    return code
+
+
+def _money(value: Any, where: str) -> float | int:
+    """A non-negative finite amount the collector can store (Decimal → float)."""
+    if isinstance(value, Decimal):
+        value = float(value) if value.is_finite() else math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EventValidationError(f"{where} must be a number, got {type(value).__name__} {value!r:.40}")
+    if isinstance(value, int):
+        if not 0 <= value < COLLECTOR_MAX_REVENUE:
+            shown = value if value.bit_length() < 64 else f"an integer of {value.bit_length()} bits"
+            raise EventValidationError(f"{where} must be between 0 and 10^14, got {shown}")
+        return value
+    if not math.isfinite(value):
+        raise EventValidationError(f"{where} must be finite, got {value!r}")
+    if not 0 <= value < COLLECTOR_MAX_REVENUE:
+        raise EventValidationError(f"{where} must be between 0 and 10^14, got {value}")
+    return value
+
+
 def _check(param: Param, value: Any, type_: str) -> Any:
-    where = f"{type_}: {param.name}"
     kind = param.kind
     if kind in (Kind.ID, Kind.STR, Kind.CURRENCY, Kind.CURRENCY_RAW):
         if value is None:
             value = ""
         if not isinstance(value, str):
-            raise EventValidationError(f"{where} must be a string, got {type(value).__name__}")
+            raise EventValidationError(f"{type_}: {param.name} must be a string, got {type(value).__name__}")
+        check_text(value, f"{type_}: {param.name}")
         if kind is Kind.ID and not value.strip():
-            raise EventValidationError(f"{where} must not be empty")
-        if kind in (Kind.CURRENCY, Kind.CURRENCY_RAW) and value and not (len(value) == 3 and value.isalpha()):
-            raise EventValidationError(f"{where} must be an ISO 4217 code such as 'USD', got {value!r}")
-        if kind is Kind.CURRENCY and not value:
-            return "USD"
+            raise EventValidationError(f"{type_}: {param.name} must not be empty")
+        if kind in (Kind.CURRENCY, Kind.CURRENCY_RAW):
+            value = _currency(value, f"{type_}: {param.name}")
+            if kind is Kind.CURRENCY and not value:
+                return "USD"
         return value
     if kind in (Kind.CENTS, Kind.COUNT):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise EventValidationError(f"{where} must be an integer, got {type(value).__name__} {value!r}")
+            raise EventValidationError(
+                f"{type_}: {param.name} must be an integer, got {type(value).__name__} {value!r:.40}"
+            )
         if value < 0:
-            raise EventValidationError(f"{where} must not be negative, got {value}")
-        return value / 100.0 if kind is Kind.CENTS else value
+            raise EventValidationError(f"{type_}: {param.name} must not be negative")
+        if kind is Kind.CENTS:
+            if value.bit_length() > 64:
+                raise EventValidationError(f"{type_}: {param.name} is over 10^14 units")
+            return _money(value / 100.0, f"{type_}: {param.name}")
+        if value > COLLECTOR_MAX_QUANTITY:
+            raise EventValidationError(f"{type_}: {param.name} must be at most 2^32-1")
+        return value
     if kind is Kind.UNITS:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EventValidationError(f"{where} must be a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise EventValidationError(f"{where} must be finite, got {value!r}")
-        if value < 0:
-            raise EventValidationError(f"{where} must not be negative, got {value}")
-        return float(value)
+        return float(_money(value, f"{type_}: {param.name}"))
     # Kind.ITEMS
     if value is None:
         return []
     if not isinstance(value, (list, tuple)) or not all(isinstance(i, OrderItem) for i in value):
-        raise EventValidationError(f"{where} must be a list of OrderItem")
-    for item in value:
-        _check_item(item, where)
-    return list(value)
+        raise EventValidationError(f"{type_}: {param.name} must be a list of OrderItem")
+    out = [_check_item(item, f"{type_}: {param.name}[{n}]") for n, item in enumerate(value)]
+    if sum(i.quantity for i in out) > COLLECTOR_MAX_QUANTITY:
+        raise EventValidationError(f"{type_}: {param.name}: total quantity is over 2^32-1 (collector UInt32)")
+    return out
 
 
-def _check_item(item: OrderItem, where: str) -> None:
-    if isinstance(item.quantity, bool) or not isinstance(item.quantity, int) or item.quantity < 0:
-        raise EventValidationError(f"{where}: item quantity must be a non-negative integer, got {item.quantity!r}")
-    if isinstance(item.price, bool) or not isinstance(item.price, (int, float)) or not math.isfinite(item.price):
-        raise EventValidationError(f"{where}: item price must be a finite number, got {item.price!r}")
+def _check_item(item: OrderItem, where: str) -> OrderItem:
+    q = item.quantity
+    if isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= COLLECTOR_MAX_QUANTITY:
+        raise EventValidationError(f"{where}: quantity must be an integer from 0 to 2^32-1, got {q!r:.40}")
+    price = _money(item.price, f"{where}: price")
+    for name in ("product_id", "product_name", "sku"):
+        v = getattr(item, name)
+        if not isinstance(v, str):
+            raise EventValidationError(f"{where}: {name} must be a string, got {type(v).__name__}")
+        check_text(v, f"{where}: {name}")
+    if price is item.price and type(q) is int:
+        return item
+    return OrderItem(item.product_id, item.product_name, item.sku, int(q), float(price))
+
+
+# --------------------------------------------------------------------------- field rules per type
+#: The first token of every catalog type: a type in one of these namespaces must be in the catalog or
+#: registered (``register_event_type`` / ``OTEL_COMMERCE_CUSTOM_TYPES``); other namespaces are free.
+CATALOG_NAMESPACES = frozenset({"order", "checkout", "payment", "cart", "product", "referral", "contributor"})
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+_env_loaded = False
+
+
+def register_event_type(*event_types: str) -> None:
+    """Allow custom types in a catalog namespace (``"order.shipped"``, ``"order.returned"``).
+
+    They are delivered like any custom type (on ``commerce.<type>``, no GA4/Meta block, a fresh
+    UUIDv7 ``event_id`` unless an ``idempotency_key`` is given). ``OTEL_COMMERCE_CUSTOM_TYPES``
+    (comma-separated) registers types from the environment. Raises ``EventValidationError`` for a
+    name that cannot be a subject token.
+    """
+    from ._subjects import subject_for
+
+    for t in event_types:
+        subject_for(t)
+        with _registered_lock:
+            _registered.add(t[len("commerce.") :] if t.startswith("commerce.") else t)
+
+
+def _load_env_types() -> None:
+    global _env_loaded
+    raw = os.environ.get("OTEL_COMMERCE_CUSTOM_TYPES", "")
+    _env_loaded = True
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if names:
+        register_event_type(*names)
+
+
+def check_catalog_type(event_type: str) -> None:
+    """Refuse a type in a catalog namespace that is neither in the catalog nor registered.
+
+    The message suggests the closest known type (``order.complete`` → did you mean
+    ``order.completed``?). Cheap for the common case (a catalog type or a free namespace).
+    """
+    if event_type in CATALOG or event_type in _registered:
+        return
+    namespace = event_type.partition(".")[0]
+    if namespace not in CATALOG_NAMESPACES:
+        return
+    if not _env_loaded:
+        _load_env_types()
+        if event_type in _registered:
+            return
+    known = sorted({*CATALOG, *_registered})
+    close = difflib.get_close_matches(event_type, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise EventValidationError(
+        f"unknown event type {event_type!r} in the catalog namespace {namespace!r}{hint} "
+        "(register a custom type with otel_commerce.register_event_type() or OTEL_COMMERCE_CUSTOM_TYPES)"
+    )
+
+
+
+
+@functools.cache
+def _field_kinds(event_type: str) -> tuple[tuple[str, Kind, bool], ...]:
+    """``(field, kind, required)`` for each ``data`` field of a catalog type (from its Publisher params)."""
+    spec = CATALOG[event_type]
+    kinds = {p.field: p.kind for p in spec.publish}
+    out = []
+    for f in spec.data:
+        kind = kinds.get(f, Kind.STR)
+        if kind is Kind.CENTS:
+            kind = Kind.UNITS  # data holds currency units
+        required = kind is Kind.ID  # the entity's ids; money and counts are checked when present
+        out.append((f, kind, required))
+    return tuple(out)
+
+
+def required_fields(event_type: str) -> tuple[str, ...]:
+    """The ``data`` fields a catalog type must have (its entity ids, e.g. ``order_id``)."""
+    return tuple(f for f, _, req in _field_kinds(event_type) if req)
+
+
+def check_fields(spec: EventSpec, data: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """Check ``data`` against the documented fields of ``spec`` (returns it, or a fixed copy).
+
+    Required fields present (``required=True``); ids non-empty strings; text fields strings; money
+    a number (not a string), finite, from 0 to 10^14 (the collector's Decimal64(4)); counts integers
+    from 0 to 2^32-1; ``currency`` upper-cased, then checked against ISO 4217. Extra keys are free.
+    """
+    out = data
+    type_ = spec.type
+    for f, kind, req in _field_kinds(type_):
+        value = data.get(f)
+        if value is None or (value == "" and kind is not Kind.CURRENCY):
+            if req and required:
+                raise EventValidationError(
+                    f"{type_}: data needs field {f!r} (required without id=: {', '.join(required_fields(type_))})"
+                )
+            continue
+        where = f"{type_}: data.{f}"
+        new: Any = value
+        if kind is Kind.UNITS:
+            new = _money(value, where)
+        elif kind is Kind.COUNT:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COLLECTOR_MAX_QUANTITY:
+                raise EventValidationError(f"{where} must be an integer from 0 to 2^32-1, got {value!r:.40}")
+        elif kind in (Kind.CURRENCY, Kind.CURRENCY_RAW):
+            new = _currency(value, where)
+        elif not isinstance(value, str):
+            raise EventValidationError(f"{where} must be a string, got {type(value).__name__}")
+        elif kind is Kind.ID and not value.strip():
+            raise EventValidationError(f"{where} must not be empty")
+        if new is not value:
+            if out is data:
+                out = dict(data)
+            out[f] = new
+    return out
+
+
+def check_reserved(data: Mapping[str, Any], type_: str) -> None:
+    """Refuse ``data`` keys in :data:`RESERVED_DATA_KEYS` (they would be overwritten on the way)."""
+    if not RESERVED_DATA_KEYS.isdisjoint(data):
+        key = sorted(RESERVED_DATA_KEYS.intersection(data))[0]
+        hint = " (pass id= instead)" if key == "id" else ""
+        raise EventValidationError(f"{type_}: data key {key!r} is reserved for an id otel-commerce sets{hint}")
 
 
 def _bind(params: Sequence[Param], args: Mapping[str, Any], type_: str) -> dict[str, Any]:
@@ -576,6 +788,12 @@ def fields_from_order(order: Order) -> dict[str, Any]:
         raise EventValidationError(f"order must be an Order, got {type(order).__name__}")
     if not isinstance(order.id, str) or not order.id.strip():
         raise EventValidationError("order.id must be a non-empty string")
+    for name in ("id", "user_id", "email", "currency", "status", "org_id"):
+        v = getattr(order, name)
+        if v is not None and not isinstance(v, str):
+            raise EventValidationError(f"order.{name} must be a string, got {type(v).__name__}")
+        check_text(v or "", f"order.{name}")
+    currency = _currency(order.currency or "", "order.currency")
     total = _check(Param("order.total", "revenue", Kind.UNITS), order.total, "order")
     items = _check(Param("order.items", "items", Kind.ITEMS), order.items, "order")
     return {
@@ -584,7 +802,7 @@ def fields_from_order(order: Order) -> dict[str, Any]:
         "user_id": order.user_id,
         "email": order.email,
         "revenue": total,
-        "currency": order.currency,
+        "currency": currency,
         "items": items,
         "status": order.status,
         "quantity": sum(i.quantity for i in items),
@@ -598,10 +816,46 @@ def entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -
     ``timestamp`` in Unix milliseconds). Raises ``EventValidationError`` naming a missing field.
     """
     unix_ms = int(timestamp.timestamp() * 1000)
-    try:
-        return spec.id.format(unix_ms=unix_ms, **fields)
+    try:  # our unix_ms wins over a field of that name (a data key "unix_ms" is refused anyway)
+        out = spec.id.format_map({**fields, "unix_ms": unix_ms})
     except KeyError as exc:
         raise EventValidationError(f"{spec.type}: the id needs field {exc.args[0]!r}") from exc
+    except (ValueError, IndexError, AttributeError, TypeError) as exc:
+        raise EventValidationError(f"{spec.type}: cannot make the id from {spec.id!r}: {exc}") from exc
+    return check_text(out, f"{spec.type}: id")
+
+
+def items_size(items: Sequence[OrderItem]) -> int:
+    """An estimate of the bytes ``items`` add to an envelope (body, GA4 items, collector JSON string)."""
+    return sum(3 * (len(i.product_id) + len(i.product_name) + len(i.sku)) + 240 for i in items)
+
+
+_ENVELOPE_OVERHEAD = 2048  # ids, timestamp, trace ids, the GA4/Meta blocks' fixed keys
+
+
+def check_data(
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    id: str | None = None,
+    max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+    extra_bytes: int = 0,
+) -> dict[str, Any]:
+    """The one ``data`` rule of every API: encodable by every hop, and the catalog's fields.
+
+    Reserved keys refused, :func:`clean_data` (int64, finite, UTF-8, depth, JSON types, size bound;
+    ``Decimal`` → float), then for a catalog type :func:`check_fields` — its required fields (the
+    entity ids) only when no explicit ``id`` is given. Returns the data to record (``data`` itself
+    when nothing changed). Raises ``EventValidationError``.
+    """
+    if not isinstance(data, Mapping):
+        raise EventValidationError(f"{event_type}: data must be a mapping, got {type(data).__name__}")
+    check_reserved(data, event_type)
+    out = clean_data(data, max_bytes=max_bytes, extra_bytes=extra_bytes + _ENVELOPE_OVERHEAD)
+    spec = CATALOG.get(event_type)
+    if spec is None:
+        return out
+    return check_fields(spec, out, required=id is None)
 
 
 def new_event(
@@ -615,21 +869,32 @@ def new_event(
     timestamp: datetime | None = None,
     idempotency_key: str | None = None,
     event_id: str | None = None,
+    data_checked: bool = False,
+    max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
 ) -> CommerceEvent:
-    """A validated envelope without GA4/Meta blocks, its ``event_id`` fixed by the type's policy."""
-    subject_for(event_type)  # validates the type
+    """A validated envelope without GA4/Meta blocks, its ``event_id`` fixed by the type's policy.
+
+    ``data`` goes through :func:`check_data` unless ``data_checked`` (the caller did it already).
+    """
+    subject_for(event_type)  # validates the type's syntax
+    check_catalog_type(event_type)
     for name, value in (("id", id), ("organization_id", organization_id)):
         if not isinstance(value, str) or not value.strip():
-            raise EventValidationError(f"{event_type}: {name} must be a non-empty string, got {value!r}")
+            raise EventValidationError(f"{event_type}: {name} must be a non-empty string, got {value!r:.60}")
+        check_text(value, f"{event_type}: {name}")
     for name, value in (("user_id", user_id), ("session_id", session_id)):
         if not isinstance(value, str):
             raise EventValidationError(f"{event_type}: {name} must be a string, got {type(value).__name__}")
-    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
-        raise EventValidationError("idempotency_key must be a non-empty string")
+        check_text(value, f"{event_type}: {name}")
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise EventValidationError("idempotency_key must be a non-empty string")
+        check_text(idempotency_key, "idempotency_key")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise EventValidationError(f"{event_type}: data must be a dict, got {type(data).__name__}")
-    check_json_value(data)
+    if not data_checked:
+        data = check_data(event_type, data, id=id, max_bytes=max_bytes)
     ts = timestamp or datetime.now(timezone.utc)
     spec = CATALOG.get(event_type)
     once = spec.once if spec is not None else False
@@ -643,6 +908,48 @@ def new_event(
         data=data,
         event_id=event_id or event_id_for(event_type, id, once=once, idempotency_key=idempotency_key),
     )
+
+
+def check_envelope(event: CommerceEvent, *, max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES) -> None:
+    """Check a caller-built envelope (``Publisher.publish``) with the rules of :func:`new_event`.
+
+    Converts in place where the rules convert (``Decimal`` → float, currency upper-cased); also checks
+    the GA4 ``parameters`` / items and the Meta ``custom_data`` blocks when present.
+    """
+    t = event.type
+    if not isinstance(t, str):
+        raise EventValidationError(f"type must be a string, got {type(t).__name__}")
+    subject_for(t)
+    check_catalog_type(t)
+    for name in ("id", "organization_id", "user_id", "session_id", "event_id"):
+        value = getattr(event, name)
+        if not isinstance(value, str):
+            raise EventValidationError(f"{t}: {name} must be a string, got {type(value).__name__}")
+        check_text(value, f"{t}: {name}")
+    if not event.id.strip():
+        raise EventValidationError(f"{t}: id must be a non-empty string")
+    if not isinstance(event.timestamp, datetime):
+        raise EventValidationError(f"{t}: timestamp must be a datetime")
+    data = {} if event.data is None else event.data
+    event.data = check_data(t, data, id=event.id, max_bytes=max_bytes)
+    if event.ga4 is not None:
+        ga4 = event.ga4
+        if ga4.parameters is not None:
+            ga4.parameters = clean_data(ga4.parameters, "ga4.parameters", max_bytes=None)
+        ga4.value = float(_money(ga4.value, f"{t}: ga4.value"))
+        ga4.currency = _currency(ga4.currency, f"{t}: ga4.currency")
+        for n, item in enumerate(ga4.items):
+            q = item.quantity
+            if isinstance(q, bool) or not isinstance(q, int) or not INT64_MIN <= q <= INT64_MAX:
+                raise EventValidationError(f"{t}: ga4.items[{n}].quantity must be a 64-bit integer, got {q!r:.40}")
+            item.price = float(_money(item.price, f"{t}: ga4.items[{n}].price"))
+    if event.facebook_capi is not None:
+        capi = event.facebook_capi
+        if capi.custom_data is not None:
+            capi.custom_data = clean_data(capi.custom_data, "facebook_capi.custom_data", max_bytes=None)
+        et = capi.event_time
+        if isinstance(et, bool) or not isinstance(et, int) or not INT64_MIN <= et <= INT64_MAX:
+            raise EventValidationError(f"{t}: facebook_capi.event_time must be a 64-bit integer, got {et!r:.40}")
 
 
 def event_from_args(
@@ -744,6 +1051,14 @@ def _collector_payload(
         if value is not None and value != "":
             payload[key] = value
     payload["properties"] = props
+    return _collector_columns(payload)
+
+
+def _collector_columns(payload: dict[str, Any]) -> dict[str, Any]:
+    """Fit the collector's columns: ``revenue`` Decimal64(4) is rounded to 4 decimals (documented)."""
+    revenue = payload.get("revenue")
+    if isinstance(revenue, float):
+        payload["revenue"] = round(revenue, 4)
     return payload
 
 
@@ -780,7 +1095,7 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
         if source in fields:
             payload[key] = fields[source]
     payload["properties"] = {k: fields[k] for k in rule.props}
-    return payload, entity_id(spec, fields, datetime.now(timezone.utc))
+    return _collector_columns(payload), entity_id(spec, fields, datetime.now(timezone.utc))
 
 
 def collector_from_event(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> dict[str, Any]:

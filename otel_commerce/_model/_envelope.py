@@ -11,10 +11,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from .._config import DEFAULT_MAX_EVENT_BYTES
 from .._errors import EventValidationError
 
 __all__ = [
@@ -26,7 +28,13 @@ __all__ = [
     "LineItemInfo",
     "Order",
     "OrderItem",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_DEPTH",
     "check_json_value",
+    "check_text",
+    "clean_data",
     "format_timestamp",
     "parse_timestamp",
     "to_order_items",
@@ -73,26 +81,188 @@ def parse_timestamp(value: str) -> datetime:
     return ts.astimezone(timezone.utc)
 
 
-# --------------------------------------------------------------------------- validation helpers
+# --------------------------------------------------------------------------- validation
+#: The OTLP log encoder's integer range (AnyValue ``int_value`` is an int64).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+#: Containers nested at most this deep in ``data`` (the collector decodes an OTLP body up to 32 levels,
+#: protobuf parsers stop at 100 message levels: 3 per map level, plus the envelope and the record).
+MAX_DEPTH = 16
+#: Default bound of the estimated encoded envelope (``_config.DEFAULT_MAX_EVENT_BYTES``): NATS's default
+#: ``max_payload`` (1 MiB) minus room for headers (``Nats-Msg-Id``, ``traceparent``…) and GA4/Meta blocks.
+
+
+class _Refused(Exception):
+    """Internal: unwinds the walk, collecting the path only when something is refused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+
+def _path(base: str, parts: list[str]) -> str:
+    return base + "".join(reversed(parts))
+
+
+def _str_ok(s: str) -> bool:
+    """False for a string no UTF-8 encoder accepts (a lone surrogate)."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(value: str, where: str) -> str:
+    """Raise ``EventValidationError`` if ``value`` (a str) holds a lone surrogate; returns ``value``."""
+    if not _str_ok(value):
+        raise EventValidationError(f"{where} contains a lone surrogate (not encodable as UTF-8)")
+    return value
+
+
+class _Walk:
+    """One pass over a JSON-like value: checks every encoder's rules, converts, estimates the size.
+
+    Conversions (the result is a new container only where something changed): a finite ``Decimal`` →
+    ``float``; any other ``Mapping`` (``MappingProxyType``…) → ``dict``; subclasses of ``str``/``int``/
+    ``float`` (enums) → the plain type. ``size`` is an estimate of the JSON size in bytes.
+    """
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def value(self, v: Any, depth: int) -> Any:
+        t = type(v)
+        if t is str:
+            if not _str_ok(v):
+                raise _Refused("contains a lone surrogate (not encodable as UTF-8)")
+            self.size += len(v) + 3
+            return v
+        if t is int:
+            if not INT64_MIN <= v <= INT64_MAX:
+                raise _Refused(f"is an integer of {v.bit_length()} bits: integers must fit in 64 bits (OTLP int64)")
+            self.size += 21
+            return v
+        if t is float:
+            if not math.isfinite(v):
+                raise _Refused(f"is {v!r}: numbers must be finite")
+            self.size += 25
+            return v
+        if v is None or t is bool:
+            self.size += 5
+            return v
+        if t is dict or t is list or t is tuple or isinstance(v, (Mapping, list, tuple)):
+            if depth >= MAX_DEPTH:
+                raise _Refused(f"is nested more than {MAX_DEPTH} levels deep")
+            if isinstance(v, Mapping):
+                return self.mapping(v, depth + 1)
+            return self.sequence(v, depth + 1)
+        if isinstance(v, Decimal):
+            f = float(v) if v.is_finite() else math.nan
+            if not math.isfinite(f):
+                raise _Refused(f"is Decimal({str(v)!r}): amounts must be finite numbers")
+            self.size += 25
+            return f
+        if isinstance(v, bool):  # pragma: no cover - bool cannot be subclassed
+            return bool(v)
+        if isinstance(v, str):
+            return self.value(str.__str__(v), depth)
+        if isinstance(v, int):
+            return self.value(int(v), depth)
+        if isinstance(v, float):
+            return self.value(float(v), depth)
+        raise _Refused(
+            f"is not JSON-serialisable: a {type(v).__name__} (allowed: str, int, float, Decimal, bool, None, mappings, lists)"
+        )
+
+    def mapping(self, m: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] | None = None if type(m) is dict else {}
+        for k, v in m.items():
+            key = k
+            if type(k) is not str:
+                if not isinstance(k, str):
+                    exc = _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
+                    raise exc
+                key = str.__str__(k)
+            if not _str_ok(key):
+                raise _Refused(f"has a key {key!r:.60} with a lone surrogate")
+            self.size += len(key) + 4
+            try:
+                new = self.value(v, depth)
+            except _Refused as r:
+                r.path.append(f".{key}")
+                raise
+            if out is not None:
+                out[key] = new
+            elif new is not v or key is not k:
+                out = {}
+                for k2, v2 in m.items():  # copy what was already checked, then go on
+                    if k2 is k:
+                        break
+                    out[k2] = v2
+                out[key] = new
+        return m if out is None else out  # type: ignore[return-value]
+
+    def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any] | tuple[Any, ...]:
+        out: list[Any] | None = None
+        for i, v in enumerate(seq):
+            try:
+                new = self.value(v, depth)
+            except _Refused as r:
+                r.path.append(f"[{i}]")
+                raise
+            if out is not None:
+                out.append(new)
+            elif new is not v:
+                out = list(seq[:i])
+                out.append(new)
+            self.size += 1
+        if out is None:
+            return seq
+        return out if type(seq) is list else tuple(out)
+
+
+def clean_data(
+    value: Mapping[str, Any], path: str = "data", *, max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES, extra_bytes: int = 0
+) -> dict[str, Any]:
+    """Check ``value`` against every encoder after us and return it, converted where needed.
+
+    Refused with ``EventValidationError`` (naming the path, e.g. ``data.items[2].qty``): integers
+    outside int64, non-finite floats and ``Decimal``s, strings or keys with lone surrogates, non-string
+    keys, containers nested deeper than :data:`MAX_DEPTH`, types other than str/int/float/Decimal/bool/
+    None/mappings/lists/tuples, and an estimated encoded size (plus ``extra_bytes``) over ``max_bytes``.
+    A finite ``Decimal`` becomes a ``float``; a non-dict ``Mapping`` a ``dict``. Unchanged input is
+    returned as is (no copy on the happy path).
+    """
+    walk = _Walk()
+    try:
+        out = walk.value(value, 0)
+    except _Refused as r:
+        raise EventValidationError(f"{_path(path, r.path)} {r.reason}") from None
+    if not isinstance(out, dict):
+        raise EventValidationError(f"{path} must be a mapping, got {type(value).__name__}")
+    if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
+        # the estimate might be over the bound (escapes, multi-byte text): measure exactly
+        size = len(orjson.dumps(out)) + extra_bytes
+        if size > max_bytes:
+            raise EventValidationError(
+                f"{path} is too large: about {size} bytes encoded, over the bound of {max_bytes} bytes "
+                "(OTEL_COMMERCE_MAX_EVENT_BYTES)"
+            )
+    return out
+
+
 def check_json_value(value: Any, path: str = "data") -> None:
-    """Raise ``EventValidationError`` unless ``value`` is JSON-encodable with finite numbers."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EventValidationError(f"{path} is {value!r}: amounts must be finite numbers")
-        return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise EventValidationError(f"{path} has a non-string key {k!r}")
-            check_json_value(v, f"{path}.{k}")
-        return
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            check_json_value(v, f"{path}[{i}]")
-        return
-    raise EventValidationError(f"{path} is not JSON-serialisable: {type(value).__name__} {value!r:.80}")
+    """Raise ``EventValidationError`` unless ``value`` passes :func:`clean_data`'s rules (no size bound)."""
+    try:
+        _Walk().value(value, 0)
+    except _Refused as r:
+        raise EventValidationError(f"{_path(path, r.path)} {r.reason}") from None
 
 
 def _str(d: Mapping[str, Any], key: str) -> str:

@@ -16,10 +16,12 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry import trace
 
+from .._delivery import _metrics
 from .._errors import EventValidationError
 from .._model import CATALOG, CommerceEvent, Order, Pending, entity_id, event_id_for, subject_for, uuid7
+from .._model._catalog import check_envelope
 from .._otel import _slot
-from ._pii import apply_pii
+from ._pii import apply_pii, scrub_text
 from ._recorder import build_pending, emit_pending
 
 __all__ = ["commerce_event"]
@@ -40,6 +42,7 @@ def now() -> datetime:
 
 def _pending_from_event(event: CommerceEvent) -> Pending:
     """A returned envelope is used as is; missing event_id and trace ids are filled in."""
+    check_envelope(event, max_bytes=_slot.RUNTIME.settings.max_event_bytes)
     if not event.event_id:
         spec = CATALOG.get(event.type)
         event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)
@@ -83,6 +86,40 @@ def _to_pending(event_type: str, value: Any, org: str | None) -> Pending | None:
     )
 
 
+def _would_be(
+    event_type: str, value: Any, org: OrgId, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Pending | None:
+    """The envelope a refused result would have become (unvalidated, no event_id), for ``on_error``."""
+    try:
+        if isinstance(value, CommerceEvent):
+            return Pending(event=value)
+        organization = value.org_id if isinstance(value, Order) else None
+        if isinstance(value, Mapping):
+            organization = value.get("organization_id")
+        if not organization:
+            organization = org(*args, **kwargs) if callable(org) else org
+        data: dict[str, Any] = {}
+        entity_id: Any = ""
+        user: Any = ""
+        if isinstance(value, Order):
+            data = {"order_id": value.id, "revenue": value.total, "currency": value.currency, "email": value.email}
+            entity_id, user = value.id, value.user_id
+        elif isinstance(value, Mapping):
+            data = {k: v for k, v in value.items() if k not in _LIFTED}
+            entity_id, user = value.get("id") or "", value.get("user_id") or ""
+        event = CommerceEvent(
+            id=entity_id if isinstance(entity_id, str) else repr(entity_id),
+            type=event_type,
+            timestamp=now(),
+            organization_id=organization if isinstance(organization, str) else "",
+            user_id=user if isinstance(user, str) else "",
+            data=data,
+        )
+        return Pending(event=event, items=list(value.items) if isinstance(value, Order) else [])
+    except Exception:  # best effort: the refusal itself is what matters
+        return None
+
+
 def _error_event_id(event_type: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """The id of an on_error event: the catalog rule over the handler's string arguments, else a UUIDv7."""
     spec = CATALOG.get(event_type)
@@ -113,11 +150,14 @@ class _Recorder:
         return trace.get_tracer("otel_commerce").start_as_current_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        value: Any = None
         try:
             value = self.extract(result, *args, **kwargs) if self.extract is not None else result
             pending = _to_pending(self.event_type, value, _org(self.org, args, kwargs))
             if pending is not None:
                 emit_pending(pending)
+        except EventValidationError as exc:
+            self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
         except Exception as exc:
             self._fail(exc)
 
@@ -127,7 +167,10 @@ class _Recorder:
         if self.on_error is None:
             return
         try:
-            data = {"error_type": type(error).__name__, "error_message": str(error)[:256]}
+            message = str(error)
+            if _slot.RUNTIME.settings.pii != "keep":  # before truncating: half an address would not match
+                message = scrub_text(message)
+            data = {"error_type": type(error).__name__, "error_message": message[:256]}
             emit_pending(
                 build_pending(
                     self.on_error,
@@ -139,9 +182,11 @@ class _Recorder:
         except Exception as exc:
             self._fail(exc)
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: Exception, would_be: Pending | None = None) -> None:
         logger.warning("otel-commerce: could not record %s: %s", self.event_type, exc)
-        _slot.RUNTIME.report_error(exc, None)
+        if isinstance(exc, EventValidationError):
+            _metrics.count("rejected", reason="invalid", via="decorator")
+        _slot.RUNTIME.report_error(exc, would_be)
 
 
 def commerce_event(

@@ -1,85 +1,207 @@
 """PII policy for the OTel path (DESIGN.md "Guarantees").
 
-``hash`` (default): e-mail and phone are normalised and SHA-256 hashed the way Meta CAPI expects, IP
-addresses and user agents are SHA-256 hashed; ``drop``: those keys are removed; ``keep``: unchanged.
-Applied to ``data`` (recursively) before anything enters a log record or span event, so no other
-exporter (an APM vendor's, say) ever sees raw values.
+Keys are classified by their **tokens** (camelCase, kebab-case, snake_case and dots split), not by
+substring: ``email``/``emails``/``e_mail``/``em``; ``phone``/``phones``/``mobile``/``msisdn``/
+``telephone``/``tel``/``ph`` (a trailing ``number``/``address``/``addr``/``list`` is skipped:
+``phone_number``); ``ip``/``ips``/``ipv4``/``ipv6``/``remote_addr``/``x-forwarded-for``/
+``forwarded``/``real_ip``; ``user_agent``/``userAgent``/``ua``. The *last* meaningful token decides, so
+``email_verified``, ``phone_count``, ``shipping``, ``zip``, ``tip`` and ``recipient`` are not PII.
+
+``hash`` (default): under a PII key every ``str`` (and every ``int`` under phone / IP keys) is
+replaced by its SHA-256 hex digest — e-mail and phone normalised the way Meta CAPI expects — inside
+any ``Mapping`` (``MappingProxyType`` too), list or tuple, element-wise; ``bool``, ``None`` and floats
+are left alone. ``drop``: PII keys are removed. ``keep``: unchanged. E-mail- or IP-shaped values
+under id keys (``user_id``, ``session_id``, ``id``, any ``*_id``) of ``data`` are treated as PII too.
+Text keys (``error_message``, ``error``, ``message``, ``reason``, ``exception.message``) keep their
+text with e-mail, phone and IP substrings replaced by ``[email]``, ``[phone]``, ``[ip]``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from .._model import capi_hash
 
-__all__ = ["apply_pii", "pii_kind"]
+__all__ = ["apply_pii", "is_pii_shaped", "mask_id", "pii_kind", "scrub_text", "split_key"]
 
-_IP_KEYS = frozenset({"ip", "ip_address", "client_ip", "client_ip_address", "remote_addr", "remote_ip"})
-
+_EM = frozenset({"email", "emails", "em"})
+_PH = frozenset({"phone", "phones", "mobile", "mobiles", "msisdn", "telephone", "tel", "ph", "cellphone"})
+_IP = frozenset({"ip", "ips", "ipv4", "ipv6", "ipaddr", "ipaddress"})
+_UA = frozenset({"useragent", "ua"})
+_SKIP_TAIL = frozenset({"number", "numbers", "num", "no", "address", "addresses", "addr", "list", "raw", "value"})
+_TEXT = frozenset({"message", "error", "reason"})
+_TOKEN_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 _KIND_CACHE: dict[str, str | None] = {}
 _KIND_CACHE_MAX = 4096
 
 
+def split_key(key: str) -> list[str]:
+    """``"customerEmailAddress"`` → ``["customer", "email", "address"]`` (also ``-``, ``_``, ``.``)."""
+    return [t.lower() for t in _TOKEN_RE.findall(key)]
+
+
 def pii_kind(key: str) -> str | None:
-    """``"em"``, ``"ph"``, ``"ip"``, ``"ua"`` or None for a data key (memoised: keys repeat)."""
+    """``"em"``, ``"ph"``, ``"ip"``, ``"ua"``, ``"id"`` (an id key), ``"text"`` or None (memoised)."""
     if not isinstance(key, str):
         return None  # not ours to judge: the JSON check refuses non-string keys with a clear error
     try:
         return _KIND_CACHE[key]
     except KeyError:
-        kind = _classify(key)
+        kind = _classify(split_key(key))
         if len(_KIND_CACHE) < _KIND_CACHE_MAX:
             _KIND_CACHE[key] = kind
         return kind
 
 
-def _classify(key: str) -> str | None:
-    k = key.lower()
-    if "email" in k or k == "em":
-        return "em"
-    if "phone" in k or k == "ph":
-        return "ph"
-    if k in _IP_KEYS:
-        return "ip"
-    if "user_agent" in k or k == "ua":
+def _classify(tokens: list[str]) -> str | None:
+    if not tokens:
+        return None
+    if tokens[-2:] == ["user", "agent"] or tokens[-1] in _UA:
         return "ua"
+    if tokens[-2:] in (["forwarded", "for"], ["remote", "addr"], ["remote", "address"]) or tokens[-1] == "forwarded":
+        return "ip"
+    while len(tokens) > 1 and tokens[-1] in _SKIP_TAIL:
+        tokens = tokens[:-1]
+    last = tokens[-1]
+    if last in _EM or tokens[-2:] == ["e", "mail"]:
+        return "em"
+    if last in _PH:
+        return "ph"
+    if last in _IP:
+        return "ip"
+    if last == "id":
+        return "id"
+    if last in _TEXT:
+        return "text"
     return None
 
 
-def _hash(kind: str, value: Any) -> Any:
-    if not isinstance(value, str) or not value:
-        return value
+# --------------------------------------------------------------------------- value shapes
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_IP_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
+
+
+def _is_ip(value: str) -> bool:
+    v = value.strip()
+    if not (v.count(".") == 3 or v.count(":") >= 2) or not _IP_CHARS.fullmatch(v):
+        return False
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return False
+    return True
+
+
+def is_pii_shaped(value: str) -> str | None:
+    """``"em"`` for an e-mail-shaped string, ``"ip"`` for an IP address, else None."""
+    if "@" in value and _EMAIL_RE.fullmatch(value.strip()):
+        return "em"
+    if _is_ip(value):
+        return "ip"
+    return None
+
+
+def _digest(kind: str, value: str) -> str:
     if kind in ("em", "ph"):
         return capi_hash(kind, value)
     return hashlib.sha256(value.strip().encode("utf-8")).hexdigest()
 
 
-def apply_pii(data: dict[str, Any], policy: str) -> dict[str, Any]:
-    """Return ``data`` with the policy applied (a new dict when anything changed)."""
+def mask_id(value: str) -> str:
+    """An envelope id for OTel signals: its digest when e-mail- or IP-shaped, else unchanged."""
+    if not value:
+        return value
+    kind = is_pii_shaped(value)
+    return value if kind is None else _digest(kind, value)
+
+
+# --------------------------------------------------------------------------- free text
+_TEXT_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_TEXT_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+_TEXT_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_TEXT_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,20}\d(?!\w)")
+
+
+def _ip_sub(m: re.Match[str]) -> str:
+    try:
+        ipaddress.ip_address(m.group(0))
+    except ValueError:
+        return m.group(0)
+    return "[ip]"
+
+
+def _phone_sub(m: re.Match[str]) -> str:
+    text = m.group(0)
+    digits = sum(c.isdigit() for c in text)
+    return "[phone]" if 7 <= digits <= 15 else text
+
+
+def scrub_text(text: str) -> str:
+    """Replace e-mail, IP and phone-number substrings by ``[email]``, ``[ip]``, ``[phone]``."""
+    if "@" in text:
+        text = _TEXT_EMAIL.sub("[email]", text)
+    if "." in text or ":" in text:
+        text = _TEXT_IPV4.sub(_ip_sub, text)
+        text = _TEXT_IPV6.sub(_ip_sub, text)
+    return _TEXT_PHONE.sub(_phone_sub, text)
+
+
+# --------------------------------------------------------------------------- the policy
+def _hash_all(kind: str, value: Any) -> Any:
+    """Under a PII key: digests for str (and int for phone / IP), element-wise in containers."""
+    if isinstance(value, str):
+        return _digest(kind, value) if value else value
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return _digest(kind, str(value)) if kind in ("ph", "ip") else value
+    if isinstance(value, Mapping):
+        return {k: _hash_all(kind, v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_hash_all(kind, v) for v in value]
+    return value
+
+
+def apply_pii(data: Mapping[str, Any], policy: str) -> dict[str, Any]:
+    """Return ``data`` with the policy applied (a new dict when anything changed; any Mapping → dict)."""
     if policy == "keep":
-        return data
-    out: dict[str, Any] | None = None
+        return data if isinstance(data, dict) else dict(data)
+    out: dict[str, Any] | None = None if isinstance(data, dict) else dict(data)
     for key, value in data.items():
         kind = pii_kind(key)
-        if kind is not None:
-            out = dict(data) if out is None else out
-            if policy == "drop":
-                del out[key]
+        new: Any = value
+        if kind == "text":
+            new = scrub_text(value) if isinstance(value, str) else _apply_nested(value, policy)
+        elif kind == "id":
+            if isinstance(value, str) and is_pii_shaped(value):
+                new = _DROP if policy == "drop" else mask_id(value)
             else:
-                out[key] = _hash(kind, value)
+                new = _apply_nested(value, policy)
+        elif kind is not None:
+            new = _DROP if policy == "drop" else _hash_all(kind, value)
         else:
             new = _apply_nested(value, policy)
-            if new is not value:
-                out = dict(data) if out is None else out
+        if new is not value:
+            if out is None:
+                out = dict(data)
+            if new is _DROP:
+                del out[key]
+            else:
                 out[key] = new
-    return data if out is None else out
+    return data if out is None else out  # type: ignore[return-value]
+
+
+_DROP: Any = object()
 
 
 def _apply_nested(value: Any, policy: str) -> Any:
     """The policy inside nested mappings and lists (``{"customers": [{"email": ...}]}``)."""
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return apply_pii(value, policy)
     if isinstance(value, (list, tuple)):
         items = [_apply_nested(v, policy) for v in value]

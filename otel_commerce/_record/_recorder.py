@@ -26,10 +26,12 @@ from .._model import (
     fields_from_order,
     format_timestamp,
     new_event,
+    subject_for,
     uuid7,
 )
+from .._model._catalog import check_catalog_type, check_data, items_size
 from .._otel import _slot
-from ._pii import apply_pii
+from ._pii import apply_pii, mask_id
 
 __all__ = ["CommerceLogRecord", "build_pending", "emit_pending", "envelope_body", "flat_attributes", "record_event"]
 
@@ -46,10 +48,14 @@ class CommerceLogRecord(LogRecord):
     commerce_pending: Pending | None = None
 
 
-def envelope_body(event: CommerceEvent, items: list[Any] | None = None) -> dict[str, Any]:
-    """The log-record body: the envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any."""
+def envelope_body(event: CommerceEvent, items: list[Any] | None = None, *, mask: bool = False) -> dict[str, Any]:
+    """The log-record body: the envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any.
+
+    ``mask``: e-mail- or IP-shaped ``id`` / ``user_id`` / ``session_id`` become their digests (the PII
+    policy for OTel signals; the delivered envelope keeps them raw).
+    """
     body: dict[str, Any] = {
-        "id": event.id,
+        "id": mask_id(event.id) if mask else event.id,
         "type": event.type,
         "timestamp": format_timestamp(event.timestamp),
         "organization_id": event.organization_id,
@@ -57,19 +63,19 @@ def envelope_body(event: CommerceEvent, items: list[Any] | None = None) -> dict[
         "event_id": event.event_id,
     }
     if event.user_id:
-        body["user_id"] = event.user_id
+        body["user_id"] = mask_id(event.user_id) if mask else event.user_id
     if event.session_id:
-        body["session_id"] = event.session_id
+        body["session_id"] = mask_id(event.session_id) if mask else event.session_id
     if items:
         body["items"] = [i.to_dict() for i in items]
     return body
 
 
-def flat_attributes(event: CommerceEvent) -> dict[str, Any]:
-    """A few flat attributes for querying in any log/trace backend."""
+def flat_attributes(event: CommerceEvent, *, mask: bool = False) -> dict[str, Any]:
+    """A few flat attributes for querying in any log/trace backend (``mask``: see ``envelope_body``)."""
     attrs: dict[str, Any] = {
         "commerce.event_id": event.event_id,
-        "commerce.id": event.id,
+        "commerce.id": mask_id(event.id) if mask else event.id,
         "commerce.type": event.type,
         "commerce.organization_id": event.organization_id,
     }
@@ -100,6 +106,8 @@ def build_pending(
         raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
     if event_type.startswith("commerce."):
         event_type = event_type[len("commerce.") :]
+    subject_for(event_type)
+    check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
     ts = timestamp or datetime.now(timezone.utc)
     if not isinstance(ts, datetime):
@@ -122,6 +130,9 @@ def build_pending(
         payload.update(data)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
+    payload = check_data(
+        event_type, payload, id=id, max_bytes=_slot.RUNTIME.settings.max_event_bytes, extra_bytes=items_size(items)
+    )
     if id is None:
         if spec is not None:
             scope = {
@@ -143,6 +154,7 @@ def build_pending(
         data=payload,
         timestamp=ts,
         idempotency_key=idempotency_key,
+        data_checked=True,
     )
     sc = trace.get_current_span().get_span_context()
     if sc.is_valid:
@@ -185,8 +197,9 @@ def emit_pending(pending: Pending) -> None:
     span = trace.get_current_span()
     on_span = mode != "log" and span.is_recording()
     # Built once, shared by the span event (serialised at once) and the log record (mode "both").
-    body = envelope_body(event, pending.items)
-    attrs = flat_attributes(event)
+    mask = rt.settings.pii != "keep"
+    body = envelope_body(event, pending.items, mask=mask)
+    attrs = flat_attributes(event, mask=mask)
     if on_span:
         span_attrs = {**attrs, "commerce.payload": orjson.dumps(body).decode(), "commerce.mode": mode}
         span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
