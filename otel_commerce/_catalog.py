@@ -637,7 +637,8 @@ def new_event(
         user_id=user_id,
         session_id=session_id,
         data=data,
-        event_id=event_id or event_id_for(event_type, id, once=once, idempotency_key=idempotency_key),
+        event_id=event_id
+        or event_id_for(event_type, organization_id, id, once=once, idempotency_key=idempotency_key),
     )
 
 
@@ -761,8 +762,8 @@ def _go_json(items: list[dict[str, Any]]) -> str:
     return text
 
 
-def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The exact Go payload of a typed Client emitter, and the event's id (for its event_id)."""
+def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The exact Go payload of a typed Client emitter, the event's id and its organization (for its event_id)."""
     spec = CATALOG[event_type]
     rule = spec.collector
     assert rule.emit is not None
@@ -776,7 +777,8 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
         if source in fields:
             payload[key] = fields[source]
     payload["properties"] = {k: fields[k] for k in rule.props}
-    return payload, _entity_id(spec, fields, datetime.now(timezone.utc))
+    org = fields.get("organization_id")
+    return payload, _entity_id(spec, fields, datetime.now(timezone.utc)), org if isinstance(org, str) else ""
 
 
 def collector_from_event(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def _pending_from_event(event: CommerceEvent) -> Pending:
     """A returned envelope is used as is; missing event_id and trace ids are filled in."""
     if not event.event_id:
         spec = CATALOG.get(event.type)
-        event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)
+        event.event_id = event_id_for(event.type, event.organization_id, event.id, once=spec.once if spec else False)
     event.data = apply_pii(event.data, RUNTIME.settings.pii)
     sc = trace.get_current_span().get_span_context()
     if sc.is_valid and not event.trace_id:

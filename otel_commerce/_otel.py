@@ -89,7 +89,9 @@ def pending_from_body(
     if not event.event_id:
         spec = CATALOG.get(type_)
         # without an entity id a deterministic id would merge unrelated events: use a fresh one
-        event.event_id = event_id_for(type_, event.id, once=bool(spec and spec.once and event.id))
+        event.event_id = event_id_for(
+            type_, event.organization_id, event.id, once=bool(spec and spec.once and event.id)
+        )
     items = [OrderItem.from_dict(i) for i in body.get("items") or () if isinstance(i, Mapping)]
     return Pending(event=event, items=items, trace_flags=trace_flags)
 

@@ -56,7 +56,9 @@ class Publisher:
             raise EventValidationError(f"event must be a CommerceEvent, got {type(event).__name__}")
         if not event.event_id:
             spec = CATALOG.get(event.type)
-            event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)
+            event.event_id = event_id_for(
+                event.type, event.organization_id, event.id, once=spec.once if spec else False
+            )
         if not event.trace_id:
             event.trace_id, event.span_id, _ = current_ids()
         payload = event.to_json()
