@@ -33,6 +33,7 @@ from ._model import (
 from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter
 from ._publisher import Publisher
 from ._record import record_event
+from ._scope import SCOPE_VERSION as __version__
 from .subjects import (
     ALL_SUBJECTS,
     STREAM_NAME,
@@ -62,8 +63,6 @@ from .subjects import (
     type_for,
     validate_subject,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ALL_SUBJECTS",

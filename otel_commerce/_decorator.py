@@ -24,6 +24,7 @@ from ._model import CommerceEvent, Order
 from ._pii import apply_pii
 from ._record import build_pending, emit_pending
 from ._runtime import RUNTIME
+from ._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from .subjects import subject_for
 
 __all__ = ["commerce_event"]
@@ -114,7 +115,7 @@ class _Recorder:
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
             return nullcontext()
-        return trace.get_tracer("otel_commerce").start_as_current_span(self.span_name)
+        return trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL).start_as_current_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
