@@ -79,7 +79,7 @@ class _Receiver:
         bodies = self.bodies = []  # type: list[bytes]
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
                 out = ExportLogsServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -215,7 +215,7 @@ async def test_commerce_disabled_is_a_counted_noop_without_thread(
     assert out["records"] == 0 and out["stats"]["noop"] >= 1 and out["stats"]["recorded"] == 0
     assert out["threads"] == ["MainThread"]
     assert stderr.count("OTEL_COMMERCE_DISABLED=true") == 1
-    with pytest.raises(Exception):  # noqa: B017,PT011 - no stream or no such message: nothing was delivered
+    with pytest.raises(Exception):  # noqa: B017 - no stream or no such message: nothing was delivered
         await _stream_event(js, "shape-off")
 
 
@@ -228,5 +228,5 @@ async def test_sdk_disabled_still_delivers_business_events_directly(
     )
     assert out["records"] == 0 and out["flushed"]
     assert stderr.count("OTEL_SDK_DISABLED=true") == 1
-    envelope, headers = await _stream_event(js, "shape-sdk-off")
+    _, headers = await _stream_event(js, "shape-sdk-off")
     assert headers["Nats-Msg-Id"] == out["event_id"]
