@@ -32,6 +32,7 @@ from ._model import (
     check_json_value,
     format_timestamp,
 )
+from ._time import to_unix_ms, to_unix_seconds
 from .subjects import subject_for
 
 __all__ = [
@@ -593,7 +594,7 @@ def fields_from_order(order: Order) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- envelope building
 def _entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -> str:
-    unix_ms = int(timestamp.timestamp() * 1000)
+    unix_ms = to_unix_ms(timestamp)  # naive = UTC, never local time
     try:
         return spec.id.format(unix_ms=unix_ms, **fields)
     except KeyError as exc:
@@ -723,7 +724,7 @@ def apply_marketing(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> Co
         custom = {k: _custom_value(src, fields) for k, src in meta.custom}
         event.facebook_capi = FacebookCAPIEvent(
             event_name=meta.event,
-            event_time=int(event.timestamp.timestamp()),
+            event_time=to_unix_seconds(event.timestamp),  # naive = UTC (not the local zone)
             action_source="website",
             user_data=user_data,
             custom_data=custom or None,

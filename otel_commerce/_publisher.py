@@ -15,6 +15,7 @@ from ._identity import event_id_for
 from ._model import CommerceEvent, OrderItem
 from ._natsutil import max_payload, translate_nats_error
 from ._propagation import current_ids, inject_headers
+from ._time import utc
 from .subjects import validate_subject
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Publisher:
         validate_subject(subject)
         if not isinstance(event, CommerceEvent):
             raise EventValidationError(f"event must be a CommerceEvent, got {type(event).__name__}")
+        event.timestamp = utc(event.timestamp)  # naive means UTC; years 1-9999 only (EventValidationError)
         if not event.event_id:
             spec = CATALOG.get(event.type)
             event.event_id = event_id_for(

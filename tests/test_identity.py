@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -14,7 +15,13 @@ from polling import poll
 
 from otel_commerce import Settings, record_event
 from otel_commerce._catalog import new_event
-from otel_commerce._identity import EVENT_ID_NAMESPACE, LEGACY_EVENT_ID_NAMESPACE, event_id_for, uuid7
+from otel_commerce._identity import (
+    EVENT_ID_NAMESPACE,
+    LEGACY_EVENT_ID_NAMESPACE,
+    _FallbackUuid7,
+    event_id_for,
+    uuid7,
+)
 from otel_commerce._natsserver import NatsServer
 from otel_commerce._runtime import RUNTIME, build_engine
 
@@ -66,9 +73,13 @@ def test_new_namespace_differs_from_the_legacy_rule() -> None:
     assert new_event("order.completed", id="1001", organization_id="tenant-a").event_id != legacy
 
 
-def test_uuid7_is_monotonic_within_a_process() -> None:
+_FALLBACK = _FallbackUuid7()
+
+
+@pytest.mark.parametrize("make", [uuid7, lambda: str(_FALLBACK())], ids=["uuid-utils", "fallback"])
+def test_uuid7_is_monotonic_within_a_process(make: Callable[[], str]) -> None:
     """Ids made in one millisecond sort in creation order (RFC 9562 §6.2), and are v7."""
-    ids = [uuid7() for _ in range(20_000)]
+    ids = [make() for _ in range(20_000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert {uuid.UUID(i).version for i in ids} == {7}
