@@ -56,8 +56,8 @@ def raw_payloads(orders: list[object]) -> list[bytes]:
     spec = CATALOG["order.completed"]
     out = []
     for order in orders:
-        payload, entity_id = collector_from_args("order.completed", {"order": order, "idempotency_key": None})
-        payload["properties"]["event_id"] = event_id_for("order.completed", entity_id, once=spec.once)
+        payload, entity_id, org = collector_from_args("order.completed", {"order": order, "idempotency_key": None})
+        payload["properties"]["event_id"] = event_id_for("order.completed", org, entity_id, once=spec.once)
         out.append(orjson.dumps(payload))
     return out
 

@@ -62,9 +62,8 @@ from ._model import (
 from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter, consume_span, extract_context
 from ._record import commerce_event, record_event
 from ._runtime import configure, flush, shutdown, stats
+from ._scope import SCOPE_VERSION as __version__
 from ._sinks import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, CollectorSink, JetStreamSink, bootstrap
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ALL_SUBJECTS",

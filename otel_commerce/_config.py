@@ -39,6 +39,9 @@ Mode = Literal["log", "span", "both"]
 PiiPolicy = Literal["hash", "drop", "keep"]
 MODES: tuple[Mode, ...] = ("log", "span", "both")
 PII_POLICIES: tuple[PiiPolicy, ...] = ("hash", "drop", "keep")
+LogBody = Literal["none", "envelope"]
+LOG_BODIES: tuple[LogBody, ...] = ("none", "envelope")
+_TRUE = ("1", "true", "yes", "on")
 
 _DEFAULT_QUEUE_SIZE = 10_000
 _DEFAULT_BATCH_SIZE = 512
@@ -119,8 +122,16 @@ class Settings:
     max_attempts: int = _DEFAULT_MAX_ATTEMPTS
     max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    #: ``none`` (default: details in attributes only) or ``envelope`` (also today's body, for old readers)
+    log_body: LogBody = "none"
+    #: ``OTEL_COMMERCE_DISABLED``: no recording, no delivery, no thread (a counted no-op)
+    disabled: bool = False
+    #: ``OTEL_SDK_DISABLED``: no OTel records / span events / metrics of ours; delivery goes direct
+    sdk_disabled: bool = False
 
     def __post_init__(self) -> None:
+        if self.log_body not in LOG_BODIES:
+            raise ConfigurationError(f"log_body must be one of {LOG_BODIES}, got {self.log_body!r}")
         if self.mode not in MODES:
             raise ConfigurationError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.pii not in PII_POLICIES:
@@ -161,6 +172,9 @@ class Settings:
             max_attempts=_int(env, "OTEL_COMMERCE_MAX_ATTEMPTS", _DEFAULT_MAX_ATTEMPTS),
             max_age_seconds=_float(env, "OTEL_COMMERCE_MAX_AGE_SECONDS", _DEFAULT_MAX_AGE_SECONDS),
             max_event_bytes=_int(env, "OTEL_COMMERCE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            log_body=_first(env, "OTEL_COMMERCE_LOG_BODY").lower() or "none",  # type: ignore[arg-type]
+            disabled=_first(env, "OTEL_COMMERCE_DISABLED").lower() in _TRUE,
+            sdk_disabled=_first(env, "OTEL_SDK_DISABLED").lower() in _TRUE,
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 

@@ -175,12 +175,12 @@ def test_once_per_entity_types_get_a_deterministic_event_id(client: Client) -> N
     """A handler that emits a completed order twice produces the same event_id (server-side dedup)."""
     first = client.emit_order_completed(_order())
     second = client.emit_order_completed(_order())
-    assert first == second == str(uuid.uuid5(EVENT_ID_NAMESPACE, "order.completed:ord_1"))
+    assert first == second == str(uuid.uuid5(EVENT_ID_NAMESPACE, '["order.completed","org_1","ord_1"]'))
     one = client.emit_referral_credit_granted("org_1", "usr_1", "referrer", 1.0, "USD")
     two = client.emit_referral_credit_granted("org_1", "usr_1", "referrer", 1.0, "USD")
     assert one != two  # credits repeat: fresh UUIDv7 each time
     keyed = client.emit_referral_credit_granted("org_1", "usr_1", "referrer", 1.0, "USD", idempotency_key="k1")
-    assert keyed == str(uuid.uuid5(EVENT_ID_NAMESPACE, "k1"))
+    assert keyed == str(uuid.uuid5(EVENT_ID_NAMESPACE, '["referral.credit_granted","org_1","key","k1"]'))
 
 
 def test_emitters_add_trace_ids_of_the_active_span(collector: FakeCollector, client: Client) -> None:

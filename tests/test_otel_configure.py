@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_commerce import CommerceLogExporter, ConfigurationError, DeliveryEngine, JetStreamSink, Settings, bootstrap
 from otel_commerce._cli._natsserver import NatsServer
-from otel_commerce._record import CommerceLogRecord, build_pending, envelope_body, flat_attributes
+from otel_commerce._model._time import to_unix_ns
+from otel_commerce._record import CommerceLogRecord, build_pending, envelope_body, event_attributes, flat_attributes
 
 APP = textwrap.dedent(
     """
@@ -120,11 +121,12 @@ def test_settings_from_env_and_bad_values() -> None:
             Settings.from_env(bad)
 
 
+@pytest.mark.parametrize("shape", ["attributes", "body"])
 async def test_batch_log_exporter_delivers_records_with_trace_ids(
-    nats_server: NatsServer, js: JetStreamContext
+    nats_server: NatsServer, js: JetStreamContext, shape: str
 ) -> None:
     """CommerceLogExporter behind the SDK's BatchLogRecordProcessor delivers our records and records
-    emitted by other code in the same format (rebuilt from body), with trace/span ids."""
+    emitted by other code in either shape (rebuilt from attributes, or from the old body), with trace/span ids."""
     await bootstrap(js)
     engine = DeliveryEngine([JetStreamSink(nats_server.url)], linger_seconds=0.005)
     lp = LoggerProvider(shutdown_on_exit=False)
@@ -135,11 +137,12 @@ async def test_batch_log_exporter_delivers_records_with_trace_ids(
         pending = build_pending("order.created", organization_id="acme", data={"order_id": "o1", "revenue": 2.0})
         assert pending.event is not None
         record = CommerceLogRecord(
-            body=envelope_body(pending.event),
-            attributes=flat_attributes(pending.event),
+            body=envelope_body(pending.event) if shape == "body" else None,
+            attributes=flat_attributes(pending.event) if shape == "body" else event_attributes(pending.event),
+            timestamp=to_unix_ns(pending.event.timestamp),
             event_name="commerce.order.created",
         )
-        logger.emit(record)  # no pending attached: the exporter rebuilds the event from the body
+        logger.emit(record)  # no pending attached: the exporter rebuilds the event from the record
         logger.emit(event_name="app.other", body="not ours")
     lp.shutdown()
     assert engine.flush(10)
@@ -149,6 +152,8 @@ async def test_batch_log_exporter_delivers_records_with_trace_ids(
     sc = span.get_span_context()
     assert env["trace_id"] == format(sc.trace_id, "032x") and env["span_id"] == format(sc.span_id, "016x")
     assert env["event_id"] == pending.event.event_id and env["ga4"]["event_name"] == "begin_checkout"
+    assert env["data"] == {"order_id": "o1", "revenue": 2.0, "currency": "USD"}
+    assert env["timestamp"] == pending.event.to_dict()["timestamp"]  # to the microsecond
     assert (await js.stream_info("COMMERCE")).state.messages == 1
 
 

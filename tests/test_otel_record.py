@@ -71,10 +71,14 @@ def test_record_event_emits_log_record_with_trace_ids(sdk: OtelSdk, events: Capt
     [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
     assert log.event_name == "commerce.order.completed"
     assert log.timestamp is not None and log.trace_id == int(trace_id, 16) and log.span_id == int(span_id, 16)
-    assert isinstance(log.body, dict) and log.body["event_id"] == event_id and log.body["id"] == "o1"
-    assert log.attributes is not None
-    assert log.attributes["commerce.revenue"] == 25.5 and log.attributes["commerce.currency"] == "USD"
-    assert log.attributes["commerce.organization_id"] == "acme"
+    assert log.body is None  # events should not use the body (event semantic conventions)
+    assert log.severity_number is not None and log.severity_number.name == "INFO"
+    attrs = dict(log.attributes or {})
+    assert attrs["commerce.event_id"] == event_id and attrs["commerce.id"] == "o1"
+    assert attrs["commerce.type"] == "order.completed" and attrs["commerce.user_id"] == "u1"
+    assert attrs["commerce.revenue"] == 25.5 and attrs["commerce.currency"] == "USD"
+    assert attrs["commerce.organization_id"] == "acme"
+    assert attrs["commerce.data"] == {"order_id": "o1", "revenue": 25.5, "currency": "USD"}
     [ev] = events
     assert (ev.trace_id, ev.span_id, ev.event_id, ev.id) == (trace_id, span_id, event_id, "o1")
     assert ev.ga4 is not None and ev.ga4.event_name == "purchase" and ev.ga4.value == 25.5
@@ -118,8 +122,7 @@ def test_pii_policy_in_what_other_exporters_see(sdk: OtelSdk, policy: str, expec
     finally:
         RUNTIME.reset()
     [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
-    assert isinstance(log.body, dict)
-    data = log.body["data"]
+    data = dict((log.attributes or {})["commerce.data"])  # type: ignore[arg-type]
     assert data.get("email") == expected
     text = repr(log.body) + repr(dict(log.attributes or {}))
     if policy != "keep":
@@ -341,15 +344,15 @@ def test_span_exporter_delivers_foreign_span_events(sdk: OtelSdk, events: Captur
 
 
 @pytest.mark.parametrize("mode", ["span"], indirect=True)
-def test_span_mode_unsampled_falls_back_to_log(sdk: OtelSdk, events: CapturedEvents) -> None:
-    """Sampling never loses a business event: on a non-recording span the log path is used."""
+def test_span_mode_unsampled_delivers_directly_without_a_log_record(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """Sampling never loses a business event, and span mode never writes to log backends."""
     sc = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False, trace_flags=TraceFlags(0))
     with trace.use_span(NonRecordingSpan(sc)):
         record_event("checkout.started", organization_id="acme", data={"session_id": "s1", "value": 1.0})
-    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
-    assert log.event_name == "commerce.checkout.started"
-    [ev] = events
-    assert ev.trace_id == format(0xABC, "032x")
+    record_event("checkout.started", organization_id="acme", data={"session_id": "s2", "value": 1.0})  # no span
+    assert sdk.logs.get_finished_logs() == ()
+    assert [ev.id for ev in events] == ["s1", "s2"]
+    assert events[0].trace_id == format(0xABC, "032x")
 
 
 @pytest.mark.parametrize("mode", ["both"], indirect=True)

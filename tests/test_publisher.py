@@ -172,8 +172,10 @@ def test_event_id_policy() -> None:
     r1 = new_event("order.refunded", id="o1", organization_id="acme")
     r2 = new_event("order.refunded", id="o1", organization_id="acme")
     assert a.event_id == b.event_id != c.event_id
-    assert a.event_id == str(uuid.uuid5(EVENT_ID_NAMESPACE, "order.completed:o1"))  # stable, documented
+    assert a.event_id == str(uuid.uuid5(EVENT_ID_NAMESPACE, '["order.completed","acme","o1"]'))  # documented
     assert r1.event_id != r2.event_id and r1.event_id[14] == "7"
     k = new_event("order.refunded", id="o1", organization_id="acme", idempotency_key="k")
-    assert k.event_id == new_event("order.refunded", id="o2", organization_id="x", idempotency_key="k").event_id
+    assert k.event_id == new_event("order.refunded", id="o2", organization_id="acme", idempotency_key="k").event_id
+    assert k.event_id != new_event("order.refunded", id="o1", organization_id="x", idempotency_key="k").event_id
+    assert k.event_id != new_event("order.canceled", id="o1", organization_id="acme", idempotency_key="k").event_id
     assert isinstance(a, CommerceEvent)

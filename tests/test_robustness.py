@@ -141,7 +141,7 @@ def test_otel_path_collector_payload_has_go_order_fields() -> None:
     pending = build_pending("order.completed", order=order)
     assert pending.event is not None
     ours = collector_from_event(pending.event, pending.items)
-    go, _ = collector_from_args("order.completed", {"order": order})  # exactly what Client.emit_order_completed sends
+    go, _, _ = collector_from_args("order.completed", {"order": order})  # exactly what Client.emit_order_completed sends
     assert go is not None
     assert ours["quantity"] == go["quantity"] == 3
     assert ours["properties"]["items"] == go["properties"]["items"]

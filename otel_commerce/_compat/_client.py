@@ -138,11 +138,13 @@ class Client:
         key = args.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not key):
             raise EventValidationError("idempotency_key must be a non-empty string")
-        payload, entity_id = collector_from_args(event_type, args)
+        payload, entity_id, org = collector_from_args(event_type, args)
         payload = clean_data(payload, "event", max_bytes=self._max_event_bytes)
         _check_columns(payload)
         spec = CATALOG[event_type]
-        payload["properties"]["event_id"] = event_id_for(event_type, entity_id, once=spec.once, idempotency_key=key)
+        payload["properties"]["event_id"] = event_id_for(
+            event_type, org, entity_id, once=spec.once, idempotency_key=key
+        )
         return self._submit(payload)
 
     def _submit(self, payload: dict[str, Any]) -> str:

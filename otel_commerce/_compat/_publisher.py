@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import EventValidationError, PayloadTooLargeError
 from .._model import CATALOG, CommerceEvent, OrderItem, apply_marketing, event_from_args, event_id_for, validate_subject
 from .._model._catalog import check_envelope
+from .._model._time import utc
 from .._otel import current_ids, inject_headers
 from .._sinks import max_payload, translate_nats_error
 
@@ -58,10 +59,13 @@ class Publisher:
         validate_subject(subject)
         if not isinstance(event, CommerceEvent):
             raise EventValidationError(f"event must be a CommerceEvent, got {type(event).__name__}")
+        event.timestamp = utc(event.timestamp)  # naive means UTC; years 1-9999 only (EventValidationError)
         check_envelope(event, max_bytes=None)  # the server's max_payload is checked below, exactly
         if not event.event_id:
             spec = CATALOG.get(event.type)
-            event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)
+            event.event_id = event_id_for(
+                event.type, event.organization_id, event.id, once=spec.once if spec else False
+            )
         if not event.trace_id:
             event.trace_id, event.span_id, _ = current_ids()
         payload = event.to_json()

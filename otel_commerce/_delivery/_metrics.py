@@ -39,7 +39,9 @@ def _counter(name: str) -> Any:
             if counter is None:
                 from opentelemetry import metrics
 
-                meter = metrics.get_meter("otel_commerce")
+                from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
+
+                meter = metrics.get_meter(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
                 counter = meter.create_counter(
                     f"commerce.events.{name}", unit="{event}", description=_DESCRIPTIONS.get(name, "")
                 )

@@ -42,6 +42,7 @@ from ._envelope import (
 from ._hashing import capi_hash
 from ._identity import event_id_for
 from ._subjects import subject_for
+from ._time import to_unix_ms, to_unix_seconds
 
 __all__ = [
     "CATALOG",
@@ -813,9 +814,9 @@ def fields_from_order(order: Order) -> dict[str, Any]:
 # --------------------------------------------------------------------------- envelope building
 def entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -> str:
     """The entity id of an event of ``spec`` (its ``id`` template filled from ``fields``; ``unix_ms`` is
-    ``timestamp`` in Unix milliseconds). Raises ``EventValidationError`` naming a missing field.
+    ``timestamp`` in Unix milliseconds, naive = UTC). Raises ``EventValidationError`` naming a missing field.
     """
-    unix_ms = int(timestamp.timestamp() * 1000)
+    unix_ms = to_unix_ms(timestamp)  # naive = UTC, never local time
     try:  # our unix_ms wins over a field of that name (a data key "unix_ms" is refused anyway)
         out = spec.id.format_map({**fields, "unix_ms": unix_ms})
     except KeyError as exc:
@@ -906,7 +907,8 @@ def new_event(
         user_id=user_id,
         session_id=session_id,
         data=data,
-        event_id=event_id or event_id_for(event_type, id, once=once, idempotency_key=idempotency_key),
+        event_id=event_id
+        or event_id_for(event_type, organization_id, id, once=once, idempotency_key=idempotency_key),
     )
 
 
@@ -1033,7 +1035,7 @@ def apply_marketing(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> Co
         custom = {k: _custom_value(src, fields) for k, src in meta.custom}
         event.facebook_capi = FacebookCAPIEvent(
             event_name=meta.event,
-            event_time=int(event.timestamp.timestamp()),
+            event_time=to_unix_seconds(event.timestamp),  # naive = UTC (not the local zone)
             action_source="website",
             user_data=user_data,
             custom_data=custom or None,
@@ -1080,8 +1082,8 @@ def _go_json(items: list[dict[str, Any]]) -> str:
     return text
 
 
-def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The exact Go payload of a typed Client emitter, and the event's id (for its event_id)."""
+def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The exact Go payload of a typed Client emitter, the event's id and its organization (for its event_id)."""
     spec = CATALOG[event_type]
     rule = spec.collector
     assert rule.emit is not None
@@ -1095,7 +1097,12 @@ def collector_from_args(event_type: str, args: Mapping[str, Any]) -> tuple[dict[
         if source in fields:
             payload[key] = fields[source]
     payload["properties"] = {k: fields[k] for k in rule.props}
-    return _collector_columns(payload), entity_id(spec, fields, datetime.now(timezone.utc))
+    org = fields.get("organization_id")
+    return (
+        _collector_columns(payload),
+        entity_id(spec, fields, datetime.now(timezone.utc)),
+        org if isinstance(org, str) else "",
+    )
 
 
 def collector_from_event(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> dict[str, Any]:

@@ -1,49 +1,115 @@
-"""Identity of an event (DESIGN.md): ``event_id`` is a UUID fixed once when the event is recorded.
+"""Identity of an event (DESIGN.md "Identity of an event"): ``event_id`` is a UUID fixed once at record time.
 
-- types that happen once per entity: UUIDv5 of ``"<type>:<id>"`` (a retried handler is deduplicated);
-- types that repeat: a fresh, time-ordered UUIDv7 (a second partial refund is never swallowed);
-- an explicit ``idempotency_key``: UUIDv5 of the key, whatever the type.
+- types that happen once per entity: UUIDv5, under :data:`EVENT_ID_NAMESPACE`, of the compact JSON array
+  ``[type, organization_id, id]`` — two tenants' order ``1001`` stay two events;
+- an explicit ``idempotency_key``: UUIDv5 of ``[type, organization_id, "key", idempotency_key]`` (the type
+  stays in, so several events derived from one source id never merge);
+- types that repeat: a fresh UUIDv7 (RFC 9562), monotonic within the process (``uuid-utils``).
+
+The name is encoded as JSON (UTF-8, no whitespace, non-ASCII characters as is: what
+``json.dumps(name, separators=(",", ":"), ensure_ascii=False)`` and orjson produce), so it is unambiguous:
+``":"``-joined names are not (``"a:b" + "c"`` = ``"a" + "b:c"``, and shop platform ids contain ``:``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 
-__all__ = ["EVENT_ID_NAMESPACE", "event_id_for", "uuid7"]
+import orjson
 
-#: Namespace of every deterministic event id (UUIDv5). Never change it: ids must stay stable.
-EVENT_ID_NAMESPACE = uuid.UUID("6f1d2c7e-5a3b-5c1e-9a57-2f0e8c1b4d90")
+__all__ = ["EVENT_ID_NAMESPACE", "LEGACY_EVENT_ID_NAMESPACE", "event_id_for", "event_id_name", "uuid7"]
+
+#: Namespace of every deterministic event id (UUIDv5) since 0.2: ``uuid5(NAMESPACE_URL,
+#: "urn:otel-commerce:event-id:v2")``. Never change it: ids must stay stable across releases.
+EVENT_ID_NAMESPACE = uuid.UUID("de38c62d-4b1d-54df-b47e-ecadb4ce1551")
+
+#: The namespace of the first rule (UUIDv5 of ``"<type>:<id>"``, or of the bare key), kept documented so
+#: that stores holding old ids can be related to new ones. Not used to make ids any more.
+LEGACY_EVENT_ID_NAMESPACE = uuid.UUID("6f1d2c7e-5a3b-5c1e-9a57-2f0e8c1b4d90")
+
+class _FallbackUuid7:
+    """RFC 9562 §6.2 method 1 (12-bit counter in ``rand_a``, reseeded each millisecond), for an environment
+    without ``uuid-utils`` (a core dependency) on a Python without ``uuid.uuid7`` (3.14+)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._counter = 0
+
+    def __call__(self) -> uuid.UUID:
+        with self._lock:
+            ms = max(time.time_ns() // 1_000_000, self._ms)
+            if ms == self._ms:
+                self._counter += 1
+                if self._counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                    ms, self._counter = ms + 1, 0
+            else:
+                self._counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leaves room to count up
+            self._ms = ms
+            counter = self._counter
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        return uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0x2 << 62 | rand_b)
+
+
+def _pick_uuid7() -> Callable[[], object]:
+    try:
+        import uuid_utils
+
+        return uuid_utils.uuid7
+    except ImportError:  # pragma: no cover - environment without the dependency
+        stdlib: Callable[[], object] | None = getattr(uuid, "uuid7", None)
+        return stdlib if stdlib is not None else _FallbackUuid7()
+
+
+_uuid7 = _pick_uuid7()
 
 
 def uuid7() -> str:
-    """A fresh RFC 9562 UUIDv7 (48-bit unix milliseconds, then random bits)."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    """A fresh RFC 9562 UUIDv7; ids made in one process sort in creation order (also within a millisecond).
+
+    ``uuid-utils`` (Rust ``uuid``: a counter within the millisecond); 0.15 µs vs 2.3 µs hand-written.
+    """
+    return str(_uuid7())
 
 
 _NS_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
-def _uuid5(name: str) -> str:
+def event_id_name(event_type: str, organization_id: str, entity_id: str, idempotency_key: str | None = None) -> bytes:
+    """The UUIDv5 name (bytes) of an event: the compact JSON array of its identity fields."""
+    if idempotency_key is not None:
+        return orjson.dumps([event_type, organization_id, "key", idempotency_key])
+    return orjson.dumps([event_type, organization_id, entity_id])
+
+
+def _uuid5(name: bytes) -> str:
     """``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))`` without the UUID object (hot path)."""
-    b = bytearray(hashlib.sha1(_NS_BYTES + name.encode("utf-8")).digest()[:16])
+    b = bytearray(hashlib.sha1(_NS_BYTES + name).digest()[:16])
     b[6] = (b[6] & 0x0F) | 0x50
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def event_id_for(event_type: str, entity_id: str, *, once: bool, idempotency_key: str | None = None) -> str:
-    """The event id for one event of ``event_type`` about ``entity_id`` under the type's policy."""
+def event_id_for(
+    event_type: str,
+    organization_id: str,
+    entity_id: str,
+    *,
+    once: bool,
+    idempotency_key: str | None = None,
+) -> str:
+    """The event id of one event under the type's policy (``once``) or an explicit ``idempotency_key``.
+
+    ``event_type`` has no ``commerce.`` prefix; ``organization_id`` is the tenant (may be ``""``).
+    """
     if idempotency_key is not None:
-        return _uuid5(idempotency_key)
+        return _uuid5(event_id_name(event_type, organization_id, entity_id, idempotency_key))
     if once:
-        return _uuid5(f"{event_type}:{entity_id}")
+        return _uuid5(event_id_name(event_type, organization_id, entity_id))
     return uuid7()

@@ -11,9 +11,10 @@ All three build ``CommerceEvent``s with ``trace_id`` (32 hex) / ``span_id`` (16 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,7 +24,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._model import CATALOG, CommerceEvent, OrderItem, Pending, event_id_for, parse_timestamp
+from .._model._time import from_unix_ns
 from . import _slot
+from ._shape import envelope_from_record
 
 if TYPE_CHECKING:
     from opentelemetry._logs import LogRecord
@@ -47,7 +50,31 @@ def _hex(value: int | None, width: int) -> str:
 
 
 def _ts(ts_ns: int | None) -> datetime:
-    return datetime.fromtimestamp((ts_ns or time.time_ns()) / 1e9, tz=timezone.utc)
+    return from_unix_ns(ts_ns or time.time_ns())
+
+
+_LENGTH_LIMIT_VARS = (
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",  # cuts the commerce.payload JSON of span events
+)
+_limit_warned = False
+
+
+def _warn_if_length_limit() -> None:
+    """Once per process: an event rebuilt from a record may have had strings cut by the SDK's limits."""
+    global _limit_warned
+    if _limit_warned:
+        return
+    limits = {v: os.environ[v] for v in _LENGTH_LIMIT_VARS if os.environ.get(v, "").strip()}
+    if limits:
+        _limit_warned = True
+        logger.warning(
+            "otel-commerce: an event was rebuilt from a log record while %s is set: the SDK may have "
+            "truncated its strings. Our processor (configure(), OTEL_PYTHON_CONFIGURATOR=commerce) delivers "
+            "the original event instead.",
+            ", ".join(f"{k}={v}" for k, v in limits.items()),
+        )
 
 
 def pending_from_body(
@@ -59,35 +86,30 @@ def pending_from_body(
     trace_flags: int,
     ts_ns: int | None = None,
 ) -> Pending:
-    """Rebuild an event from a log-record body / span-event payload (or, failing that, its attributes)."""
-    attrs = attributes or {}
-    if not isinstance(body, Mapping):
-        body = {
-            "id": attrs.get("commerce.id", ""),
-            "type": attrs.get("commerce.type", name[len(_PREFIX) :]),
-            "organization_id": attrs.get("commerce.organization_id", ""),
-            "event_id": attrs.get("commerce.event_id", ""),
-            "data": {},
-        }
-    type_ = str(body.get("type") or name[len(_PREFIX) :])
-    ts = body.get("timestamp")
+    """Rebuild an event from a log record (either shape, see :func:`envelope_from_record`) or span-event payload."""
+    _warn_if_length_limit()
+    env = envelope_from_record(name, body, attributes)
+    type_ = str(env.get("type") or name[len(_PREFIX) :])
+    ts = env.get("timestamp")
     event = CommerceEvent(
-        id=str(body.get("id", "")),
+        id=str(env.get("id", "")),
         type=type_,
         timestamp=parse_timestamp(ts) if isinstance(ts, str) else _ts(ts_ns),
-        organization_id=str(body.get("organization_id", "")),
-        user_id=str(body.get("user_id") or ""),
-        session_id=str(body.get("session_id") or ""),
-        data=dict(body.get("data") or {}),
-        event_id=str(body.get("event_id") or ""),
+        organization_id=str(env.get("organization_id", "")),
+        user_id=str(env.get("user_id") or ""),
+        session_id=str(env.get("session_id") or ""),
+        data=dict(env.get("data") or {}),
+        event_id=str(env.get("event_id") or ""),
         trace_id=trace_id,
         span_id=span_id,
     )
     if not event.event_id:
         spec = CATALOG.get(type_)
         # without an entity id a deterministic id would merge unrelated events: use a fresh one
-        event.event_id = event_id_for(type_, event.id, once=bool(spec and spec.once and event.id))
-    items = [OrderItem.from_dict(i) for i in body.get("items") or () if isinstance(i, Mapping)]
+        event.event_id = event_id_for(
+            type_, event.organization_id, event.id, once=bool(spec and spec.once and event.id)
+        )
+    items = [OrderItem.from_dict(i) for i in env.get("items") or () if isinstance(i, Mapping)]
     return Pending(event=event, items=items, trace_flags=trace_flags)
 
 

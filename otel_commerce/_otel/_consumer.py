@@ -10,6 +10,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 
+from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
+
 __all__ = ["consume_span", "extract_context"]
 
 
@@ -46,7 +48,7 @@ def consume_span(
         attrs["messaging.message.id"] = msg_id
         attrs["commerce.event_id"] = msg_id
     attrs.update(attributes or {})
-    tracer = tracer or trace.get_tracer("otel_commerce")
+    tracer = tracer or trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
     links = [Link(producer)] if producer.is_valid else []
     with tracer.start_as_current_span(
         name or f"process {subject}", context=ctx, kind=SpanKind.CONSUMER, links=links, attributes=attrs

@@ -3,6 +3,14 @@
 
 from ._decorator import commerce_event
 from ._pii import apply_pii, pii_kind
-from ._recorder import CommerceLogRecord, build_pending, emit_pending, envelope_body, flat_attributes, record_event
+from ._recorder import (
+    CommerceLogRecord,
+    build_pending,
+    emit_pending,
+    envelope_body,
+    event_attributes,
+    flat_attributes,
+    record_event,
+)
 
-__all__ = ['CommerceLogRecord', 'apply_pii', 'build_pending', 'commerce_event', 'emit_pending', 'envelope_body', 'flat_attributes', 'pii_kind', 'record_event']
+__all__ = ['CommerceLogRecord', 'apply_pii', 'build_pending', 'commerce_event', 'emit_pending', 'envelope_body', 'event_attributes', 'flat_attributes', 'pii_kind', 'record_event']

@@ -6,9 +6,13 @@ input) is logged, counted and passed to the ``on_error`` callbacks — never rai
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
+import dataclasses
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
@@ -20,7 +24,10 @@ from .._delivery import _metrics
 from .._errors import EventValidationError
 from .._model import CATALOG, CommerceEvent, Order, Pending, entity_id, event_id_for, subject_for, uuid7
 from .._model._catalog import check_envelope
+from .._model._frozen import copy_mapping
+from .._model._time import utc
 from .._otel import _slot
+from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, scrub_text
 from ._recorder import build_pending, emit_pending
 
@@ -31,7 +38,7 @@ logger = logging.getLogger("otel_commerce")
 P = ParamSpec("P")
 R = TypeVar("R")
 Extract = Callable[..., "Mapping[str, Any] | CommerceEvent | Order | None"]
-OrgId = str | Callable[..., str] | None
+Arg = str | Callable[..., str] | None  # a value, or a callable of the handler's arguments
 
 _LIFTED = ("id", "organization_id", "user_id", "session_id")
 
@@ -40,54 +47,85 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _pending_from_event(event: CommerceEvent) -> Pending:
-    """A returned envelope is used as is; missing event_id and trace ids are filled in."""
-    check_envelope(event, max_bytes=_slot.RUNTIME.settings.max_event_bytes)
-    if not event.event_id:
-        spec = CATALOG.get(event.type)
-        event.event_id = event_id_for(event.type, event.id, once=spec.once if spec else False)
-    event.data = apply_pii(event.data, _slot.RUNTIME.settings.pii)
+def _pending_from_event(event: CommerceEvent, key: str | None) -> Pending:
+    """A returned envelope, copied (the handler's object is never changed): missing event_id and trace ids
+    are filled in on the copy, ``data`` gets the PII policy, a naive timestamp is taken as UTC."""
+    spec = CATALOG.get(event.type)
+    frozen = CommerceEvent(
+        id=event.id,
+        type=event.type,
+        timestamp=utc(event.timestamp),
+        organization_id=event.organization_id,
+        user_id=event.user_id,
+        session_id=event.session_id,
+        data=apply_pii(copy_mapping(event.data or {}), _slot.RUNTIME.settings.pii),
+        ga4=copy.deepcopy(event.ga4),
+        facebook_capi=copy.deepcopy(event.facebook_capi),
+        event_id=event.event_id
+        or event_id_for(
+            event.type, event.organization_id, event.id, once=spec.once if spec else False, idempotency_key=key
+        ),
+        trace_id=event.trace_id,
+        span_id=event.span_id,
+    )
+    check_envelope(frozen, max_bytes=_slot.RUNTIME.settings.max_event_bytes)
     sc = trace.get_current_span().get_span_context()
-    if sc.is_valid and not event.trace_id:
-        event.trace_id = format(sc.trace_id, "032x")
-        event.span_id = format(sc.span_id, "016x")
-        return Pending(event=event, trace_flags=int(sc.trace_flags), trace_state=sc.trace_state.to_header())
-    return Pending(event=event)
+    if sc.is_valid and not frozen.trace_id:
+        frozen.trace_id = format(sc.trace_id, "032x")
+        frozen.span_id = format(sc.span_id, "016x")
+        return Pending(event=frozen, trace_flags=int(sc.trace_flags), trace_state=sc.trace_state.to_header())
+    return Pending(event=frozen)
 
 
-def _org(default: OrgId, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+def _arg(default: Arg, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     if callable(default):
         return default(*args, **kwargs)
     return default
 
 
-def _to_pending(event_type: str, value: Any, org: str | None) -> Pending | None:
+def _as_mapping(value: Any) -> Mapping[str, Any] | None:
+    """A mapping view of a result or argument: a mapping, a pydantic v2 model (``model_dump()``), or a
+    dataclass instance (its fields, shallow). None for anything else."""
+    if isinstance(value, Mapping):
+        return value
+    dump = getattr(type(value), "model_dump", None)
+    if dump is not None and callable(dump):
+        dumped = value.model_dump(mode="json")  # JSON-shaped: datetimes and Decimals as strings
+        return dumped if isinstance(dumped, Mapping) else None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return None
+
+
+def _to_pending(event_type: str, value: Any, org: str | None, key: str | None) -> Pending | None:
     if value is None:
         return None
     if isinstance(value, CommerceEvent):
-        return _pending_from_event(value)
+        return _pending_from_event(value, key)
     if isinstance(value, Order):
-        return build_pending(event_type, order=value, organization_id=org)
-    if isinstance(value, Mapping):
+        return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
+    mapping = _as_mapping(value)
+    if mapping is not None:
         keep = CATALOG[event_type].data if event_type in CATALOG else ()
         # lifted keys leave data, unless the catalog's data has them (checkout.started keeps session_id)
-        data = {k: v for k, v in value.items() if k not in _LIFTED or k in keep}
+        data = {k: v for k, v in mapping.items() if k not in _LIFTED or k in keep}
         return build_pending(
             event_type,
-            id=value.get("id"),
-            organization_id=value.get("organization_id") or org,
-            user_id=value.get("user_id"),
-            session_id=value.get("session_id"),
+            id=mapping.get("id"),
+            organization_id=mapping.get("organization_id") or org,
+            user_id=mapping.get("user_id"),
+            session_id=mapping.get("session_id"),
             data=data,
+            idempotency_key=key,
         )
     raise EventValidationError(
         f"@commerce_event({event_type!r}): cannot make an event from a {type(value).__name__}; "
-        "return a mapping, an Order or a CommerceEvent, or pass extract="
+        "return a mapping, a pydantic model, a dataclass, an Order or a CommerceEvent, or pass extract="
     )
 
 
 def _would_be(
-    event_type: str, value: Any, org: OrgId, args: tuple[Any, ...], kwargs: dict[str, Any]
+    event_type: str, value: Any, org: Arg, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Pending | None:
     """The envelope a refused result would have become (unvalidated, no event_id), for ``on_error``."""
     try:
@@ -120,40 +158,88 @@ def _would_be(
         return None
 
 
+def _error_scope(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
+    """The handler's string arguments, and the string fields of mapping / pydantic / dataclass arguments
+    (a FastAPI body model carrying ``session_id``); a top-level argument wins over a field."""
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return {}
+    scope: dict[str, str] = {}
+    for value in bound.values():
+        if isinstance(value, str):
+            continue
+        try:
+            mapping = _as_mapping(value)
+        except Exception:  # a model that cannot dump itself: just not a source of ids
+            continue
+        if mapping is not None:
+            for k, v in mapping.items():
+                if isinstance(k, str) and isinstance(v, str) and v:
+                    scope.setdefault(k, v)
+    scope.update({k: v for k, v in bound.items() if isinstance(v, str) and v})
+    return scope
+
+
 def _error_event_id(event_type: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """The id of an on_error event: the catalog rule over the handler's string arguments, else a UUIDv7."""
+    """The id of an on_error event: the catalog rule over the handler's arguments (see ``_error_scope``),
+    else a UUIDv7."""
     spec = CATALOG.get(event_type)
     if spec is not None:
         try:
-            bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
-            return entity_id(spec, {k: v for k, v in bound.items() if isinstance(v, str) and v}, now())
-        except (TypeError, ValueError):
+            return entity_id(spec, _error_scope(fn, args, kwargs), now())
+        except (EventValidationError, TypeError, ValueError):
             pass
     return uuid7()
+
+
+def _is_failure(error: BaseException) -> bool:
+    """True for an exception that means the operation failed; False for cancellation and shutdown.
+
+    ``asyncio.CancelledError``, ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` are
+    ``BaseException``s, not ``Exception``s; ``concurrent.futures.CancelledError`` (a future cancelled) and
+    Starlette's ``ClientDisconnect`` (the client went away mid-request) are ``Exception``s that mean the
+    same: a cancelled request is not a failed checkout.
+    """
+    if not isinstance(error, Exception) or isinstance(error, concurrent.futures.CancelledError):
+        return False
+    starlette = sys.modules.get("starlette.requests")
+    disconnect = getattr(starlette, "ClientDisconnect", None) if starlette is not None else None
+    return not (isinstance(disconnect, type) and isinstance(error, disconnect))
 
 
 class _Recorder:
     """What a decorated callable does after (or instead of) its handler returns."""
 
     def __init__(
-        self, event_type: str, extract: Extract | None, on_error: str | None, org: OrgId, span_name: str | None
+        self,
+        event_type: str,
+        extract: Extract | None,
+        on_error: str | None,
+        org: Arg,
+        span_name: str | None,
+        key: Arg = None,
     ) -> None:
         self.event_type = event_type
         self.extract = extract
         self.on_error = on_error
         self.org = org
         self.span_name = span_name
+        self.key = key
 
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
             return nullcontext()
-        return trace.get_tracer("otel_commerce").start_as_current_span(self.span_name)
+        return trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL).start_as_current_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         value: Any = None
         try:
             value = self.extract(result, *args, **kwargs) if self.extract is not None else result
-            pending = _to_pending(self.event_type, value, _org(self.org, args, kwargs))
+            key = _arg(self.key, args, kwargs)
+            if key is not None and (not isinstance(key, str) or not key):
+                raise EventValidationError(f"idempotency_key must be a non-empty string, got {key!r}")
+            pending = _to_pending(self.event_type, value, _arg(self.org, args, kwargs), key)
             if pending is not None:
                 emit_pending(pending)
         except EventValidationError as exc:
@@ -164,7 +250,7 @@ class _Recorder:
     def record_error(
         self, fn: Callable[..., Any], error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        if self.on_error is None:
+        if self.on_error is None or not _is_failure(error):
             return
         try:
             message = str(error)
@@ -175,7 +261,7 @@ class _Recorder:
                 build_pending(
                     self.on_error,
                     id=_error_event_id(self.on_error, fn, args, kwargs),
-                    organization_id=_org(self.org, args, kwargs),
+                    organization_id=_arg(self.org, args, kwargs),
                     data=data,
                 )
             )
@@ -194,8 +280,9 @@ def commerce_event(
     *,
     extract: Extract | None = None,
     on_error: str | None = None,
-    organization_id: OrgId = None,
+    organization_id: Arg = None,
     span: str | bool | None = None,
+    idempotency_key: Arg = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Record ``event_type`` after the decorated (sync or async) function returns.
 
@@ -203,15 +290,28 @@ def commerce_event(
     helpers; a returned mapping becomes ``data`` with ``id``, ``organization_id``, ``user_id`` and
     ``session_id`` lifted to the envelope; ``extract(result, *args, **kwargs)`` overrides that (None =
     no event). ``on_error="checkout.failed"`` records that event when the handler raises (the
-    exception still propagates). ``organization_id`` is a default (or a callable of the arguments).
+    exception still propagates; not on cancellation or shutdown: ``asyncio.CancelledError``,
+    ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``...). ``organization_id`` is a default (or a
+    callable of the arguments). ``idempotency_key`` (a string, or a callable of the arguments) makes the
+    event_id the UUIDv5 of ``[type, organization_id, "key", key]`` (DESIGN.md "Identity of an event").
+    The handler's result is never changed (a returned ``CommerceEvent`` is copied).
     ``span=True`` (or a span name) opens a span around the handler when none is recording.
     """
     subject_for(event_type)
     if on_error is not None:
         subject_for(on_error)
     span_name = (f"commerce {event_type}" if span is True else span) or None
+    if idempotency_key is not None and not callable(idempotency_key) and (
+        not isinstance(idempotency_key, str) or not idempotency_key
+    ):
+        raise EventValidationError(f"idempotency_key must be a non-empty string or a callable, got {idempotency_key!r}")
     recorder = _Recorder(
-        event_type, extract, on_error, organization_id, span_name if isinstance(span_name, str) else None
+        event_type,
+        extract,
+        on_error,
+        organization_id,
+        span_name if isinstance(span_name, str) else None,
+        idempotency_key,
     )
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:

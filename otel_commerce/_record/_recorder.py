@@ -30,29 +30,42 @@ from .._model import (
     uuid7,
 )
 from .._model._catalog import check_catalog_type, check_data, items_size
+from .._model._frozen import copy_items, copy_mapping
+from .._model._time import to_unix_ns, utc
 from .._otel import _slot
+from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, mask_id
 
-__all__ = ["CommerceLogRecord", "build_pending", "emit_pending", "envelope_body", "flat_attributes", "record_event"]
+__all__ = [
+    "CommerceLogRecord",
+    "build_pending",
+    "emit_pending",
+    "envelope_body",
+    "event_attributes",
+    "flat_attributes",
+    "record_event",
+]
 
-_SCOPE = "otel_commerce"
 _ORDER_DATA = ("order_id", "revenue", "currency", "email")
 
 
 class CommerceLogRecord(LogRecord):
-    """An API log record that also carries the ``Pending`` item, so our processor needs no re-parsing.
+    """An API log record that also carries the ``Pending`` item (claim by reference).
 
-    Other processors and exporters see an ordinary log record.
+    Our processor and exporter deliver that original event, never what they read back from the record,
+    so SDK attribute-length limits cannot truncate delivered data. Other processors and exporters see
+    an ordinary log record.
     """
 
     commerce_pending: Pending | None = None
 
 
 def envelope_body(event: CommerceEvent, items: list[Any] | None = None, *, mask: bool = False) -> dict[str, Any]:
-    """The log-record body: the envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any.
+    """The envelope-shaped body (``OTEL_COMMERCE_LOG_BODY=envelope``, and the span event's payload).
 
-    ``mask``: e-mail- or IP-shaped ``id`` / ``user_id`` / ``session_id`` become their digests (the PII
-    policy for OTel signals; the delivered envelope keeps them raw).
+    The envelope fields (no GA4/CAPI blocks), plus ``items`` when there are any. ``mask``: e-mail- or
+    IP-shaped ``id`` / ``user_id`` / ``session_id`` become their digests (the PII policy for OTel signals;
+    the delivered envelope keeps them raw).
     """
     body: dict[str, Any] = {
         "id": mask_id(event.id) if mask else event.id,
@@ -72,13 +85,23 @@ def envelope_body(event: CommerceEvent, items: list[Any] | None = None, *, mask:
 
 
 def flat_attributes(event: CommerceEvent, *, mask: bool = False) -> dict[str, Any]:
-    """A few flat attributes for querying in any log/trace backend (``mask``: see ``envelope_body``)."""
+    """The flat ``commerce.*`` attributes backends query (README "Recording events" lists them).
+
+    ``commerce.event_id``, ``commerce.id``, ``commerce.type``, ``commerce.organization_id`` (str);
+    ``commerce.user_id`` / ``commerce.session_id`` (str, when set); ``commerce.revenue`` (float, currency
+    units: the type's money field) and ``commerce.currency`` (str), when the data has them. ``mask``: see
+    :func:`envelope_body`.
+    """
     attrs: dict[str, Any] = {
         "commerce.event_id": event.event_id,
         "commerce.id": mask_id(event.id) if mask else event.id,
         "commerce.type": event.type,
         "commerce.organization_id": event.organization_id,
     }
+    if event.user_id:
+        attrs["commerce.user_id"] = mask_id(event.user_id) if mask else event.user_id
+    if event.session_id:
+        attrs["commerce.session_id"] = mask_id(event.session_id) if mask else event.session_id
     spec = CATALOG.get(event.type)
     money = event.data.get(spec.money if spec and spec.money else "revenue")
     if isinstance(money, (int, float)) and not isinstance(money, bool):
@@ -86,6 +109,20 @@ def flat_attributes(event: CommerceEvent, *, mask: bool = False) -> dict[str, An
     currency = event.data.get("currency")
     if isinstance(currency, str) and currency:
         attrs["commerce.currency"] = currency
+    return attrs
+
+
+def event_attributes(event: CommerceEvent, items: list[Any] | None = None, *, mask: bool = False) -> dict[str, Any]:
+    """All attributes of the log record: the flat ones plus ``commerce.data`` (map) and ``commerce.items``.
+
+    ``commerce.data`` is the ``data`` map and ``commerce.items`` the order items (list of maps:
+    ``product_id``, ``product_name``, ``sku``, ``quantity``, ``price``) — complex attributes, allowed on
+    log records by the event semantic conventions (OTLP ``kvlist_value`` / ``array_value``).
+    """
+    attrs = flat_attributes(event, mask=mask)
+    attrs["commerce.data"] = event.data
+    if items:
+        attrs["commerce.items"] = [i.to_dict() for i in items]
     return attrs
 
 
@@ -109,17 +146,14 @@ def build_pending(
     subject_for(event_type)
     check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
-    ts = timestamp or datetime.now(timezone.utc)
-    if not isinstance(ts, datetime):
-        raise EventValidationError(f"timestamp must be a datetime, got {type(ts).__name__}")
-    if ts.tzinfo is None:  # naive means UTC, everywhere (envelope, log record, CAPI event_time)
-        ts = ts.replace(tzinfo=timezone.utc)
+    # naive means UTC, everywhere (envelope, log record, CAPI event_time); years 1-9999 in UTC only
+    ts = datetime.now(timezone.utc) if timestamp is None else utc(timestamp)
     payload: dict[str, Any] = {}
     items: list[Any] = []
     if order is not None:
         fields = fields_from_order(order)
         fields["currency"] = fields["currency"] or "USD"
-        items = fields["items"]
+        items = copy_items(fields["items"])  # frozen: the handler keeps its own OrderItem objects
         payload = {k: fields[k] for k in (spec.data if spec else _ORDER_DATA) if k in fields}
         organization_id = organization_id or fields["organization_id"] or None
         user_id = fields["user_id"] if user_id is None else user_id
@@ -127,7 +161,7 @@ def build_pending(
     if data is not None:
         if not isinstance(data, Mapping):
             raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
-        payload.update(data)
+        payload.update(copy_mapping(data))  # frozen: later edits of the caller's data change nothing
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
     payload = check_data(
@@ -177,7 +211,7 @@ class _LoggerCache:
     def get(self) -> _logs.Logger:
         provider = _logs.get_logger_provider()
         if provider is not self.provider or self.logger is None:
-            self.logger = provider.get_logger(_SCOPE)
+            self.logger = provider.get_logger(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
             self.provider = provider
         return self.logger
 
@@ -186,42 +220,57 @@ _LOGGERS = _LoggerCache()
 
 
 def emit_pending(pending: Pending) -> None:
-    """Record through OTel per the mode; hand to the engine directly when no pipeline of ours takes it."""
+    """Record through OTel per the mode; hand to the engine directly when no pipeline of ours takes it.
+
+    - ``log``: a log record (claimed by reference by our processor/exporter);
+    - ``span``: a span event when the current span is recording; never a log record — users choose
+      this mode to keep business events out of their log pipeline. The event is delivered directly,
+      also when no span is recording (sampling never loses an event);
+    - ``both``: both, delivered once (by the log path);
+    - ``OTEL_SDK_DISABLED=true``: neither; delivered directly.
+    """
     event = pending.event
     assert event is not None
     rt = _slot.RUNTIME
-    mode = rt.settings.mode
-    ts_ns = int(event.timestamp.timestamp() * 1e9)
+    settings = rt.settings
+    if settings.disabled:
+        rt.counters["noop"] += 1
+        return
+    mode = settings.mode
+    mask = settings.pii != "keep"
     claimed = False
-    logged = False
-    span = trace.get_current_span()
-    on_span = mode != "log" and span.is_recording()
-    # Built once, shared by the span event (serialised at once) and the log record (mode "both").
-    mask = rt.settings.pii != "keep"
-    body = envelope_body(event, pending.items, mask=mask)
-    attrs = flat_attributes(event, mask=mask)
-    if on_span:
-        span_attrs = {**attrs, "commerce.payload": orjson.dumps(body).decode(), "commerce.mode": mode}
-        span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
-        # Delivered now, not when the span ends: a span that never ends (or ends after exit) must not
-        # lose a business event. CommerceSpanExporter skips span events that carry commerce.mode.
-    if mode != "span" or not on_span:
-        record = CommerceLogRecord(
-            timestamp=ts_ns,
-            body=body,
-            attributes=attrs,
-            event_name="commerce." + event.type,
-            severity_number=SeverityNumber.INFO,
-            severity_text="INFO",
-        )
-        record.commerce_pending = pending
-        _LOGGERS.get().emit(record)
-        logged = True
-        claimed = pending.claimed or rt.log_exporters > 0
+    on_span = False
+    if not settings.sdk_disabled:
+        ts_ns = to_unix_ns(event.timestamp)  # exact to the microsecond (no float rounding)
+        if mode != "log":
+            span = trace.get_current_span()
+            if span.is_recording():
+                on_span = True
+                body = envelope_body(event, pending.items, mask=mask)
+                span_attrs = {
+                    **flat_attributes(event, mask=mask),
+                    "commerce.payload": orjson.dumps(body).decode(),
+                    "commerce.mode": mode,
+                }
+                span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
+                # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
+                # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
+        if mode != "span":
+            record = CommerceLogRecord(
+                timestamp=ts_ns,
+                body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,
+                attributes=event_attributes(event, pending.items, mask=mask),
+                event_name="commerce." + event.type,
+                severity_number=SeverityNumber.INFO,
+                severity_text="INFO",
+            )
+            record.commerce_pending = pending
+            _LOGGERS.get().emit(record)
+            claimed = pending.claimed or rt.log_exporters > 0
     rt.counters["recorded"] += 1
     _metrics.count("recorded", via="otel" if claimed else "direct")
     if not claimed:
-        pending.via = "span" if not logged else ("fallback" if mode == "span" else "direct")
+        pending.via = "span" if on_span else "direct"
         rt.deliver(pending)
 
 

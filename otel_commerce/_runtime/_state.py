@@ -33,8 +33,8 @@ ErrorCallback = Callable[[BaseException, "Pending | None"], None]
 
 
 def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> DeliveryEngine | None:
-    """A delivery engine with the sinks the settings name (None when there is none)."""
-    if not settings.has_sink:
+    """A delivery engine with the sinks the settings name (None when there is none, or when disabled)."""
+    if settings.disabled or not settings.has_sink:
         return None
     from .._delivery import DeliveryEngine
     from .._sinks import CollectorSink, JetStreamSink
@@ -76,6 +76,7 @@ class Runtime:
         self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0}
         self._noop_warned = False
         self._disabled_by: BaseException | None = None  # the configuration error that disabled delivery
+        self._announced: set[str] = set()  # start-up warnings already given (one per switch per process)
 
     # ---- settings / engine ------------------------------------------------------------------
     @property
@@ -90,8 +91,24 @@ class Runtime:
                         logger.error("otel-commerce: invalid settings, commerce events are disabled: %s", exc)
                         self._settings = Settings()
                         self._disabled_by = exc
+                    self._announce(self._settings)
                 s = self._settings
         return s
+
+    def _announce(self, settings: Settings) -> None:
+        """One WARNING per process for each switch that turns something off (DESIGN.md "record")."""
+        if settings.disabled and "disabled" not in self._announced:
+            self._announced.add("disabled")
+            logger.warning(
+                "otel-commerce: OTEL_COMMERCE_DISABLED=true: commerce events are neither recorded nor "
+                "delivered (counted as no-ops in stats()['noop'])"
+            )
+        elif settings.sdk_disabled and not settings.disabled and "sdk_disabled" not in self._announced:
+            self._announced.add("sdk_disabled")
+            logger.warning(
+                "otel-commerce: OTEL_SDK_DISABLED=true: no OTel log records, span events or metrics of ours; "
+                "commerce events are still delivered, directly (set OTEL_COMMERCE_DISABLED=true to stop them)"
+            )
 
     @property
     def engine(self) -> DeliveryEngine | None:
@@ -115,6 +132,7 @@ class Runtime:
             self._engine = engine
             self._engine_built = True
             self._noop_warned = False
+            self._announce(settings)
         return old
 
     def reset(self) -> None:
@@ -131,7 +149,11 @@ class Runtime:
         """False when nothing could observe an event: no engine, no capture, no OTel SDK installed.
 
         The decorator's fast path (a few attribute reads); a no-op is still counted.
+        ``OTEL_COMMERCE_DISABLED=true`` makes it False whatever is installed.
         """
+        if self.settings.disabled:
+            self.counters["noop"] += 1
+            return False
         if self.captures or self.engine is not None:
             return True
         if _logs_internal._LOGGER_PROVIDER is not None or _trace._TRACER_PROVIDER is not None:
@@ -144,6 +166,9 @@ class Runtime:
     # ---- delivery ---------------------------------------------------------------------------
     def deliver(self, pending: Pending) -> bool:
         """Hand an event to captures and the engine; a counted, warned-once no-op without sinks."""
+        if self.settings.disabled:
+            self.counters["noop"] += 1
+            return False
         delivered = False
         if self.captures and pending.event is not None:
             from .._model import apply_marketing

@@ -1,8 +1,8 @@
 """OTLP/HTTP logs (protobuf and JSON) → commerce records.
 
 Only log records whose ``event_name`` starts with ``commerce.`` are events; the others are accepted
-and ignored. The body is the envelope as a map (see docs/collector.md); when it is not a map the event
-is built from the flat ``commerce.*`` attributes. A record carries no dedup key of its own when the
+and ignored. Both shapes are read (``otel_commerce._shape``): details in attributes (``commerce.data``
+map, ``commerce.items``, flat ``commerce.*`` keys), or the envelope as the body map. A record carries no dedup key of its own when the
 body and attributes have no ``event_id``: the collector then derives a UUIDv5 from the serialised
 record, so an exporter's retry of the same request is stored once.
 """
@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -29,6 +29,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from .._errors import EventValidationError
 from .._model import EVENT_ID_NAMESPACE, SUBJECT_PREFIX, CommerceEvent, OrderItem, apply_marketing, subject_for
+from .._model._time import from_unix_ns
+from .._otel._shape import envelope_from_record
 from ._records import StoredEvent
 
 __all__ = [
@@ -141,30 +143,7 @@ def _record_time(record: LogRecord) -> datetime | None:
     ns = record.time_unix_nano or record.observed_time_unix_nano
     if not ns:
         return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
-
-
-def _envelope_from_attributes(event_type: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if key.startswith("commerce.") and key not in (
-            "commerce.event_id",
-            "commerce.id",
-            "commerce.type",
-            "commerce.organization_id",
-            "commerce.user_id",
-            "commerce.session_id",
-        ):
-            data[key[len("commerce.") :]] = value
-    return {
-        "id": attrs.get("commerce.id") or "",
-        "type": attrs.get("commerce.type") or event_type,
-        "organization_id": attrs.get("commerce.organization_id") or "",
-        "user_id": attrs.get("commerce.user_id") or "",
-        "session_id": attrs.get("commerce.session_id") or "",
-        "event_id": attrs.get("commerce.event_id") or "",
-        "data": data,
-    }
+    return from_unix_ns(ns)  # exact to the microsecond
 
 
 def _items(body: Mapping[str, Any]) -> list[OrderItem]:
@@ -187,21 +166,15 @@ def record_event(
     name = _event_name(record, attrs)
     if not name.startswith(SUBJECT_PREFIX):
         return None
-    event_type = name[len(SUBJECT_PREFIX) :]
     body = any_value(record.body)
     if isinstance(body, str) and body.lstrip().startswith("{"):
         with contextlib.suppress(orjson.JSONDecodeError):
             body = orjson.loads(body)
     items: list[OrderItem] = []
-    if isinstance(body, dict):
-        envelope = dict(body)
-        envelope.setdefault("type", event_type)
-        if not envelope.get("event_id") and attrs.get("commerce.event_id"):
-            envelope["event_id"] = attrs["commerce.event_id"]
-        items = _items(envelope)
-        envelope.pop("items", None)
-    else:
-        envelope = _envelope_from_attributes(event_type, attrs)
+    # either shape: details in attributes (commerce.data / commerce.items), or the envelope as the body
+    envelope = envelope_from_record(name, body if isinstance(body, dict) else None, attrs)
+    items = _items(envelope)
+    envelope.pop("items", None)
     if not envelope.get("timestamp"):
         ts = _record_time(record) or received_at
         envelope["timestamp"] = ts.isoformat()

@@ -1,0 +1,57 @@
+"""Timestamps of events: naive means UTC on every path; years outside 1-9999 (in UTC) are refused.
+
+The one place that turns a ``datetime`` into the UTC instant we record, the OTel nanosecond timestamp
+(exact to the microsecond, no float rounding) and the unix seconds / milliseconds of CAPI
+``event_time`` and the catalog's ``<unix ms>`` ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from .._errors import EventValidationError
+
+__all__ = ["from_unix_ns", "to_unix_ms", "to_unix_ns", "to_unix_seconds", "utc"]
+
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+def utc(ts: datetime) -> datetime:
+    """``ts`` as an aware UTC datetime; a naive ``ts`` is taken as UTC (never as local time).
+
+    Raises ``EventValidationError`` for a non-datetime and when the UTC instant falls outside years
+    1-9999 (e.g. ``datetime(1, 1, 1, tzinfo=+05:00)``).
+    """
+    if not isinstance(ts, datetime):
+        raise EventValidationError(f"timestamp must be a datetime, got {type(ts).__name__}")
+    tz = ts.tzinfo
+    if tz is None:
+        return ts.replace(tzinfo=_UTC)
+    if tz is _UTC:
+        return ts
+    try:
+        return ts.astimezone(_UTC)
+    except (OverflowError, ValueError) as exc:
+        raise EventValidationError(f"timestamp {ts.isoformat()} is outside years 1-9999 in UTC") from exc
+
+
+def to_unix_ns(ts: datetime) -> int:
+    """Nanoseconds since the epoch, exact (integer arithmetic; naive = UTC)."""
+    d = utc(ts) - _EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
+
+
+def to_unix_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch, floored (naive = UTC)."""
+    return to_unix_ns(ts) // 1_000_000
+
+
+def to_unix_seconds(ts: datetime) -> int:
+    """Whole seconds since the epoch, floored (naive = UTC): CAPI ``event_time``."""
+    return to_unix_ns(ts) // 1_000_000_000
+
+
+def from_unix_ns(ns: int) -> datetime:
+    """The aware UTC datetime of an OTel nanosecond timestamp, exact to the microsecond."""
+    return _EPOCH + timedelta(microseconds=ns // 1_000)

@@ -1,0 +1,262 @@
+"""What was recorded is what is delivered: frozen data, untouched handler results, UTC timestamps,
+cancellation is not failure, idempotency keys and pydantic models through the decorator."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pydantic
+import pytest
+from otel_fixtures import OtelSdk, global_sdk
+
+from otel_commerce import (
+    CommerceEvent,
+    EventValidationError,
+    Order,
+    OrderItem,
+    Settings,
+    commerce_event,
+    record_event,
+)
+from otel_commerce._model._catalog import apply_marketing, new_event
+from otel_commerce._model._identity import event_id_for
+from otel_commerce._runtime import RUNTIME
+from otel_commerce.testing import CapturedEvents, capture_events
+
+
+@pytest.fixture
+def sdk() -> Iterator[OtelSdk]:
+    s = global_sdk()
+    s.clear()
+    yield s
+    s.clear()
+
+
+@pytest.fixture
+def events(sdk: OtelSdk) -> Iterator[CapturedEvents]:
+    RUNTIME.install(Settings(), None)
+    with capture_events() as captured:
+        yield captured
+    RUNTIME.reset()
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """The process runs in America/New_York (UTC-5 in winter) for the test."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+# --------------------------------------------------------------------------- frozen at record time
+def test_edits_after_record_event_change_nothing(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """Editing data (top level, nested dict, nested list) after record_event returns changes neither the
+    delivered event nor what another exporter saw."""
+    data: dict[str, Any] = {"cart_id": "c1", "value": 2.0, "meta": {"coupon": "A"}, "tags": ["x"]}
+    record_event("cart.updated", organization_id="acme", id="fz-1", data=data)
+    data["value"] = 99.0
+    data["meta"]["coupon"] = "HACKED"
+    data["tags"].append("y")
+    [ev] = events
+    assert ev.data == {"cart_id": "c1", "value": 2.0, "currency": "USD", "meta": {"coupon": "A"}, "tags": ["x"]}
+    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
+    seen = dict((log.attributes or {})["commerce.data"])  # type: ignore[arg-type]
+    assert dict(seen["meta"]) == {"coupon": "A"} and list(seen["tags"]) == ["x"]
+
+
+def test_order_items_edited_after_record_change_nothing(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """The delivery thread maps items later: it must read the items as they were at record time."""
+    item = OrderItem("p1", "Shirt", "S", 1, 5.0)
+    order = Order(id="fz-2", org_id="acme", total=5.0, currency="USD", items=[item])
+    record_event("order.completed", order=order)
+    item.product_name, item.quantity = "Changed", 9
+    order.items.append(OrderItem("p2", "Late", "L", 1, 1.0))
+    [ev] = events
+    assert ev.ga4 is not None and [(i.item_name, i.quantity) for i in ev.ga4.items] == [("Shirt", 1)]
+    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
+    pending = log.commerce_pending  # type: ignore[attr-defined]  # what the engine maps on its thread
+    assert [(i.product_name, i.quantity) for i in pending.items] == [("Shirt", 1)]
+
+
+def test_decorator_never_mutates_a_returned_commerce_event(events: CapturedEvents) -> None:
+    """The handler's CommerceEvent keeps its raw e-mail, no event_id, no GA4/CAPI blocks; the copy gets them."""
+    mine = CommerceEvent(
+        id="fz-3",
+        type="order.completed",
+        timestamp=datetime(2026, 1, 2, 3, 4, 5),  # naive: UTC
+        organization_id="acme",
+        data={"order_id": "fz-3", "revenue": 1.0, "currency": "USD", "email": "A@B.c"},
+    )
+
+    @commerce_event("order.completed")
+    def handler() -> CommerceEvent:
+        return mine
+
+    assert handler() is mine
+    assert mine.data["email"] == "A@B.c" and mine.event_id == "" and mine.ga4 is None and mine.facebook_capi is None
+    assert mine.timestamp.tzinfo is None
+    [ev] = events
+    assert ev is not mine and ev.data["email"] != "A@B.c" and ev.ga4 is not None
+    assert ev.event_id == event_id_for("order.completed", "acme", "fz-3", once=True)
+
+
+def test_decorator_never_mutates_a_returned_mapping(events: CapturedEvents) -> None:
+    result = {"id": "fz-4", "organization_id": "acme", "cart_id": "c", "value": 1.0, "meta": {"email": "A@B.c"}}
+    snapshot = {**result, "meta": dict(result["meta"])}  # type: ignore[dict-item]
+
+    @commerce_event("cart.updated")
+    def handler() -> dict[str, Any]:
+        return result
+
+    handler()
+    result["meta"]["email"] = "changed@x.y"  # type: ignore[index]
+    [ev] = events
+    assert ev.data["meta"]["email"] not in ("A@B.c", "changed@x.y")  # hashed copy
+    result["meta"]["email"] = "A@B.c"  # type: ignore[index]
+    assert result == snapshot
+
+
+# --------------------------------------------------------------------------- UTC everywhere
+def test_naive_timestamp_is_utc_in_capi_event_time(new_york: None, events: CapturedEvents) -> None:
+    """A naive timestamp means UTC on every path: envelope, record, CAPI event_time (not New York time)."""
+    naive = datetime(2026, 1, 15, 12, 0, 0)
+    expected = calendar.timegm(naive.timetuple())
+    ev = apply_marketing(new_event("order.completed", id="fz-5", organization_id="acme", timestamp=naive))
+    assert ev.facebook_capi is not None and ev.facebook_capi.event_time == expected
+
+    @commerce_event("order.completed")
+    def handler() -> CommerceEvent:
+        return new_event("order.completed", id="fz-6", organization_id="acme", timestamp=naive)
+
+    handler()
+    record_event("order.created", id="fz-7", organization_id="acme", timestamp=naive, data={"revenue": 1.0})
+    for captured in events:
+        assert captured.timestamp == naive.replace(tzinfo=timezone.utc)
+        assert captured.facebook_capi is not None and captured.facebook_capi.event_time == expected
+        assert captured.to_dict()["timestamp"] == "2026-01-15T12:00:00Z"
+
+
+def test_entity_ids_with_unix_ms_use_utc(new_york: None, events: CapturedEvents) -> None:
+    """referral.credit_granted's id "credit-<user>-<unix ms>" takes a naive timestamp as UTC."""
+    naive = datetime(2026, 1, 15, 12, 0, 0)
+    record_event("referral.credit_granted", organization_id="acme", user_id="u1", timestamp=naive,
+                 data={"role": "referrer", "amount": 1.0})  # fmt: skip
+    [ev] = events
+    assert ev.id == f"credit-u1-{calendar.timegm(naive.timetuple()) * 1000}"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=5))), datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))],
+    ids=["year-0", "year-10000"],
+)
+def test_timestamps_outside_years_1_to_9999_in_utc_are_refused(events: CapturedEvents, ts: datetime) -> None:
+    with pytest.raises(EventValidationError, match="outside years 1-9999"):
+        record_event("order.created", id="fz-8", organization_id="acme", timestamp=ts)
+    assert len(events) == 0
+
+
+# --------------------------------------------------------------------------- cancellation is not failure
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(1), GeneratorExit()], ids=lambda e: type(e).__name__)
+def test_on_error_not_fired_on_interrupts(events: CapturedEvents, error: BaseException) -> None:
+    @commerce_event("order.completed", on_error="checkout.failed", organization_id="acme")
+    def pay(session_id: str) -> None:
+        raise error
+
+    with pytest.raises(type(error)):
+        pay("s-int")
+    assert len(events) == 0
+
+
+async def test_on_error_not_fired_on_cancellation(events: CapturedEvents) -> None:
+    started = asyncio.Event()
+
+    @commerce_event("order.completed", on_error="checkout.failed", organization_id="acme")
+    async def pay(session_id: str) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(pay("s-cancel"))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(events) == 0
+
+    @commerce_event("order.completed", on_error="checkout.failed", organization_id="acme")
+    async def pay_fails(session_id: str) -> None:
+        raise ValueError("declined")
+
+    with pytest.raises(ValueError):
+        await pay_fails("s-fail")
+    assert [(e.type, e.id) for e in events] == [("checkout.failed", "s-fail")]
+
+
+# --------------------------------------------------------------------------- keys and pydantic
+def test_decorator_idempotency_key_string_and_callable(events: CapturedEvents) -> None:
+    @commerce_event("order.refunded", organization_id="acme", idempotency_key=lambda refund_id, order_id: refund_id)
+    def refund(refund_id: str, order_id: str) -> dict[str, Any]:
+        return {"id": order_id, "order_id": order_id, "refunded_amount": 1.0}
+
+    @commerce_event("order.refunded", organization_id="acme", idempotency_key="fixed-key")
+    def refund_fixed() -> dict[str, Any]:
+        return {"id": "fz-o", "order_id": "fz-o", "refunded_amount": 1.0}
+
+    refund("re_1", "fz-o")
+    refund("re_1", "fz-o")
+    refund("re_2", "fz-o")
+    refund_fixed()
+    ids = [e.event_id for e in events]
+    assert ids[0] == ids[1] == event_id_for("order.refunded", "acme", "fz-o", once=False, idempotency_key="re_1")
+    assert ids[2] != ids[0]
+    assert ids[3] == event_id_for("order.refunded", "acme", "", once=False, idempotency_key="fixed-key")
+    with pytest.raises(EventValidationError):
+        commerce_event("order.refunded", idempotency_key="")
+
+
+class CheckoutIn(pydantic.BaseModel):
+    session_id: str
+    amount: float
+
+
+class OrderOut(pydantic.BaseModel):
+    id: str
+    organization_id: str
+    order_id: str
+    revenue: float
+    currency: str
+    placed_at: datetime
+
+
+def test_pydantic_result_and_pydantic_body_on_error(events: CapturedEvents) -> None:
+    """FastAPI's idiom: a returned model is its model_dump(); on_error finds session_id in a body model."""
+
+    @commerce_event("order.completed", on_error="checkout.failed", organization_id="acme")
+    def checkout(body: CheckoutIn, fail: bool = False) -> OrderOut:
+        if fail:
+            raise RuntimeError("declined")
+        return OrderOut(id="fz-p", organization_id="acme", order_id="fz-p", revenue=body.amount, currency="USD",
+                        placed_at=datetime(2026, 1, 1, tzinfo=timezone.utc))  # fmt: skip
+
+    out = checkout(CheckoutIn(session_id="sess-9", amount=3.5))
+    assert isinstance(out, OrderOut)
+    with pytest.raises(RuntimeError):
+        checkout(CheckoutIn(session_id="sess-9", amount=3.5), fail=True)
+    done, failed = events
+    assert (done.type, done.id, done.organization_id) == ("order.completed", "fz-p", "acme")
+    assert done.data["revenue"] == 3.5 and done.data["placed_at"] == "2026-01-01T00:00:00Z"
+    assert (failed.type, failed.id) == ("checkout.failed", "sess-9")
