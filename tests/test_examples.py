@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +30,12 @@ from otel_commerce._natsserver import NatsServer, free_port
 from otel_commerce.collector import EventStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-INSTRUMENT = str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
+# beside this Python, else on PATH (a venv made with --system-site-packages has no script of its own)
+INSTRUMENT = (
+    shutil.which("opentelemetry-instrument", path=sysconfig.get_path("scripts"))
+    or shutil.which("opentelemetry-instrument")
+    or str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
+)
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING_SPAN = "00f067aa0ba902b7"
 EXPECTED_TYPES = {

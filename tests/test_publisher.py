@@ -9,6 +9,7 @@ import orjson
 import pytest
 from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
+from streams import count, stored
 
 from otel_commerce import (
     CommerceEvent,
@@ -20,7 +21,6 @@ from otel_commerce import (
 )
 from otel_commerce._catalog import new_event
 from otel_commerce._identity import EVENT_ID_NAMESPACE
-from streams import count, stored
 
 
 async def test_created_and_completed_of_one_order_both_land(js: JetStreamContext, uid: str) -> None:
