@@ -59,3 +59,13 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
 async def js(nc: NATS) -> JetStreamContext:
     """A JetStream context on the module's server; COMMERCE (if a test bootstrapped it) persists between tests."""
     return nc.jetstream()
+
+
+@pytest.fixture
+async def fresh_js(fresh_nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on ``fresh_nats_server`` (no stream yet)."""
+    conn = await nats.connect(fresh_nats_server.url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        yield conn.jetstream()
+    finally:
+        await conn.close()
