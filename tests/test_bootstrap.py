@@ -9,6 +9,13 @@ from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
 
 from otel_commerce import Publisher, StreamError, bootstrap
+from otel_commerce._cli._natsserver import NatsServer
+
+
+@pytest.fixture
+def nats_server(fresh_nats_server: NatsServer) -> NatsServer:
+    """Every test here starts from a server of its own with no stream (never a deleted-and-re-created one)."""
+    return fresh_nats_server
 
 
 async def test_creates_stream_with_our_duplicate_window(js: JetStreamContext) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from otel_commerce._cli._natsserver import NatsServer, free_port
 from otel_commerce.cli import app
 from otel_commerce.subjects import STREAM_NAME
 
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 runner = CliRunner()
 
 
@@ -42,10 +42,12 @@ async def publish(js: JetStreamContext, *events: CommerceEvent) -> None:
         await pub.publish(e.subject, e)
 
 
-async def test_tail_follows_live_events_with_filters(js: JetStreamContext, nats_server: NatsServer) -> None:
+async def test_tail_follows_live_events_with_filters(js: JetStreamContext, nats_server: NatsServer, uid: str) -> None:
     """`tail --json` started before publishing prints only new events matching type and organization, one per line."""
     await bootstrap(js)
-    await publish(js, event("old", "order.completed"))  # before the tail: not shown
+    org, trace = f"org-{uid}", uuid.uuid4().hex
+    await publish(js, event(f"old-{uid}", "order.completed", org=org))  # before the tail: not shown
+    before = (await js.stream_info(STREAM_NAME)).state.consumer_count  # the tail adds one consumer
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -57,7 +59,7 @@ async def test_tail_follows_live_events_with_filters(js: JetStreamContext, nats_
         "--type",
         "order.completed",
         "--org",
-        "org-1",
+        org,
         "--limit",
         "2",
         "--for",
@@ -67,15 +69,15 @@ async def test_tail_follows_live_events_with_filters(js: JetStreamContext, nats_
     )
     try:
         deadline = time.monotonic() + 15
-        while (await js.stream_info(STREAM_NAME)).state.consumer_count < 1:
+        while (await js.stream_info(STREAM_NAME)).state.consumer_count <= before:
             assert proc.returncode is None and time.monotonic() < deadline, "tail never subscribed"
             await asyncio.sleep(0.02)  # poll interval of a deadline-bounded wait
         await publish(
             js,
-            event("n1", "order.completed"),
-            event("n2", "referral.claimed"),  # other type
-            event("n3", "order.completed", org="org-2"),  # other organization
-            event("n4", "order.completed", trace=TRACE),
+            event(f"n1-{uid}", "order.completed", org=org),
+            event(f"n2-{uid}", "referral.claimed", org=org),  # other type
+            event(f"n3-{uid}", "order.completed", org=f"other-{uid}"),  # other organization
+            event(f"n4-{uid}", "order.completed", org=org, trace=trace),
         )
         assert proc.stdout is not None
         lines = [orjson.loads(await asyncio.wait_for(proc.stdout.readline(), 15)) for _ in range(2)]
@@ -84,26 +86,31 @@ async def test_tail_follows_live_events_with_filters(js: JetStreamContext, nats_
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert [x["event_id"] for x in lines] == ["n1", "n4"]
-    assert lines[1]["trace_id"] == TRACE
+    assert [x["event_id"] for x in lines] == [f"n1-{uid}", f"n4-{uid}"]
+    assert lines[1]["trace_id"] == trace
 
 
-async def test_trace_from_the_stream(js: JetStreamContext, nats_server: NatsServer) -> None:
+async def test_trace_from_the_stream(js: JetStreamContext, nats_server: NatsServer, uid: str) -> None:
     """`trace --nats-url` scans COMMERCE and prints only the events of that trace."""
     await bootstrap(js)
+    trace = uuid.uuid4().hex  # this test's own trace
     await publish(
         js,
-        event("t1", "checkout.started", trace=TRACE),
-        event("t2", "order.created"),
-        event("t3", "order.completed", trace=TRACE),
+        event(f"t1-{uid}", "checkout.started", trace=trace),
+        event(f"t2-{uid}", "order.created"),
+        event(f"t3-{uid}", "order.completed", trace=trace),
     )
-    result = await asyncio.to_thread(runner.invoke, app, ["trace", TRACE, "--nats-url", nats_server.url, "--json"])
+    result = await asyncio.to_thread(runner.invoke, app, ["trace", trace, "--nats-url", nats_server.url, "--json"])
     assert result.exit_code == 0, result.output
-    assert [orjson.loads(x)["event_id"] for x in result.stdout.splitlines()] == ["t1", "t3"]
+    assert [orjson.loads(x)["event_id"] for x in result.stdout.splitlines()] == [f"t1-{uid}", f"t3-{uid}"]
 
 
-async def test_bootstrap_creates_checks_and_reconciles(js: JetStreamContext, nats_server: NatsServer) -> None:
-    """`bootstrap` creates the stream, reports a too-short window (exit 1) and fixes it with --reconcile."""
+async def test_bootstrap_creates_checks_and_reconciles(
+    fresh_js: JetStreamContext, fresh_nats_server: NatsServer
+) -> None:
+    """`bootstrap` creates the stream, reports a too-short window (exit 1) and fixes it with --reconcile (on a
+    server of its own, with no stream yet)."""
+    js, nats_server = fresh_js, fresh_nats_server
 
     def run(*args: str) -> tuple[int, dict[str, object]]:
         r = runner.invoke(app, ["bootstrap", "--nats-url", nats_server.url, "--json", *args])

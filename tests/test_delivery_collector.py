@@ -7,8 +7,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fake_collector import FakeCollector
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from polling import poll
 
 from otel_commerce._delivery import DeliveryEngine
@@ -194,3 +199,25 @@ def test_shutdown_honours_its_deadline_and_counts_what_is_left(collector: FakeCo
     stats = engine.stats()
     assert stats["dropped"] == 5 and stats["dropped.reason.shutdown"] == 5 and stats["queued"] == 0
     assert engine.submit(_event(99)) is False  # closed: counted, not raised
+
+
+def test_delivery_thread_calls_are_never_traced(collector: FakeCollector) -> None:
+    """With httpx instrumented (the real HTTPXClientInstrumentor), the engine's own POSTs make no spans: the
+    delivery thread runs with instrumentation suppressed, so exporting can't trace (or recurse into) itself."""
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        engine = _engine(collector)
+        for i in range(5):
+            engine.submit(_event(i))
+        assert engine.flush(10) and len(collector.events) == 5
+        engine.shutdown(5)
+        assert [s.name for s in spans.get_finished_spans()] == []
+        assert httpx.get(collector.url + "/health", timeout=5).status_code == 200  # instrumentation is live:
+        assert [s.name for s in spans.get_finished_spans()] == ["GET"]  # a call of ours is traced
+    finally:
+        instrumentor.uninstrument()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import nats
 import pytest
-from nats.js import errors as js_errors
 from polling import poll
 
 from otel_commerce._cli._natsserver import NatsServer
@@ -19,15 +18,14 @@ from otel_commerce._model import Pending, event_from_args
 from otel_commerce._sinks import JetStreamSink
 from otel_commerce.subjects import STREAM_NAME
 
-_RUN = uuid.uuid4().hex[:8]  # unique order ids: the session server is shared with other test modules
 FAST = {"backoff_initial_seconds": 0.02, "backoff_max_seconds": 0.2, "linger_seconds": 0.0}
 
 
-def _pending(i: int, *, trace: bool = False) -> Pending:
+def _pending(uid: str, i: int, *, trace: bool = False) -> Pending:
     event, items = event_from_args(
         "order.completed",
         {
-            "order_id": f"dlv_{_RUN}_{i}",
+            "order_id": f"dlv_{uid}_{i}",
             "org_name": "org_1",
             "user_id": "usr_1",
             "email": "a@b.co",
@@ -43,36 +41,23 @@ def _poll(cond: Callable[[], bool], timeout: float = 15.0) -> bool:
     return poll(cond, timeout)
 
 
-async def _stream_messages(url: str) -> list[Any]:
-    """Every message of COMMERCE (headers and data), read with an ephemeral ordered consumer."""
+async def _stream_messages(url: str, uid: str) -> list[Any]:
+    """This test's messages of COMMERCE (headers and data; ``uid`` in the data), read with an ordered consumer."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        info = await js.stream_info(STREAM_NAME)
-        total = info.state.messages
+        total = (await js.stream_info(STREAM_NAME)).state.messages
         out: list[Any] = []
         if total:
             sub = await js.subscribe("commerce.>", ordered_consumer=True)
-            deadline = time.monotonic() + 10
-            while len(out) < total and time.monotonic() < deadline:
-                out.append(await sub.next_msg(timeout=5))
+            for _ in range(total):
+                msg = await sub.next_msg(timeout=5)
+                if uid.encode() in msg.data:
+                    out.append(msg)
             await sub.unsubscribe()
         return out
     finally:
         await nc.close()
-
-
-def _delete_stream(url: str) -> None:
-    async def run() -> None:
-        nc = await nats.connect(url)
-        try:
-            await nc.jetstream().delete_stream(STREAM_NAME)
-        except js_errors.NotFoundError:
-            pass
-        finally:
-            await nc.close()
-
-    asyncio.run(run())
 
 
 @pytest.fixture
@@ -91,15 +76,16 @@ def _engine(url: str, **options: Any) -> DeliveryEngine:
     return DeliveryEngine([sink], **{**FAST, **options})
 
 
-def test_events_reach_the_stream_with_msg_id_and_traceparent(nats_server: NatsServer) -> None:
-    """Each event is stored once on commerce.<type> with Nats-Msg-Id = event_id and its traceparent."""
-    _delete_stream(nats_server.url)  # the sink bootstraps COMMERCE itself
+def test_events_reach_the_stream_with_msg_id_and_traceparent(fresh_nats_server: NatsServer, uid: str) -> None:
+    """Each event is stored once on commerce.<type> with Nats-Msg-Id = event_id and its traceparent; the sink
+    bootstraps COMMERCE itself (the server has no stream)."""
+    nats_server = fresh_nats_server
     engine = _engine(nats_server.url)
-    pendings = [_pending(i, trace=True) for i in range(20)]
+    pendings = [_pending(uid, i, trace=True) for i in range(20)]
     for p in pendings:
         engine.submit(p)
     assert engine.flush(10)
-    msgs = asyncio.run(_stream_messages(nats_server.url))
+    msgs = asyncio.run(_stream_messages(nats_server.url, uid))
     assert len(msgs) == 20
     by_id = {m.headers["Nats-Msg-Id"]: m for m in msgs}
     assert set(by_id) == {p.event_id for p in pendings}
@@ -111,17 +97,16 @@ def test_events_reach_the_stream_with_msg_id_and_traceparent(nats_server: NatsSe
     engine.shutdown(5)
 
 
-def test_a_duplicate_counts_as_delivered_and_is_stored_once(nats_server: NatsServer) -> None:
+def test_a_duplicate_counts_as_delivered_and_is_stored_once(nats_server: NatsServer, uid: str) -> None:
     """Re-sending an event (same event_id) is acknowledged as a duplicate: delivered, one copy stored."""
-    _delete_stream(nats_server.url)
     engine = _engine(nats_server.url)
-    p = _pending(1)
+    p = _pending(uid, 1)
     engine.submit(p)
     assert engine.flush(10)
     engine.submit(Pending(event=p.event, items=p.items))
     assert engine.flush(10)
     assert engine.stats()["exported"] == 2 and engine.stats()["rejected"] == 0
-    assert len(asyncio.run(_stream_messages(nats_server.url))) == 1
+    assert len(asyncio.run(_stream_messages(nats_server.url, uid))) == 1
     engine.shutdown(5)
 
 
@@ -131,12 +116,12 @@ def test_a_duplicate_counts_as_delivered_and_is_stored_once(nats_server: NatsSer
     ids=["nats-reconnect", "reconnect-budget-exhausted"],
 )
 def test_broker_restart_mid_stream_stores_every_event_exactly_once(
-    server: NatsServer, connect_options: dict[str, Any]
+    server: NatsServer, connect_options: dict[str, Any], uid: str
 ) -> None:
     """A graceful broker restart in the middle of a stream loses nothing and duplicates nothing."""
     server.start()
     engine = _engine(server.url, connect_options=connect_options, batch_size=50)
-    pendings = [_pending(i) for i in range(3000)]
+    pendings = [_pending(uid, i) for i in range(3000)]
     for p in pendings[:1500]:
         engine.submit(p)
     assert _poll(lambda: engine.stats()["exported"] >= 100)
@@ -146,7 +131,7 @@ def test_broker_restart_mid_stream_stores_every_event_exactly_once(
     assert not engine.flush(0.3)  # nothing can be delivered while the broker is down
     server.start()
     assert engine.flush(30)
-    msgs = asyncio.run(_stream_messages(server.url))
+    msgs = asyncio.run(_stream_messages(server.url, uid))
     ids = [m.headers["Nats-Msg-Id"] for m in msgs]
     assert len(ids) == len(set(ids)) == 3000
     assert set(ids) == {p.event_id for p in pendings}
@@ -154,33 +139,55 @@ def test_broker_restart_mid_stream_stores_every_event_exactly_once(
     engine.shutdown(5)
 
 
-def test_broker_down_at_start_connects_when_it_appears(server: NatsServer) -> None:
+def test_broker_down_at_start_connects_when_it_appears(server: NatsServer, uid: str) -> None:
     """A failed first connect is retried: events queued before the broker exists are all delivered."""
     engine = _engine(server.url)
-    pendings = [_pending(i) for i in range(100)]
+    pendings = [_pending(uid, i) for i in range(100)]
     for p in pendings:
         assert engine.submit(p)
     assert not engine.flush(0.5)
     assert engine.stats()["queued"] == 100
     server.start()
     assert engine.flush(20)
-    msgs = asyncio.run(_stream_messages(server.url))
+    msgs = asyncio.run(_stream_messages(server.url, uid))
     assert {m.headers["Nats-Msg-Id"] for m in msgs} == {p.event_id for p in pendings}
     engine.shutdown(5)
 
 
-def test_oversized_event_is_rejected_not_retried(nats_server: NatsServer) -> None:
+def test_oversized_event_is_rejected_not_retried(nats_server: NatsServer, uid: str) -> None:
     """An envelope over the server's max payload is rejected at once; the others are delivered."""
-    _delete_stream(nats_server.url)
     seen: list[BaseException] = []
     engine = _engine(nats_server.url, on_error=lambda e, p: seen.append(e))
-    big = _pending(0)
+    big = _pending(uid, 0)
     assert big.event is not None
     big.event.data["blob"] = "x" * (2 * 1024 * 1024)
     engine.submit(big)
-    engine.submit(_pending(1))
+    engine.submit(_pending(uid, 1))
     assert engine.flush(10) is False
     stats = engine.stats()
     assert stats["rejected.jetstream"] == 1 and stats["exported.jetstream"] == 1 and stats["retried"] == 0
     assert "max payload" in str(seen[0])
+    engine.shutdown(5)
+
+
+def test_a_missing_ack_times_out_and_is_retried_once_stored(server: NatsServer, uid: str) -> None:
+    """Every ack has a deadline: with the broker frozen (SIGSTOP, the connection stays up) the batch fails after
+    ack_timeout_seconds and is retried; once the broker resumes the event is stored exactly once."""
+    server.start()
+    engine = _engine(server.url, ack_timeout_seconds=0.3)
+    engine.submit(_pending(uid, 0))
+    assert engine.flush(10)  # connected, COMMERCE bootstrapped
+    proc = server._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        engine.submit(_pending(uid, 1))
+        assert _poll(lambda: engine.stats()["retried"] >= 2, timeout=15), engine.stats()
+        assert engine.stats()["exported"] == 1
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert engine.flush(15)
+    assert engine.stats()["exported"] == 2 and engine.stats()["dropped"] == 0
+    ids = [m.headers["Nats-Msg-Id"] for m in asyncio.run(_stream_messages(server.url, uid))]
+    assert sorted(ids) == sorted(p.event_id for p in (_pending(uid, 0), _pending(uid, 1)))
     engine.shutdown(5)

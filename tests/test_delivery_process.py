@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import os
 import signal
 import subprocess
@@ -16,15 +15,14 @@ from collections.abc import Iterator
 import nats
 import pytest
 from fake_collector import FakeCollector
-from nats.js import errors as js_errors
 from polling import poll
+from streams import stored
 
 from otel_commerce._cli._natsserver import NatsServer
 from otel_commerce._compat import Client
 from otel_commerce._delivery import DeliveryEngine
 from otel_commerce._model import Pending, event_from_args
 from otel_commerce._sinks import JetStreamSink
-from otel_commerce.subjects import STREAM_NAME
 
 
 @pytest.fixture
@@ -36,23 +34,19 @@ def collector() -> Iterator[FakeCollector]:
 _poll = poll
 
 
-async def _fresh_stream_ids(url: str, *, delete: bool = False) -> set[str]:
-    """Nats-Msg-Id of every message in COMMERCE (after deleting the stream when ``delete``)."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        if delete:
-            with contextlib.suppress(js_errors.NotFoundError):
-                await js.delete_stream(STREAM_NAME)
-            return set()
-        total = (await js.stream_info(STREAM_NAME)).state.messages
-        sub = await js.subscribe("commerce.>", ordered_consumer=True)
-        ids = [(await sub.next_msg(timeout=5)).headers["Nats-Msg-Id"] for _ in range(total)]
-        await sub.unsubscribe()
-        assert len(ids) == len(set(ids))
-        return set(ids)
-    finally:
-        await nc.close()
+def _stream_ids(url: str, uid: str) -> set[str]:
+    """Nats-Msg-Id of every message of this test (``uid``) in COMMERCE; each id must be stored once."""
+
+    async def run() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            return [(m.headers or {})["Nats-Msg-Id"] for m in await stored(nc.jetstream(), uid)]
+        finally:
+            await nc.close()
+
+    ids = asyncio.run(run())
+    assert len(ids) == len(set(ids)), "an event was stored twice"
+    return set(ids)
 
 
 def _wait_child(pid: int, timeout: float) -> int:
@@ -69,9 +63,10 @@ def _wait_child(pid: int, timeout: float) -> int:
     return -999
 
 
-def test_exit_without_flush_still_delivers_everything(collector: FakeCollector, nats_server: NatsServer) -> None:
+def test_exit_without_flush_still_delivers_everything(
+    collector: FakeCollector, nats_server: NatsServer, uid: str
+) -> None:
     """A script that emits and simply exits delivers every event (atexit fallback) to both sinks."""
-    asyncio.run(_fresh_stream_ids(nats_server.url, delete=True))
     script = f"""
 from otel_commerce._compat import Client
 from otel_commerce._delivery import DeliveryEngine
@@ -83,22 +78,21 @@ for i in range(300):
     client.emit_referral_claimed("org_1", "usr_ref", f"usr_{{i}}", "CODE")
 engine = DeliveryEngine([JetStreamSink({nats_server.url!r})])
 for i in range(300):
-    args = dict(order_id=f"exit_{{i}}", org_name="org_1", user_id="u", email="a@b.co", total_cents=100)
+    args = dict(order_id=f"exit_{uid}_{{i}}", org_name="org_1", user_id="u", email="a@b.co", total_cents=100)
     event, items = event_from_args("order.completed", args)
     engine.submit(Pending(event=event, items=items))
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     assert len(collector.events) == 300
     assert len(set(collector.event_ids())) == 300
-    assert len(asyncio.run(_fresh_stream_ids(nats_server.url))) == 300
+    assert len(_stream_ids(nats_server.url, uid)) == 300
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_delivers_its_own_events_and_never_the_parents(
-    collector: FakeCollector, nats_server: NatsServer
+    collector: FakeCollector, nats_server: NatsServer, uid: str
 ) -> None:
     """After fork (with a lock held), the child delivers its events; the parent's queue is delivered once."""
-    asyncio.run(_fresh_stream_ids(nats_server.url, delete=True))
     collector.delay_seconds = 0.2  # keep the parent's events queued and in flight at fork time
     client = Client(collector.url, linger_seconds=0, batch_size=10)
     engine = DeliveryEngine([JetStreamSink(nats_server.url)], linger_seconds=0)
@@ -108,7 +102,7 @@ def test_forked_child_delivers_its_own_events_and_never_the_parents(
         event, items = event_from_args("order.completed", args)
         return Pending(event=event, items=items)
 
-    parent_orders = [order(f"fork_parent_{i}") for i in range(30)]
+    parent_orders = [order(f"fork_parent_{uid}_{i}") for i in range(30)]
     for p in parent_orders:
         engine.submit(p)
     for i in range(50):
@@ -121,7 +115,7 @@ def test_forked_child_delivers_its_own_events_and_never_the_parents(
     if pid == 0:  # the child
         code = 1
         try:
-            child_orders = [order(f"fork_child_{i}") for i in range(10)]
+            child_orders = [order(f"fork_child_{uid}_{i}") for i in range(10)]
             for p in child_orders:
                 engine.submit(p)
             for i in range(20):
@@ -139,8 +133,8 @@ def test_forked_child_delivers_its_own_events_and_never_the_parents(
     expected = {f"parent_{i}" for i in range(50)} | {f"child_{i}" for i in range(20)}
     assert set(who) == expected
     assert all(n == 1 for n in who.values()), [k for k, n in who.items() if n > 1]
-    stored = asyncio.run(_fresh_stream_ids(nats_server.url))
-    assert len(stored) == 40
-    assert {p.event_id for p in parent_orders} <= stored
+    ids = _stream_ids(nats_server.url, uid)
+    assert len(ids) == 40
+    assert {p.event_id for p in parent_orders} <= ids
     client.close(5)
     engine.shutdown(5)

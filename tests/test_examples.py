@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,16 +21,21 @@ import httpx
 import orjson
 import pytest
 from collector_server import running_collector
-from nats.js import errors as js_errors
 from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
+from streams import stored as stored_messages
 
 from otel_commerce import Publisher, bootstrap
 from otel_commerce._cli._natsserver import NatsServer, free_port
 from otel_commerce.collector import EventStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-INSTRUMENT = str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
+# beside this Python, else on PATH (a venv made with --system-site-packages has no script of its own)
+INSTRUMENT = (
+    shutil.which("opentelemetry-instrument", path=sysconfig.get_path("scripts"))
+    or shutil.which("opentelemetry-instrument")
+    or str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
+)
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 INCOMING_SPAN = "00f067aa0ba902b7"
 EXPECTED_TYPES = {
@@ -80,55 +86,60 @@ def _ids(response: httpx.Response) -> tuple[str, str]:
     return trace_id, span_id
 
 
-def shop_traffic(url: str) -> dict[str, tuple[str, str]]:
-    """One request per event type; returns type -> the request span's (trace_id, span_id)."""
+def shop_traffic(url: str, uid: str) -> dict[str, tuple[str, str]]:
+    """One request per event type, every id built from ``uid``; returns type -> the request span's ids."""
     items = [{"product_id": "p1", "product_name": "Mug", "quantity": 2, "price": 12.5}]
     out: dict[str, tuple[str, str]] = {}
     with httpx.Client(base_url=url, timeout=10) as client:
-        r = client.post("/checkout", json={"session_id": "s1", "items": items})
+        r = client.post("/checkout", json={"session_id": f"{uid}-s1", "items": items})
         assert r.status_code == 200, r.text
         out["checkout.started"] = _ids(r)
-        r = client.post("/checkout", json={"session_id": "s2", "items": []})
+        r = client.post("/checkout", json={"session_id": f"{uid}-s2", "items": []})
         assert r.status_code == 400, r.text
         out["checkout.failed"] = _ids(r)
-        order = {"order_id": "o1", "user_id": "u1", "email": "buyer@example.com", "items": items}
+        order = {"order_id": f"{uid}-o1", "user_id": "u1", "email": "buyer@example.com", "items": items}
         r = client.post("/orders", json=order)
         assert r.status_code in (200, 201), r.text
         out["order.created"] = _ids(r)
-        r = client.post("/orders/o1/complete")
+        r = client.post(f"/orders/{uid}-o1/complete")
         assert r.status_code == 200, r.text
         out["order.completed"] = _ids(r)
         incoming = {"traceparent": f"00-{INCOMING_TRACE}-{INCOMING_SPAN}-01"}
-        r = client.post("/orders/o1/refund", json={"amount": 5.0}, headers=incoming)
+        r = client.post(f"/orders/{uid}-o1/refund", json={"amount": 5.0}, headers=incoming)
         assert r.status_code == 200, r.text
         out["order.refunded"] = _ids(r)
-        r = client.post("/referrals/claim", json={"referrer_id": "u1", "referee_id": "u2", "code": "REF1"})
+        r = client.post("/referrals/claim", json={"referrer_id": "u1", "referee_id": f"{uid}-u2", "code": "REF1"})
         assert r.status_code == 200, r.text
         out["referral.claimed"] = _ids(r)
     return out
 
 
-async def wait_for_events(js: JetStreamContext, store: EventStore, count: int, timeout: float = 15.0) -> None:
-    """Poll COMMERCE and the collector store until each holds ``count`` events (or the deadline)."""
+async def own_messages(js: JetStreamContext, sent: dict[str, tuple[str, str]]) -> list[Any]:
+    """This test's messages of COMMERCE: those carrying one of its requests' span ids (checkout.failed has no
+    id of ours in its data), in stream order."""
+    by_seq = {m.seq: m for _, span_id in sent.values() for m in await stored_messages(js, span_id)}
+    return [by_seq[seq] for seq in sorted(by_seq)]
+
+
+async def wait_for_events(
+    js: JetStreamContext, store: EventStore, sent: dict[str, tuple[str, str]], timeout: float = 15.0
+) -> None:
+    """Poll COMMERCE (this test's messages) and the collector store until each holds one event per request."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            in_stream = int((await js.stream_info("COMMERCE")).state.messages)
-        except js_errors.NotFoundError:
-            in_stream = 0
-        if (in_stream >= count and store.count() >= count) or time.monotonic() >= deadline:
+        in_stream = len(await own_messages(js, sent))
+        if (in_stream >= len(sent) and store.count() >= len(sent)) or time.monotonic() >= deadline:
             return
         await asyncio.sleep(0.05)  # polling interval; the loop ends at the deadline
 
 
-async def check_delivery(js: JetStreamContext, store: EventStore, sent: dict[str, tuple[str, str]]) -> None:
+async def check_delivery(js: JetStreamContext, store: EventStore, sent: dict[str, tuple[str, str]], uid: str) -> None:
     """Every event is in COMMERCE and in the collector once, with its request span's trace and span ids."""
-    await wait_for_events(js, store, len(sent))
-    info = await js.stream_info("COMMERCE")
-    assert info.state.messages == len(sent)
+    await wait_for_events(js, store, sent)
+    msgs = await own_messages(js, sent)
+    assert len(msgs) == len(sent)
     envelopes: dict[str, dict[str, Any]] = {}
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg("COMMERCE", seq)
+    for msg in msgs:
         env = orjson.loads(msg.data or b"{}")
         envelopes[env["type"]] = env
         assert (msg.headers or {})["traceparent"].startswith(f"00-{env['trace_id']}-{env['span_id']}-")
@@ -141,7 +152,7 @@ async def check_delivery(js: JetStreamContext, store: EventStore, sent: dict[str
     assert envelopes["order.created"]["ga4"]["items"][0]["item_id"] == "p1"
     assert envelopes["order.completed"]["data"]["revenue"] == 25.0
     assert "empty cart" in envelopes["checkout.failed"]["data"]["error_message"]
-    assert envelopes["referral.claimed"]["id"] == "u2"
+    assert envelopes["referral.claimed"]["id"] == f"{uid}-u2"
 
     stored = {e.type: e for e in store.query(limit=100)}
     assert len(stored) == store.count() == len(sent)
@@ -151,7 +162,9 @@ async def check_delivery(js: JetStreamContext, store: EventStore, sent: dict[str
 
 
 @pytest.mark.parametrize("launch", ["opentelemetry-instrument", "python"])
-async def test_fastapi_shop(tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, launch: str) -> None:
+async def test_fastapi_shop(
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str, launch: str
+) -> None:
     """uvicorn under opentelemetry-instrument (env only) or `python fastapi_shop.py` (configure()): each event
     carries its FastAPI request span's ids, in COMMERCE and in the collector."""
     with running_collector(tmp_path / "collector.db") as (collector, store):
@@ -174,19 +187,19 @@ async def test_fastapi_shop(tmp_path: Path, nats_server: NatsServer, js: JetStre
             cmd = [INSTRUMENT, sys.executable, "-m", "uvicorn", "--app-dir", str(EXAMPLES), "fastapi_shop:app"]
             cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
         with serving(cmd, env, port, tmp_path / "fastapi.log") as url:
-            sent = shop_traffic(url)
-            await check_delivery(js, store, sent)
+            sent = shop_traffic(url, uid)
+            await check_delivery(js, store, sent, uid)
 
 
-async def test_flask_shop_run_directly(tmp_path: Path, nats_server: NatsServer, js: JetStreamContext) -> None:
+async def test_flask_shop_run_directly(tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str) -> None:
     """`python examples/flask_shop.py` (configure() + its own request spans): same ids in COMMERCE and the collector."""
     with running_collector(tmp_path / "collector.db") as (collector, store):
         port = free_port()
         cmd = [sys.executable, str(EXAMPLES / "flask_shop.py"), "--port", str(port)]
         cmd += ["--nats-url", nats_server.url, "--collector", collector.url]
         with serving(cmd, _env({"OTEL_COMMERCE_LINGER_MS": "5"}), port, tmp_path / "flask.log") as url:
-            sent = shop_traffic(url)
-            await check_delivery(js, store, sent)
+            sent = shop_traffic(url, uid)
+            await check_delivery(js, store, sent, uid)
 
 
 def _consume(nats_url: str, *args: str) -> list[dict[str, str]]:
@@ -200,9 +213,13 @@ def _consume(nats_url: str, *args: str) -> list[dict[str, str]]:
     ]
 
 
-async def test_consumer_continues_producer_traces_and_acks(nats_server: NatsServer, js: JetStreamContext) -> None:
+async def test_consumer_continues_producer_traces_and_acks(
+    fresh_nats_server: NatsServer, fresh_js: JetStreamContext
+) -> None:
     """The consumer example prints each event with its producer's trace id (its span's parent is the producer
-    span), acks it, and a second run of the same durable consumer gets only the rest."""
+    span), acks it, and a second run of the same durable consumer gets only the rest (a server of its own: the
+    example reads COMMERCE from its first message)."""
+    nats_server, js = fresh_nats_server, fresh_js
     await bootstrap(js)
     tracer = TracerProvider().get_tracer("producer")
     publisher = Publisher(js)

@@ -12,6 +12,7 @@ import pytest
 from collector_server import running_collector
 from nats.js.client import JetStreamContext
 from polling import poll
+from streams import stored
 
 from otel_commerce import Settings, record_event
 from otel_commerce._cli._natsserver import NatsServer
@@ -86,7 +87,7 @@ def test_uuid7_is_monotonic_within_a_process(make: Callable[[], str]) -> None:
 
 
 async def test_two_tenants_same_order_id_both_delivered(
-    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
 ) -> None:
     """tenant-a and tenant-b each complete order 1001: two messages in COMMERCE, two rows in the collector."""
     with running_collector(tmp_path / "c.db") as (server, store):
@@ -95,7 +96,7 @@ async def test_two_tenants_same_order_id_both_delivered(
         try:
             ids = [
                 record_event("order.completed", id="1001", organization_id=org, data={"revenue": 1.0})
-                for org in ("ti-tenant-a", "ti-tenant-b")
+                for org in (f"{uid}-tenant-a", f"{uid}-tenant-b")
             ]
             assert RUNTIME.flush(20)
             assert poll(lambda: len([e for e in store.query(limit=100) if e.id == "1001"]) >= 2, timeout=10)
@@ -103,10 +104,8 @@ async def test_two_tenants_same_order_id_both_delivered(
         finally:
             RUNTIME.reset()
     assert len(set(ids)) == 2
-    assert sorted(r.organization_id for r in rows) == ["ti-tenant-a", "ti-tenant-b"]
+    assert sorted(r.organization_id for r in rows) == [f"{uid}-tenant-a", f"{uid}-tenant-b"]
     assert sorted(r.event_id for r in rows) == sorted(ids)
-    info = await js.stream_info("COMMERCE")
-    msgs = [await js.get_msg("COMMERCE", seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)]
-    mine = [m for m in msgs if orjson.loads(m.data)["organization_id"].startswith("ti-tenant-")]
-    assert sorted(orjson.loads(m.data)["organization_id"] for m in mine) == ["ti-tenant-a", "ti-tenant-b"]
+    mine = await stored(js, uid)  # only this test's messages (the module's server is shared)
+    assert sorted(orjson.loads(m.data)["organization_id"] for m in mine) == [f"{uid}-tenant-a", f"{uid}-tenant-b"]
     assert sorted((m.headers or {})["Nats-Msg-Id"] for m in mine) == sorted(ids)

@@ -171,19 +171,96 @@ def test_capi_never_hashes_ip_agent_fbc_and_keeps_prehashed() -> None:
     assert capi_hash("em", "") == ""
 
 
+# The complete public API, sorted. A name removed from otel_commerce.__all__ fails the test below; a name
+# added there must be added here on purpose.
+PUBLIC_API = [
+    "ALL_SUBJECTS",
+    "BootstrapResult",
+    "CATALOG",
+    "Client",
+    "CollectorSink",
+    "CommerceError",
+    "CommerceEvent",
+    "CommerceLogExporter",
+    "CommerceLogRecordProcessor",
+    "CommerceSpanExporter",
+    "ConfigurationError",
+    "DEFAULT_DUPLICATE_WINDOW_SECONDS",
+    "DeliveryEngine",
+    "DeliveryError",
+    "EventSpec",
+    "EventValidationError",
+    "FacebookCAPIEvent",
+    "FacebookUserData",
+    "GA4EcommerceEvent",
+    "GA4Item",
+    "JetStreamSink",
+    "LineItemInfo",
+    "Order",
+    "OrderItem",
+    "PayloadTooLargeError",
+    "Pending",
+    "PermanentDeliveryError",
+    "Publisher",
+    "STREAM_NAME",
+    "STREAM_SUBJECTS",
+    "SUBJECT_CART_UPDATED",
+    "SUBJECT_CHECKOUT_FAILED",
+    "SUBJECT_CHECKOUT_STARTED",
+    "SUBJECT_CONTRIBUTOR_PAYOUT_CALC",
+    "SUBJECT_CONTRIBUTOR_PAYOUT_SENT",
+    "SUBJECT_CONTRIBUTOR_REGISTERED",
+    "SUBJECT_ORDER_CANCELED",
+    "SUBJECT_ORDER_COMPLETED",
+    "SUBJECT_ORDER_CREATED",
+    "SUBJECT_ORDER_REFUNDED",
+    "SUBJECT_PAYMENT_RECEIVED",
+    "SUBJECT_PREFIX",
+    "SUBJECT_PRODUCT_CREATED",
+    "SUBJECT_PRODUCT_UPDATED",
+    "SUBJECT_PRODUCT_VIEWED",
+    "SUBJECT_REFERRAL_CLAIMED",
+    "SUBJECT_REFERRAL_COMMISSION_EARNED",
+    "SUBJECT_REFERRAL_CREDIT_GRANTED",
+    "SUBJECT_REFERRAL_LINK_CREATED",
+    "SUBJECT_REFERRAL_PAYOUT_SENT",
+    "SUBJECT_REFERRAL_TIER_UPGRADED",
+    "Settings",
+    "StreamError",
+    "TransientDeliveryError",
+    "__version__",
+    "bootstrap",
+    "capi_hash",
+    "commerce_event",
+    "configure",
+    "consume_span",
+    "extract_context",
+    "flush",
+    "normalize_capi",
+    "record_event",
+    "register_event_type",
+    "sha256_hex",
+    "shutdown",
+    "spec_for",
+    "stats",
+    "subject_for",
+    "to_order_items",
+    "type_for",
+    "validate_subject",
+]
+
+
 def test_public_api_is_guarded() -> None:
-    """The package re-exports a sorted __all__ of names that all exist (an accidental removal fails here)."""
+    """__all__ is exactly PUBLIC_API (a removed OR an added name fails here), sorted, and every name exists."""
     names = otel_commerce.__all__
+    assert names == PUBLIC_API, (
+        f"removed: {sorted(set(PUBLIC_API) - set(names))}, added: {sorted(set(names) - set(PUBLIC_API))}"
+    )
     assert names == sorted(names)
     for name in names:
         assert hasattr(otel_commerce, name), name
-    required = {
-        "CommerceEvent", "GA4EcommerceEvent", "GA4Item", "FacebookCAPIEvent", "FacebookUserData", "Order",
-        "OrderItem", "LineItemInfo", "to_order_items", "sha256_hex", "Publisher", "bootstrap", "STREAM_NAME",
-        "STREAM_SUBJECTS", "SUBJECT_ORDER_CREATED", "SUBJECT_CONTRIBUTOR_PAYOUT_CALC", "SUBJECT_PRODUCT_UPDATED",
-        "CommerceError", "EventValidationError", "ConfigurationError", "DeliveryError",
-    }  # fmt: skip
-    assert required <= set(names)
+    exported = {n for n in dir(otel_commerce) if not n.startswith("_") and n not in PUBLIC_API}
+    assert not {n for n in exported if not isinstance(getattr(otel_commerce, n), type(otel_commerce))}, exported
     assert len([n for n in names if n.startswith("SUBJECT_") and n != "SUBJECT_PREFIX"]) == 20
     assert otel_commerce.STREAM_SUBJECTS == ["commerce.>"] and otel_commerce.STREAM_NAME == "COMMERCE"
     assert otel_commerce.subject_for("order.completed") == otel_commerce.SUBJECT_ORDER_COMPLETED

@@ -16,6 +16,7 @@ from nats.js.client import JetStreamContext
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
+from streams import count, stored
 
 from otel_commerce import CommerceLogExporter, ConfigurationError, DeliveryEngine, JetStreamSink, Settings, bootstrap
 from otel_commerce._cli._natsserver import NatsServer
@@ -25,6 +26,8 @@ from otel_commerce._record import CommerceLogRecord, build_pending, envelope_bod
 APP = textwrap.dedent(
     """
     import json, os
+    import sys
+
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -123,7 +126,7 @@ def test_settings_from_env_and_bad_values() -> None:
 
 @pytest.mark.parametrize("shape", ["attributes", "body"])
 async def test_batch_log_exporter_delivers_records_with_trace_ids(
-    nats_server: NatsServer, js: JetStreamContext, shape: str
+    nats_server: NatsServer, js: JetStreamContext, shape: str, uid: str
 ) -> None:
     """CommerceLogExporter behind the SDK's BatchLogRecordProcessor delivers our records and records
     emitted by other code in either shape (rebuilt from attributes, or from the old body), with trace/span ids."""
@@ -134,7 +137,7 @@ async def test_batch_log_exporter_delivers_records_with_trace_ids(
     tracer = TracerProvider().get_tracer("t")
     logger = lp.get_logger("app")
     with tracer.start_as_current_span("handler") as span:
-        pending = build_pending("order.created", organization_id="acme", data={"order_id": "o1", "revenue": 2.0})
+        pending = build_pending("order.created", organization_id="acme", data={"order_id": uid, "revenue": 2.0})
         assert pending.event is not None
         record = CommerceLogRecord(
             body=envelope_body(pending.event) if shape == "body" else None,
@@ -147,18 +150,20 @@ async def test_batch_log_exporter_delivers_records_with_trace_ids(
     lp.shutdown()
     assert engine.flush(10)
     engine.shutdown(5)
-    msg = await js.get_last_msg("COMMERCE", "commerce.order.created")
+    (msg,) = await stored(js, uid)  # once: the exporter delivered it, the other record is not ours
     env = orjson.loads(msg.data)
     sc = span.get_span_context()
     assert env["trace_id"] == format(sc.trace_id, "032x") and env["span_id"] == format(sc.span_id, "016x")
     assert env["event_id"] == pending.event.event_id and env["ga4"]["event_name"] == "begin_checkout"
-    assert env["data"] == {"order_id": "o1", "revenue": 2.0, "currency": "USD"}
+    assert env["data"] == {"order_id": uid, "revenue": 2.0, "currency": "USD"}
     assert env["timestamp"] == pending.event.to_dict()["timestamp"]  # to the microsecond
-    assert (await js.stream_info("COMMERCE")).state.messages == 1
+    assert msg.subject == "commerce.order.created"
 
 
 BATCH_EXIT_APP = textwrap.dedent(
     """
+    import sys
+
     from opentelemetry import _logs
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -170,22 +175,22 @@ BATCH_EXIT_APP = textwrap.dedent(
     _logs.set_logger_provider(lp)
     otel_commerce.stats()  # builds the engine now, after the provider: exit order matters
     for i in range(50):
-        record_event("order.created", organization_id="acme", data={"order_id": f"o{i}"})
+        record_event("order.created", organization_id="acme", data={"order_id": f"o{i}-{sys.argv[1]}"})
     """
 )
 
 
 async def test_batch_exporter_exit_without_flush_delivers_all(
-    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
 ) -> None:
     """With the SDK's batch processor, records still queued at exit reach the engine before it stops."""
     app = tmp_path / "app.py"
     app.write_text(BATCH_EXIT_APP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PUBSUB_URL", "ANALYTICS_"))}
     env["OTEL_COMMERCE_NATS_URL"] = nats_server.url
-    proc = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, str(app), uid], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (await js.stream_info("COMMERCE")).state.messages == 50
+    assert await count(js, uid) == 50
 
 
 def test_entry_points_are_installed() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,13 +17,20 @@ import orjson
 import pytest
 from collector_server import running_collector
 from fake_collector import FakeCollector
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
+from streams import stored
 
-from otel_commerce import consume_span
+from otel_commerce import bootstrap, consume_span
 from otel_commerce._cli._natsserver import NatsServer
 
-INSTRUMENT = str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
+# beside this Python, else on PATH (a venv made with --system-site-packages has no script of its own)
+INSTRUMENT = (
+    shutil.which("opentelemetry-instrument", path=sysconfig.get_path("scripts"))
+    or shutil.which("opentelemetry-instrument")
+    or str(Path(sysconfig.get_path("scripts")) / "opentelemetry-instrument")
+)
 
 APP = textwrap.dedent(
     """
@@ -31,14 +39,15 @@ APP = textwrap.dedent(
     from otel_commerce import Order, commerce_event, record_event
 
     N = int(os.environ.get("APP_EVENTS", "5"))
+    UID = os.environ["APP_UID"]  # the test's id prefix
     tracer = trace.get_tracer("shop")
 
     @commerce_event("order.completed", organization_id="acme")
     def complete(i):
         sc = trace.get_current_span().get_span_context()
-        print(json.dumps({"order": f"o{i}", "trace_id": format(sc.trace_id, "032x"),
+        print(json.dumps({"order": f"{UID}-o{i}", "trace_id": format(sc.trace_id, "032x"),
                           "span_id": format(sc.span_id, "016x")}), flush=True)
-        return Order(id=f"o{i}", user_id="u1", email="buyer@example.com", total=10.0 + i, currency="USD")
+        return Order(id=f"{UID}-o{i}", user_id="u1", email="buyer@example.com", total=10.0 + i, currency="USD")
 
     def run(start, count):
         for i in range(start, start + count):
@@ -63,13 +72,14 @@ APP = textwrap.dedent(
 
 
 def _run(
-    tmp_path: Path, env: dict[str, str], *, instrument: bool, events: int = 5, fork: bool = False
+    tmp_path: Path, env: dict[str, str], uid: str, *, instrument: bool, events: int = 5, fork: bool = False
 ) -> dict[str, dict[str, str]]:
     app = tmp_path / "app.py"
     app.write_text(APP)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PUBSUB_URL", "ANALYTICS_"))}
     full_env.update(env)
     full_env["APP_EVENTS"] = str(events)
+    full_env["APP_UID"] = uid
     if fork:
         full_env["APP_FORK"] = "1"
     cmd = [INSTRUMENT, sys.executable, str(app)] if instrument else [sys.executable, str(app)]
@@ -79,14 +89,11 @@ def _run(
     return {line["order"]: line for line in lines}
 
 
-async def _stream(js: JetStreamContext, expected: int) -> list[tuple[dict[str, Any], dict[str, str]]]:
-    info = await js.stream_info("COMMERCE")
-    assert info.state.messages == expected
-    out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg("COMMERCE", seq)
-        out.append((orjson.loads(msg.data), dict(msg.headers or {})))
-    return out
+async def _stream(js: JetStreamContext, uid: str, expected: int) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """This test's envelopes and headers in COMMERCE; there must be exactly ``expected`` of them."""
+    msgs = await stored(js, uid)
+    assert len(msgs) == expected
+    return [(orjson.loads(msg.data), dict(msg.headers or {})) for msg in msgs]
 
 
 def _zero_code_env(nats_url: str, collector_url: str, logs_exporter: str = "commerce") -> dict[str, str]:
@@ -104,16 +111,16 @@ def _zero_code_env(nats_url: str, collector_url: str, logs_exporter: str = "comm
 
 
 async def test_zero_code_instrument_delivers_with_handler_trace_ids(
-    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
 ) -> None:
     """opentelemetry-instrument + env vars only: every event in COMMERCE and the collector, with the
     handler span's trace/span ids and traceparent, although the app exits without flushing."""
     with FakeCollector() as collector:
-        printed = _run(tmp_path, _zero_code_env(nats_server.url, collector.url), instrument=True)
+        printed = _run(tmp_path, _zero_code_env(nats_server.url, collector.url), uid, instrument=True)
         assert collector.wait_for(5, timeout=10)
         by_order = {e["order_id"]: e for e in collector.events}
     assert len(printed) == 5
-    msgs = await _stream(js, 5)
+    msgs = await _stream(js, uid, 5)
     for env, headers in msgs:
         want = printed[env["id"]]
         assert env["type"] == "order.completed" and env["organization_id"] == "acme"
@@ -131,60 +138,70 @@ async def test_zero_code_instrument_delivers_with_handler_trace_ids(
 
 
 async def test_otlp_and_commerce_both_get_records_and_stream_gets_each_once(
-    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
 ) -> None:
     """OTEL_LOGS_EXPORTER=otlp,commerce: OTLP logs reach an OTLP endpoint untouched and COMMERCE gets each event once."""
     with running_collector(tmp_path / "otlp.db") as (otlp_server, store), FakeCollector() as collector:
         env = _zero_code_env(nats_server.url, collector.url, logs_exporter="otlp,commerce")
         env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
         env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = f"{otlp_server.url}/v1/logs"
-        printed = _run(tmp_path, env, instrument=True, events=4)
+        printed = _run(tmp_path, env, uid, instrument=True, events=4)
         assert collector.wait_for(4, timeout=10)
         otlp_events = store.query(limit=100)
-    msgs = await _stream(js, 4)
+    msgs = await _stream(js, uid, 4)
     assert sorted(e["id"] for e, _ in msgs) == sorted(printed)
     assert len(otlp_events) == 4 and {e.source for e in otlp_events} == {"otlp"}
-    for stored in otlp_events:
-        assert stored.trace_id == printed[stored.id]["trace_id"]
+    for otlp_event in otlp_events:
+        assert otlp_event.trace_id == printed[otlp_event.id]["trace_id"]
     assert len(collector.events) == 4
 
 
 async def test_plain_python_without_sdk_delivers_directly(
-    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
 ) -> None:
     """No OTel SDK at all: record_event hands events to the engine directly and they all land."""
     env = {"OTEL_COMMERCE_NATS_URL": nats_server.url, "OTEL_COMMERCE_LINGER_MS": "5"}
-    printed = _run(tmp_path, env, instrument=False, events=3)
-    msgs = await _stream(js, 3)
+    printed = _run(tmp_path, env, uid, instrument=False, events=3)
+    msgs = await _stream(js, uid, 3)
     assert sorted(e["id"] for e, _ in msgs) == sorted(printed)
     assert all("trace_id" not in e for e, _ in msgs)  # no SDK: no valid span, no trace ids
 
 
-async def test_forked_worker_delivers_its_events(tmp_path: Path, nats_server: NatsServer, js: JetStreamContext) -> None:
+async def test_forked_worker_delivers_its_events(
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
+) -> None:
     """A worker forked after the engine started (gunicorn preload) delivers its own events; none twice."""
-    printed = _run(tmp_path, _zero_code_env(nats_server.url, ""), instrument=True, events=4, fork=True)
-    msgs = await _stream(js, 4)
-    assert sorted(e["id"] for e, _ in msgs) == sorted(printed) == ["o0", "o1", "o2", "o3"]
+    printed = _run(tmp_path, _zero_code_env(nats_server.url, ""), uid, instrument=True, events=4, fork=True)
+    msgs = await _stream(js, uid, 4)
+    assert sorted(e["id"] for e, _ in msgs) == sorted(printed) == [f"{uid}-o{i}" for i in range(4)]
     for env, _ in msgs:
         assert env["trace_id"] == printed[env["id"]]["trace_id"]
 
 
-async def test_consumer_continues_the_trace(tmp_path: Path, nats_server: NatsServer, js: JetStreamContext) -> None:
+async def test_consumer_continues_the_trace(
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
+) -> None:
     """A COMMERCE consumer's CONSUMER span continues the producer's trace (same trace id, linked)."""
-    printed = _run(tmp_path, _zero_code_env(nats_server.url, ""), instrument=True, events=1)
+    await bootstrap(js)
+    sub = await js.pull_subscribe(  # created first and delivering only new messages: sees this test's event
+        "commerce.>",
+        durable="test-consumer",
+        stream="COMMERCE",
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+    )
+    printed = _run(tmp_path, _zero_code_env(nats_server.url, ""), uid, instrument=True, events=1)
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     spans = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(spans))
-    sub = await js.pull_subscribe("commerce.>", durable="test-consumer", stream="COMMERCE")
     [msg] = await sub.fetch(1, timeout=5)
     with consume_span(msg, tracer=tp.get_tracer("consumer")) as span:
         assert span.is_recording()
     await msg.ack()
     [finished] = spans.get_finished_spans()
-    want = printed["o0"]
+    want = printed[f"{uid}-o0"]
     assert finished.context is not None and format(finished.context.trace_id, "032x") == want["trace_id"]
     assert finished.parent is not None and format(finished.parent.span_id, "016x") == want["span_id"]
     assert [format(link.context.span_id, "016x") for link in finished.links] == [want["span_id"]]

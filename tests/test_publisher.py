@@ -9,67 +9,64 @@ import orjson
 import pytest
 from nats.js.client import JetStreamContext
 from opentelemetry.sdk.trace import TracerProvider
+from streams import count, stored
 
 from otel_commerce import CommerceEvent, EventValidationError, OrderItem, PayloadTooLargeError, Publisher, bootstrap
 from otel_commerce._model import EVENT_ID_NAMESPACE, new_event
 
 
-async def _count(js: JetStreamContext) -> int:
-    return (await js.stream_info("COMMERCE")).state.messages
-
-
-async def test_created_and_completed_of_one_order_both_land(js: JetStreamContext) -> None:
+async def test_created_and_completed_of_one_order_both_land(js: JetStreamContext, uid: str) -> None:
     """order.created and order.completed share the order id but have distinct event ids: both are stored."""
     await bootstrap(js)
     p = Publisher(js)
-    a = await p.publish_order_created("ord_7", "acme", "u1", "a@b.c", 100)
-    b = await p.publish_order_completed("ord_7", "acme", "u1", "a@b.c", 100)
+    a = await p.publish_order_created(f"ord_7-{uid}", "acme", "u1", "a@b.c", 100)
+    b = await p.publish_order_completed(f"ord_7-{uid}", "acme", "u1", "a@b.c", 100)
     assert a is not None and b is not None
     assert not a.duplicate and not b.duplicate
-    assert await _count(js) == 2
+    assert await count(js, uid) == 2
 
 
-async def test_completed_twice_is_stored_once(js: JetStreamContext) -> None:
+async def test_completed_twice_is_stored_once(js: JetStreamContext, uid: str) -> None:
     """A handler that publishes order.completed twice for one order is deduplicated (PubAck.duplicate)."""
     await bootstrap(js)
     p = Publisher(js)
-    first = await p.publish_order_completed("ord_8", "acme", "u1", "a@b.c", 100)
-    second = await p.publish_order_completed("ord_8", "acme", "u1", "a@b.c", 100)
+    first = await p.publish_order_completed(f"ord_8-{uid}", "acme", "u1", "a@b.c", 100)
+    second = await p.publish_order_completed(f"ord_8-{uid}", "acme", "u1", "a@b.c", 100)
     assert first is not None and second is not None
     assert not first.duplicate and second.duplicate and second.seq == first.seq
-    assert await _count(js) == 1
+    assert await count(js, uid) == 1
 
 
-async def test_two_partial_refunds_both_land(js: JetStreamContext) -> None:
+async def test_two_partial_refunds_both_land(js: JetStreamContext, uid: str) -> None:
     """Refunds repeat: two partial refunds of one order are two messages."""
     await bootstrap(js)
     p = Publisher(js)
-    a = await p.publish_order_refunded("ord_9", "acme", "u1", 100)
-    b = await p.publish_order_refunded("ord_9", "acme", "u1", 100)
+    a = await p.publish_order_refunded(f"ord_9-{uid}", "acme", "u1", 100)
+    b = await p.publish_order_refunded(f"ord_9-{uid}", "acme", "u1", 100)
     assert a is not None and b is not None and not b.duplicate
-    assert await _count(js) == 2
+    assert await count(js, uid) == 2
 
 
-async def test_idempotency_key_deduplicates_a_repeating_type(js: JetStreamContext) -> None:
+async def test_idempotency_key_deduplicates_a_repeating_type(js: JetStreamContext, uid: str) -> None:
     """An explicit idempotency_key makes a retried refund a duplicate, and different keys both land."""
     await bootstrap(js)
     p = Publisher(js)
-    a = await p.publish_order_refunded("ord_10", "acme", "u1", 100, idempotency_key="refund-1")
-    b = await p.publish_order_refunded("ord_10", "acme", "u1", 100, idempotency_key="refund-1")
-    c = await p.publish_order_refunded("ord_10", "acme", "u1", 100, idempotency_key="refund-2")
+    a = await p.publish_order_refunded(f"ord_10-{uid}", "acme", "u1", 100, idempotency_key=f"refund-1-{uid}")
+    b = await p.publish_order_refunded(f"ord_10-{uid}", "acme", "u1", 100, idempotency_key=f"refund-1-{uid}")
+    c = await p.publish_order_refunded(f"ord_10-{uid}", "acme", "u1", 100, idempotency_key=f"refund-2-{uid}")
     assert a is not None and b is not None and c is not None
     assert b.duplicate and not c.duplicate
-    assert await _count(js) == 2
+    assert await count(js, uid) == 2
 
 
-async def test_active_span_sets_traceparent_and_ids(js: JetStreamContext) -> None:
+async def test_active_span_sets_traceparent_and_ids(js: JetStreamContext, uid: str) -> None:
     """Inside a span, the message carries traceparent and the envelope the span's trace_id/span_id."""
     await bootstrap(js)
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("checkout") as span:
-        await Publisher(js).publish_checkout_started("s1", "acme", 100)
+        await Publisher(js).publish_checkout_started(f"s1-{uid}", "acme", 100)
         ctx = span.get_span_context()
-    msg = await js.get_last_msg("COMMERCE", "commerce.checkout.started")
+    (msg,) = await stored(js, uid)
     env = orjson.loads(msg.data)
     trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
     assert env["trace_id"] == trace_id and env["span_id"] == span_id
@@ -85,13 +82,14 @@ async def test_disabled_publisher_returns_none() -> None:
     assert await p.publish("commerce.order.completed", ev) is None
 
 
-async def test_publish_custom_type_on_valid_subject(js: JetStreamContext) -> None:
+async def test_publish_custom_type_on_valid_subject(js: JetStreamContext, uid: str) -> None:
     """Unknown types are allowed through publish() as long as the subject is valid."""
     await bootstrap(js)
-    ev = new_event("loyalty.points_earned", id="u1", organization_id="acme", data={"points": 10})
+    ev = new_event("loyalty.points_earned", id=f"u1-{uid}", organization_id="acme", data={"points": 10})
     ack = await Publisher(js).publish("commerce.loyalty.points_earned", ev)
-    assert ack is not None and ack.seq == 1
-    msg = await js.get_last_msg("COMMERCE", "commerce.loyalty.points_earned")
+    assert ack is not None and not ack.duplicate
+    (msg,) = await stored(js, uid)
+    assert msg.seq == ack.seq and msg.subject == "commerce.loyalty.points_earned"
     assert orjson.loads(msg.data)["data"] == {"points": 10}
 
 
@@ -127,13 +125,15 @@ async def test_invalid_subject_is_refused(js: JetStreamContext, subject: str) ->
     ],
 )
 async def test_bad_input_raises_before_sending(
-    js: JetStreamContext, helper: str, args: tuple[object, ...], match: str
+    js: JetStreamContext, uid: str, helper: str, args: tuple[object, ...], match: str
 ) -> None:
     """Bad input to a typed helper raises a clear EventValidationError and nothing reaches the stream."""
     await bootstrap(js)
+    own = {"o": f"o-{uid}", "u": f"u-{uid}", "acme": f"acme-{uid}"}  # each case carries the test's uid
+    args = tuple(own.get(a, a) if isinstance(a, str) else a for a in args)
     with pytest.raises(EventValidationError, match=match):
         await getattr(Publisher(js), helper)(*args)
-    assert await _count(js) == 0
+    assert await count(js, uid) == 0
 
 
 @pytest.mark.parametrize(
@@ -146,16 +146,16 @@ async def test_bad_data_raises(data: dict[object, object]) -> None:
         new_event("order.completed", id="o", organization_id="acme", data=data)  # type: ignore[arg-type]
 
 
-async def test_envelope_over_max_payload_is_refused(js: JetStreamContext) -> None:
+async def test_envelope_over_max_payload_is_refused(js: JetStreamContext, uid: str) -> None:
     """An envelope larger than the server's max payload raises PayloadTooLargeError, nothing is sent."""
     await bootstrap(js)
     ev = new_event(
-        "order.completed", id="o", organization_id="acme", data={"blob": "x" * (1024 * 1024 + 10)}, max_bytes=None
+        "order.completed", id=uid, organization_id="acme", data={"blob": "x" * (1024 * 1024 + 10)}, max_bytes=None
     )
     with pytest.raises(PayloadTooLargeError) as info:
         await Publisher(js).publish(ev.subject, ev)
     assert info.value.limit == 1024 * 1024 and info.value.size > info.value.limit
-    assert await _count(js) == 0
+    assert await count(js, uid) == 0
 
 
 async def test_publish_rejects_non_envelope(js: JetStreamContext) -> None:

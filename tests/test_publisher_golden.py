@@ -310,7 +310,8 @@ async def test_golden_envelope(
     before = datetime.now(timezone.utc).timestamp()
     ack = await getattr(Publisher(js), helper)(*args)
     assert ack is not None and ack.stream == "COMMERCE" and not ack.duplicate
-    msg = await js.get_last_msg("COMMERCE", "commerce." + expected["type"])
+    msg = await js.get_msg("COMMERCE", ack.seq)  # this publish's own message, not the subject's last one
+    assert msg.subject == "commerce." + expected["type"]
     got = orjson.loads(msg.data)
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == got["event_id"]
     uuid.UUID(got.pop("event_id"))

@@ -16,6 +16,7 @@ from fake_collector import FakeCollector
 from nats.js.client import JetStreamContext
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from streams import count
 
 from otel_commerce import (
     CommerceLogExporter,
@@ -65,17 +66,19 @@ def test_bad_environment_never_breaks_a_decorated_handler(monkeypatch: pytest.Mo
         RUNTIME.reset()
 
 
-async def test_comma_separated_nats_urls_connect(nats_server: NatsServer, js: JetStreamContext) -> None:
+async def test_comma_separated_nats_urls_connect(nats_server: NatsServer, js: JetStreamContext, uid: str) -> None:
     """A documented server list "nats://a,nats://b" connects (to whichever server is up)."""
     engine = DeliveryEngine([JetStreamSink(f"nats://127.0.0.1:1,{nats_server.url}")], linger_seconds=0.005)
-    pending = build_pending("referral.claimed", organization_id="acme", data={"referee_id": "u2"})
+    pending = build_pending("referral.claimed", organization_id="acme", data={"referee_id": uid})
     engine.submit(pending)
     assert engine.flush(20)
     engine.shutdown(5)
-    assert (await js.stream_info("COMMERCE")).state.messages == 1
+    assert await count(js, uid) == 1
 
 
-async def test_exporter_before_processor_delivers_once(nats_server: NatsServer, js: JetStreamContext) -> None:
+async def test_exporter_before_processor_delivers_once(
+    nats_server: NatsServer, js: JetStreamContext, uid: str
+) -> None:
     """Batch exporter and direct processor on one provider (any order): each event is delivered once."""
     await bootstrap(js)
     engine = DeliveryEngine([JetStreamSink(nats_server.url)], linger_seconds=0.005)
@@ -83,7 +86,7 @@ async def test_exporter_before_processor_delivers_once(nats_server: NatsServer, 
     lp.add_log_record_processor(BatchLogRecordProcessor(CommerceLogExporter(engine=engine)))
     lp.add_log_record_processor(CommerceLogRecordProcessor(engine=engine))
     for i in range(3):
-        pending = build_pending("order.refunded", organization_id="acme", data={"order_id": f"o{i}"})
+        pending = build_pending("order.refunded", organization_id="acme", data={"order_id": f"o{i}-{uid}"})
         assert pending.event is not None
         record = CommerceLogRecord(
             body=envelope_body(pending.event),
@@ -97,7 +100,7 @@ async def test_exporter_before_processor_delivers_once(nats_server: NatsServer, 
     stats = engine.stats()
     engine.shutdown(5)
     assert stats["submitted"] == 3  # refunds repeat: a second submission would be a second message
-    assert (await js.stream_info("COMMERCE")).state.messages == 3
+    assert await count(js, uid) == 3
 
 
 EXIT_APP = textwrap.dedent(
