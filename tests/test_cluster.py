@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -24,10 +25,8 @@ FAST = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5, "linger_sec
 
 async def _fresh(url: str) -> nats.NATS:
     nc = await nats.connect(url.split(","), connect_timeout=2)
-    try:
+    with contextlib.suppress(js_errors.NotFoundError):
         await nc.jetstream().delete_stream(STREAM_NAME)
-    except js_errors.NotFoundError:
-        pass
     return nc
 
 
