@@ -16,6 +16,10 @@
 ``OTEL_COMMERCE_LINGER_MS``            batching delay in milliseconds (default 50)
 ``OTEL_COMMERCE_MAX_ATTEMPTS``         attempts per event and sink before it is dropped (default 10)
 ``OTEL_COMMERCE_MAX_AGE_SECONDS``      age after which an undelivered event is dropped (default 300)
+``OTEL_COMMERCE_SPOOL``                ``off`` | ``spill`` (default when the spool dir is writable) | ``wal``
+``OTEL_COMMERCE_SPOOL_DIR``            spool directory (default: the per-user state dir + ``/spool``)
+``OTEL_COMMERCE_SPOOL_FSYNC``          ``none`` (default) | ``grouped`` | ``always``
+``OTEL_COMMERCE_SPOOL_FSYNC_MS``       interval of the ``grouped`` fsync in milliseconds (default 100)
 =====================================  ===========================================================
 """
 
@@ -36,6 +40,8 @@ Mode = Literal["log", "span", "both"]
 PiiPolicy = Literal["hash", "drop", "keep"]
 MODES: tuple[Mode, ...] = ("log", "span", "both")
 PII_POLICIES: tuple[PiiPolicy, ...] = ("hash", "drop", "keep")
+SPOOL_MODES = ("", "off", "spill", "wal")  # "": spill when the directory is writable, else off
+SPOOL_FSYNC = ("none", "grouped", "always")
 
 _DEFAULT_QUEUE_SIZE = 10_000
 _DEFAULT_BATCH_SIZE = 512
@@ -113,8 +119,16 @@ class Settings:
     linger_seconds: float = _DEFAULT_LINGER_SECONDS
     max_attempts: int = _DEFAULT_MAX_ATTEMPTS
     max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS
+    spool: str = ""
+    spool_dir: str = ""
+    spool_fsync: str = "none"
+    spool_fsync_ms: float = 100.0
 
     def __post_init__(self) -> None:
+        if self.spool not in SPOOL_MODES:
+            raise ConfigurationError(f"spool must be one of off, spill, wal, got {self.spool!r}")
+        if self.spool_fsync not in SPOOL_FSYNC:
+            raise ConfigurationError(f"spool_fsync must be one of {SPOOL_FSYNC[0:]}, got {self.spool_fsync!r}")
         if self.mode not in MODES:
             raise ConfigurationError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.pii not in PII_POLICIES:
@@ -154,6 +168,10 @@ class Settings:
             linger_seconds=_float(env, "OTEL_COMMERCE_LINGER_MS", _DEFAULT_LINGER_SECONDS * 1000) / 1000,
             max_attempts=_int(env, "OTEL_COMMERCE_MAX_ATTEMPTS", _DEFAULT_MAX_ATTEMPTS),
             max_age_seconds=_float(env, "OTEL_COMMERCE_MAX_AGE_SECONDS", _DEFAULT_MAX_AGE_SECONDS),
+            spool=_first(env, "OTEL_COMMERCE_SPOOL").lower(),
+            spool_dir=_first(env, "OTEL_COMMERCE_SPOOL_DIR"),
+            spool_fsync=_first(env, "OTEL_COMMERCE_SPOOL_FSYNC").lower() or "none",
+            spool_fsync_ms=_float(env, "OTEL_COMMERCE_SPOOL_FSYNC_MS", 100.0),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 

@@ -48,8 +48,18 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
                 settings.collector_endpoint, headers=dict(settings.collector_headers), gzip=settings.collector_gzip
             )
         )
+    from ._spool import make_spool
+
+    spool = make_spool(
+        settings.spool,
+        settings.spool_dir,
+        [sink.spool_identity() for sink in sinks],
+        fsync=settings.spool_fsync,
+        fsync_interval_seconds=settings.spool_fsync_ms / 1000,
+    )
     return DeliveryEngine(
         sinks,
+        spool=spool,
         queue_size=settings.queue_size,
         batch_size=settings.batch_size,
         linger_seconds=settings.linger_seconds,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import nats
@@ -14,6 +17,17 @@ from nats.js.client import JetStreamContext
 
 from otel_commerce._natsserver import NatsCluster, NatsServer
 from otel_commerce.subjects import STREAM_NAME
+
+# The suite never writes into the real per-user state directory, and the spool (``spill`` by default)
+# stays off unless a test opts in: spooled events of one test must not be replayed into another. Set at
+# import time so that subprocesses started by tests inherit it.
+_SPOOL_ROOT = tempfile.mkdtemp(prefix="otel-commerce-spool-")
+os.environ["OTEL_COMMERCE_SPOOL_DIR"] = os.path.join(_SPOOL_ROOT, "default")
+os.environ["OTEL_COMMERCE_SPOOL"] = "off"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SPOOL_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
