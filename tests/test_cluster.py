@@ -20,7 +20,7 @@ from otel_commerce._delivery import DeliveryEngine, JetStreamSink, Pending
 from otel_commerce._natsserver import NatsCluster
 from otel_commerce.subjects import STREAM_NAME
 
-FAST = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5, "linger_seconds": 0.005}
+FAST = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5, "linger_seconds": 0.005, "max_attempts": 200}
 
 
 async def _fresh(url: str) -> nats.NATS:
