@@ -19,6 +19,10 @@
 ``OTEL_COMMERCE_MAX_EVENT_BYTES``      bound of an event's estimated encoded size (default 1 MiB - 16 KiB)
 ``OTEL_COMMERCE_CUSTOM_TYPES``         comma-separated custom types allowed in catalog namespaces
 ``OTEL_COMMERCE_PHONE_REGION``         region for phones without a country code (``US``; needs ``[phone]``)
+``OTEL_COMMERCE_SPOOL``                ``off`` | ``spill`` (default when the spool dir is writable) | ``wal``
+``OTEL_COMMERCE_SPOOL_DIR``            spool directory (default: the per-user state dir + ``/spool``)
+``OTEL_COMMERCE_SPOOL_FSYNC``          ``none`` (default) | ``grouped`` | ``always``
+``OTEL_COMMERCE_SPOOL_FSYNC_MS``       interval of the ``grouped`` fsync in milliseconds (default 100)
 =====================================  ===========================================================
 """
 
@@ -42,6 +46,8 @@ PII_POLICIES: tuple[PiiPolicy, ...] = ("hash", "drop", "keep")
 LogBody = Literal["none", "envelope"]
 LOG_BODIES: tuple[LogBody, ...] = ("none", "envelope")
 _TRUE = ("1", "true", "yes", "on")
+SPOOL_MODES = ("", "off", "spill", "wal")  # "": spill when the directory is writable, else off
+SPOOL_FSYNC = ("none", "grouped", "always")
 
 _DEFAULT_QUEUE_SIZE = 10_000
 _DEFAULT_BATCH_SIZE = 512
@@ -129,9 +135,18 @@ class Settings:
     #: ``OTEL_SDK_DISABLED``: no OTel records / span events / metrics of ours; delivery goes direct
     sdk_disabled: bool = False
 
+    spool: str = ""
+    spool_dir: str = ""
+    spool_fsync: str = "none"
+    spool_fsync_ms: float = 100.0
+
     def __post_init__(self) -> None:
         if self.log_body not in LOG_BODIES:
             raise ConfigurationError(f"log_body must be one of {LOG_BODIES}, got {self.log_body!r}")
+        if self.spool not in SPOOL_MODES:
+            raise ConfigurationError(f"spool must be one of off, spill, wal, got {self.spool!r}")
+        if self.spool_fsync not in SPOOL_FSYNC:
+            raise ConfigurationError(f"spool_fsync must be one of {SPOOL_FSYNC[0:]}, got {self.spool_fsync!r}")
         if self.mode not in MODES:
             raise ConfigurationError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.pii not in PII_POLICIES:
@@ -175,6 +190,10 @@ class Settings:
             log_body=_first(env, "OTEL_COMMERCE_LOG_BODY").lower() or "none",  # type: ignore[arg-type]
             disabled=_first(env, "OTEL_COMMERCE_DISABLED").lower() in _TRUE,
             sdk_disabled=_first(env, "OTEL_SDK_DISABLED").lower() in _TRUE,
+            spool=_first(env, "OTEL_COMMERCE_SPOOL").lower(),
+            spool_dir=_first(env, "OTEL_COMMERCE_SPOOL_DIR"),
+            spool_fsync=_first(env, "OTEL_COMMERCE_SPOOL_FSYNC").lower() or "none",
+            spool_fsync_ms=_float(env, "OTEL_COMMERCE_SPOOL_FSYNC_MS", 100.0),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 

@@ -1,4 +1,4 @@
-"""The ``otel-commerce`` command line: collector, trace, tail, events, bootstrap.
+"""The ``otel-commerce`` command line: collector, trace, tail, events, bootstrap, spool.
 
 Each command is a small function in ``otel_commerce._cli._commands``; this module only wires them up,
 so another command (``demo``) is one more ``app.command(...)`` line.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from ._cli._commands import bootstrap_command, collector_command, events_command, tail_command, trace_command
+from ._cli._spool_cmds import spool_app
 from ._cli.demo import demo_command
 
 __all__ = ["app", "main"]
@@ -35,6 +36,7 @@ app.command("tail")(tail_command)
 app.command("events")(events_command)
 app.command("bootstrap")(bootstrap_command)
 app.command("demo")(demo_command)
+app.add_typer(spool_app, name="spool")
 
 
 def main() -> None:

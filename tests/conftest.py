@@ -9,6 +9,10 @@ test that needs a server with no stream at all takes ``fresh_nats_server``.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,7 +21,18 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from otel_commerce._cli._natsserver import NatsServer
+from otel_commerce._cli._natsserver import NatsCluster, NatsServer
+
+# The suite never writes into the real per-user state directory, and the spool (``spill`` by default)
+# stays off unless a test opts in: spooled events of one test must not be replayed into another. Set at
+# import time so that subprocesses started by tests inherit it.
+_SPOOL_ROOT = tempfile.mkdtemp(prefix="otel-commerce-spool-")
+os.environ["OTEL_COMMERCE_SPOOL_DIR"] = os.path.join(_SPOOL_ROOT, "default")
+os.environ["OTEL_COMMERCE_SPOOL"] = "off"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SPOOL_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +84,31 @@ async def fresh_js(fresh_nats_server: NatsServer) -> AsyncIterator[JetStreamCont
         yield conn.jetstream()
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="module")
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three routed nats-server -js on 127.0.0.1 (own ports, own stores), JetStream meta leader elected."""
+    cluster = NatsCluster(3).start()
+    try:
+
+        async def ready() -> bool:
+            for _ in range(300):  # bounded: 300 x (connect + API call), a few seconds in practice
+                try:
+                    conn = await nats.connect(cluster.url.split(","), connect_timeout=1, max_reconnect_attempts=0)
+                except Exception:
+                    await asyncio.sleep(0.05)
+                    continue
+                try:
+                    await conn.jetstream().account_info()
+                    return True
+                except Exception:
+                    await asyncio.sleep(0.05)
+                finally:
+                    await conn.close()
+            return False
+
+        assert asyncio.run(ready()), "the JetStream cluster elected no meta leader"
+        yield cluster
+    finally:
+        cluster.close()

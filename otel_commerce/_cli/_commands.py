@@ -295,9 +295,21 @@ def bootstrap_command(
     duplicate_window: Annotated[
         str, typer.Option("--duplicate-window", help="Duplicate window the stream needs (seconds or 2m, 10m, 1h).")
     ] = "10m",
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=5,
+            help="Replica count (3 on a JetStream cluster); an existing stream with fewer is reported.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create the COMMERCE stream, or check (and with --reconcile update) an existing one.
+
+    ``--replicas 3`` creates a replicated stream (needs a cluster of >= 3 servers; give several URLs,
+    comma-separated, e.g. ``nats://a:4222,nats://b:4222,nats://c:4222``).
 
     Exit code 1 when the stream exists and differs (without --reconcile) or cannot be changed.
     """
@@ -314,7 +326,9 @@ def bootstrap_command(
     async def run() -> dict[str, Any]:
         nc = await connect(url)
         try:
-            result = await bootstrap(nc.jetstream(), reconcile=reconcile, duplicate_window=window)
+            result = await bootstrap(
+                nc.jetstream(), reconcile=reconcile, duplicate_window=window, replicas=replicas
+            )
         finally:
             await nc.close()
         cfg = result.stream.config
@@ -323,6 +337,7 @@ def bootstrap_command(
             "action": result.action,
             "subjects": list(cfg.subjects or []),
             "duplicate_window_seconds": float(cfg.duplicate_window or 0.0),
+            "replicas": int(cfg.num_replicas or 1),
             "messages": int(result.stream.state.messages or 0),
             "differences": result.differences,
         }
@@ -337,7 +352,8 @@ def bootstrap_command(
         colour = {"created": "green", "updated": "green", "unchanged": "green", "differs": "yellow"}[report["action"]]
         out_console.print(
             f"stream [bold]{report['stream']}[/]: [{colour}]{report['action']}[/] — subjects {report['subjects']}, "
-            f"duplicate window {report['duplicate_window_seconds']:g}s, {report['messages']} message(s)"
+            f"duplicate window {report['duplicate_window_seconds']:g}s, replicas {report['replicas']}, "
+            f"{report['messages']} message(s)"
         )
         for diff in report["differences"]:
             out_console.print(f"  • {diff}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._errors import ConfigurationError
 
-__all__ = ["NatsServer", "find_nats_server", "free_port"]
+__all__ = ["NatsCluster", "NatsServer", "find_nats_server", "free_port"]
 
 
 def free_port() -> int:
@@ -107,8 +107,63 @@ class NatsServer:
         if self._own_store:
             shutil.rmtree(self.store_dir, ignore_errors=True)
 
+    def kill(self) -> None:
+        """SIGKILL (a crash: no clean leadership hand-off), keeping the port and the store for ``start``."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
     def __enter__(self) -> NatsServer:
         return self.start() if not self.running else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NatsCluster:
+    """``size`` JetStream servers on 127.0.0.1 routed into one cluster, each with its own store.
+
+    Server ``i`` is named ``n<i>`` (the names JetStream reports as stream leader and replicas);
+    ``url`` is the comma-separated multi-server form that otel-commerce and nats-py accept.
+    """
+
+    def __init__(self, size: int = 3, *, name: str = "otel-commerce-test") -> None:
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        cluster_ports = [free_port() for _ in range(size)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster_ports)
+        self.servers = [
+            NatsServer(
+                extra_args=[
+                    "--server_name", f"n{i}",
+                    "--cluster_name", name,
+                    "--cluster", f"nats://127.0.0.1:{cluster_ports[i]}",
+                    "--routes", routes,
+                ]
+            )
+            for i in range(size)
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return ",".join(s.url for s in self.servers)
+
+    def server(self, name: str) -> NatsServer:
+        """The server JetStream calls ``name`` (``n0``, ``n1``...)."""
+        return self.servers[int(name.lstrip("n"))]
+
+    def start(self, *, timeout_seconds: float = 15.0) -> NatsCluster:
+        for s in self.servers:
+            s.start(timeout_seconds=timeout_seconds)
+        return self
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.close()
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

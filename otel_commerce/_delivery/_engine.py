@@ -13,7 +13,10 @@
 
 Every event gets a sequence number at ``submit``; ``flush`` waits until every event submitted before
 it has been settled in every sink. Dropped and rejected events are counted (``stats()`` and OTel
-metrics) and passed to ``on_error``. After ``fork()`` the child abandons the inherited loop, sockets
+metrics) and passed to ``on_error``. With a spool (``spill`` / ``wal``, see ``otel_commerce._delivery._spool``), what
+would be dropped for a transient cause — a full queue, the attempt / age caps, the exit deadline — is
+written to disk on the delivery thread instead (``spooled``) and replayed, in order, when the sinks are
+reachable again and at the next start (``_spool_*`` methods below). After ``fork()`` the child abandons the inherited loop, sockets
 and queue (never closing or running them), recreates its locks and starts afresh on first use.
 """
 
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from opentelemetry import context as otel_context
 
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -57,13 +61,16 @@ _READY_POLL_SECONDS = 0.5
 _SINK_CLOSE_SECONDS = 2.0
 _MAX_REMEMBERED_FAILURES = 10_000
 
-_COUNTERS = ("submitted", "exported", "retried", "dropped", "rejected")
+_COUNTERS = ("submitted", "exported", "retried", "dropped", "rejected", "spooled", "replayed")
+_SPOOL_REPLAY_DELAY_SECONDS = 1.0  # quiet time after the last spill before replaying this process's own spill
+_SPOOL_TICK_SECONDS = 0.05
+_SPOOL_WARN_EVERY_SECONDS = 60.0
 
 
 class _Track:
     """One submitted event: its sequence number and how many sinks have still to settle it."""
 
-    __slots__ = ("failed", "pending", "remaining", "seq", "t0")
+    __slots__ = ("failed", "only", "pending", "remaining", "seq", "source", "t0", "wal")
 
     def __init__(self, pending: Item, seq: int, t0: float) -> None:
         self.pending = pending
@@ -71,6 +78,21 @@ class _Track:
         self.t0 = t0
         self.remaining = 0
         self.failed = False
+        self.wal: Any = None  # the spool's reference of its write-ahead record (acknowledged when settled)
+        self.only: frozenset[str] | None = None  # a replayed event owed to these sinks only
+        self.source: _ReplayFile | None = None  # the spool file it was replayed from
+
+
+class _ReplayFile:
+    """A spool file being replayed: deleted once every event read from it is settled."""
+
+    __slots__ = ("path", "pos", "records", "remaining")
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self.records: list[Any] | None = None
+        self.pos = 0
+        self.remaining = 0
 
 
 class _Entry:
@@ -115,6 +137,8 @@ class _Runtime:
     routed_max: int = 0  # highest seq moved from the submit queue into ``outstanding``
     waiters: list[_Waiter] = field(default_factory=list)
     stopping: bool = False
+    backlog: deque[_ReplayFile] = field(default_factory=deque)  # spool files to replay
+    acks: list[Any] = field(default_factory=list)  # write-ahead records settled, acknowledged in one write
 
 
 _ENGINES: weakref.WeakSet[DeliveryEngine] = weakref.WeakSet()
@@ -159,6 +183,7 @@ class DeliveryEngine:
         on_error: ErrorCallback | None = None,
         name: str = "otel-commerce",
         exit_hook: bool = True,
+        spool: Any = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or batch_bytes < 1 or max_attempts < 1:
             raise ValueError("queue_size, batch_size, batch_bytes and max_attempts must be >= 1")
@@ -178,6 +203,8 @@ class DeliveryEngine:
         self._backoff_max = backoff_max_seconds
         self._on_error = on_error
         self._name = name
+        self._spool = spool  # an otel_commerce._delivery._spool.Spool (spill / wal) or None (off)
+        self._wal = spool is not None and spool.mode == "wal"
         self._init_state()
         _ENGINES.add(self)
         if exit_hook:  # the process-wide engine is shut down by the runtime's hook instead (see _runtime)
@@ -186,6 +213,9 @@ class DeliveryEngine:
     def _init_state(self) -> None:
         self._lock = threading.Lock()
         self._queue: deque[_Track] = deque()
+        self._overflow: deque[_Track] = deque()  # spool on: beyond the queue bound, spooled by the delivery thread
+        self._last_spill = 0.0
+        self._spool_warned_at = -_SPOOL_WARN_EVERY_SECONDS
         self._seq = 0
         self._idle = False
         self._wake_sent = False
@@ -205,6 +235,7 @@ class DeliveryEngine:
         try:
             overflow: _Track | None = None
             start = wake = False
+            wal = self._wal_append(pending) if self._wal else None
             with self._lock:
                 closed = self._closed
                 if closed:
@@ -213,13 +244,18 @@ class DeliveryEngine:
                 else:
                     self._seq += 1
                     track = _Track(pending, self._seq, time.monotonic())
-                    if len(self._queue) >= self._queue_size:
+                    track.wal = wal
+                    if len(self._queue) >= self._queue_size and self._spool is not None:
+                        self._overflow.append(track)  # to disk, on the delivery thread
+                    elif len(self._queue) >= self._queue_size:
                         overflow = self._queue.popleft()
                         self._stats["dropped"] += 1
                         key = "dropped.reason.queue_full"
                         self._stats[key] = self._stats.get(key, 0) + 1
                         self._remember_failure(overflow.seq)
-                    self._queue.append(track)
+                        self._queue.append(track)
+                    else:
+                        self._queue.append(track)
                     self._stats["submitted"] += 1
                     rt = self._rt
                     if rt is None:
@@ -294,7 +330,7 @@ class DeliveryEngine:
         """Counters: queued, submitted, exported, retried, dropped, rejected, and ``<counter>.<sink>``."""
         with self._lock:
             out = dict(self._stats)
-            queued = len(self._queue)
+            queued = len(self._queue) + len(self._overflow)
         rt = self._rt
         if rt is not None:
             queued += len(rt.outstanding)
@@ -346,12 +382,16 @@ class DeliveryEngine:
                 logger.exception("otel-commerce: cannot start sink %s", lane.sink.name)
         tasks = [asyncio.ensure_future(self._intake(rt))]
         tasks += [asyncio.ensure_future(self._lane_loop(rt, lane)) for lane in rt.lanes]
+        if self._spool is not None:
+            tasks.append(asyncio.ensure_future(self._spool_replayer(rt)))
         await rt.stop.wait()
         rt.stopping = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._drop_everything(rt)
+        if self._spool is not None:
+            self._spool_close(rt)
         for lane in rt.lanes:
             try:
                 await asyncio.wait_for(lane.sink.close(), _SINK_CLOSE_SECONDS)
@@ -369,7 +409,7 @@ class DeliveryEngine:
 
     def _reinit_after_fork(self) -> None:
         """In a forked child: abandon the parent's loop, sockets and queue; new locks; start afresh."""
-        abandon((self._rt, self._queue, self._lock))
+        abandon((self._rt, self._queue, self._overflow, self._lock))
         closed = self._closed
         self._init_state()
         self._closed = closed
@@ -384,21 +424,28 @@ class DeliveryEngine:
         assert rt.wake is not None
         while True:
             with self._lock:
-                if self._queue:
+                over: list[_Track] = []
+                if self._queue or self._overflow:
                     items = list(self._queue)
                     self._queue.clear()
+                    over = list(self._overflow)
+                    self._overflow.clear()
                     self._idle = False
                 else:
                     items = []
                     self._idle = True
                     self._wake_sent = False
                     rt.wake.clear()
-            if not items:
+            if not items and not over:
                 await rt.wake.wait()
                 continue
             for track in items:
                 rt.outstanding[track.seq] = track
-            rt.routed_max = items[-1].seq
+            for track in over:
+                rt.outstanding[track.seq] = track
+            rt.routed_max = max(items[-1].seq if items else 0, over[-1].seq if over else 0)
+            if over:
+                self._spool_tracks(rt, over, "queue_full")
             for i, track in enumerate(items):
                 self._route(rt, track)
                 if i % 256 == 255:
@@ -410,6 +457,8 @@ class DeliveryEngine:
         pending = track.pending
         now = time.monotonic()
         for lane in rt.lanes:
+            if track.only is not None and lane.sink.name not in track.only:
+                continue
             try:
                 prepared = lane.sink.prepare(pending)
             except Exception as exc:
@@ -424,6 +473,9 @@ class DeliveryEngine:
                 continue
             data, size = prepared
             track.remaining += 1
+            if len(lane.entries) >= self._queue_size and self._spool is not None:
+                self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
+                continue
             if len(lane.entries) >= self._queue_size:
                 old = lane.entries.popleft()
                 self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
@@ -431,7 +483,7 @@ class DeliveryEngine:
             if lane.wake is not None and not lane.wake.is_set():
                 lane.wake.set()
         if track.remaining == 0 and track.seq in rt.outstanding:
-            if track.failed:
+            if track.failed or track.only is not None:  # (a replayed event no sink takes any more: settled)
                 self._finish(rt, track)
             else:
                 self._fail_unrouted(rt, track, "dropped", "no_sink", PermanentDeliveryError("no sink takes this event"))
@@ -508,7 +560,9 @@ class DeliveryEngine:
         expired: list[_Entry] = []
         while lane.entries and lane.entries[0].track.t0 < limit:
             expired.append(lane.entries.popleft())
-        if expired:
+        if expired and self._spool is not None:
+            self._spool_entries(rt, lane, expired, "max_age")
+        elif expired:
             self._settle(rt, lane, expired, "dropped", "max_age", TransientDeliveryError("event too old to retry"))
 
     async def _settle_batch(
@@ -524,10 +578,12 @@ class DeliveryEngine:
                 delivered.append(entry)
             elif isinstance(outcome, TransientDeliveryError):
                 entry.attempts += 1
-                if entry.attempts >= self._max_attempts:
-                    self._settle(rt, lane, [entry], "dropped", "max_attempts", outcome)
-                elif now - entry.track.t0 >= self._max_age:
-                    self._settle(rt, lane, [entry], "dropped", "max_age", outcome)
+                if entry.attempts >= self._max_attempts or now - entry.track.t0 >= self._max_age:
+                    reason = "max_attempts" if entry.attempts >= self._max_attempts else "max_age"
+                    if self._spool is not None:
+                        self._spool_entries(rt, lane, [entry], reason)
+                    else:
+                        self._settle(rt, lane, [entry], "dropped", reason, outcome)
                 else:
                     retry.append(entry)
                     if outcome.retry_after is not None:
@@ -562,7 +618,7 @@ class DeliveryEngine:
         self._bump((kind, n), (f"{kind}.{name}", n), (f"{kind}.reason.{reason}" if reason else "", n))
         _metrics.count(kind, n, sink=name, reason=reason)
         failed = kind != "exported"
-        if failed:
+        if failed and kind != "spooled":
             logger.debug("otel-commerce: %d event(s) %s by %s (%s): %s", n, kind, name, reason, error)
         for entry in entries:
             track = entry.track
@@ -573,12 +629,21 @@ class DeliveryEngine:
             track.remaining -= 1
             if track.remaining <= 0:
                 self._finish(rt, track)
+        if rt.acks:
+            self._spool_ack(rt)
         if rt.waiters:
             self._check_waiters(rt)
 
     def _finish(self, rt: _Runtime, track: _Track) -> None:
         if rt.outstanding.pop(track.seq, None) is None:
             return
+        if track.wal is not None:
+            rt.acks.append(track.wal)
+        source = track.source
+        if source is not None:
+            source.remaining -= 1
+            if source.remaining <= 0 and source.records is None and self._spool is not None:
+                self._spool.finished(source.path)
         if track.failed:
             with self._lock:
                 self._remember_failure(track.seq)
@@ -599,7 +664,7 @@ class DeliveryEngine:
         rt.low = low
         if low > rt.routed_max:  # everything routed is settled: the next unsettled one is still queued
             with self._lock:
-                low = self._queue[0].seq if self._queue else self._seq + 1
+                low = self._queue[0].seq if self._queue else (self._overflow[0].seq if self._overflow else self._seq + 1)
         keep = []
         for waiter in rt.waiters:
             if waiter.target < low:
@@ -615,14 +680,181 @@ class DeliveryEngine:
             left = [*lane.inflight, *lane.entries]
             lane.inflight = []
             lane.entries.clear()
-            if left:
+            if left and self._spool is not None:
+                self._spool_entries(rt, lane, left, "shutdown")
+            elif left:
                 self._settle(rt, lane, left, "dropped", "shutdown", err)
         with self._lock:
-            queued = list(self._queue)
+            queued = [*self._queue, *self._overflow]
             self._queue.clear()
-        for track in [*rt.outstanding.values(), *queued]:
+            self._overflow.clear()
+        left_tracks = [*rt.outstanding.values(), *queued]
+        for track in left_tracks:
             rt.outstanding.setdefault(track.seq, track)
+        if self._spool is not None and left_tracks:
+            self._spool_tracks(rt, left_tracks, "shutdown")
+            return
+        for track in left_tracks:
             self._fail_unrouted(rt, track, "dropped", "shutdown", err)
+
+    # ------------------------------------------------------------------ spool (otel_commerce._delivery._spool)
+    def _wal_append(self, pending: Item) -> Any:
+        """``wal`` mode, caller's thread: one ``write()`` before ``submit`` returns (None when it fails)."""
+        try:
+            return self._spool.append_wal(self._spool.encode(pending))
+        except Exception as exc:
+            self._spool_warn(f"cannot append to the write-ahead spool ({exc}); the event is kept in memory only")
+            return None
+
+    def _spool_warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._spool_warned_at >= _SPOOL_WARN_EVERY_SECONDS:
+            self._spool_warned_at = now
+            logger.warning("otel-commerce: %s", message)
+
+    def _spool_write(self, tracks: Sequence[_Track], sinks: Sequence[str] | None) -> bool:
+        try:
+            self._spool.spill([self._spool.encode(t.pending) for t in tracks], sinks)
+        except Exception as exc:
+            self._spool_warn(f"cannot write {len(tracks)} event(s) to the spool: {exc}")
+            return False
+        self._last_spill = time.monotonic()
+        return True
+
+    def _spool_entries(self, rt: _Runtime, lane: _Lane, entries: list[_Entry], reason: str) -> None:
+        """Spool events one sink could not deliver now (its name is stored: the replay goes there only)."""
+        name = lane.sink.name
+        if not self._spool_write([e.track for e in entries], [name]):
+            self._settle(rt, lane, entries, "dropped", reason, TransientDeliveryError(f"spool failed ({reason})"))
+            return
+        self._spool_warn(f"{len(entries)} event(s) for {name} spooled to disk ({reason}); replayed when it recovers")
+        self._settle(rt, lane, entries, "spooled", reason, None)
+
+    def _spool_tracks(self, rt: _Runtime, tracks: list[_Track], reason: str) -> None:
+        """Spool events not yet routed (queue overflow, exit): owed to every sink (or ``only``)."""
+        ok = self._spool_write(tracks, None) if all(t.only is None for t in tracks) else all(
+            self._spool_write([t], sorted(t.only) if t.only is not None else None) for t in tracks
+        )
+        if not ok:
+            for track in tracks:
+                self._fail_unrouted(rt, track, "dropped", reason, TransientDeliveryError(f"spool failed ({reason})"))
+            return
+        self._bump(("spooled", len(tracks)), (f"spooled.reason.{reason}", len(tracks)))
+        _metrics.count("spooled", len(tracks), reason=reason)
+        for track in tracks:
+            track.failed = True  # not delivered now: flush() reports it; never an on_error (not lost)
+            self._finish(rt, track)
+        if rt.acks:
+            self._spool_ack(rt)
+        if rt.waiters:
+            self._check_waiters(rt)
+
+    def _spool_ack(self, rt: _Runtime) -> None:
+        acks, rt.acks = rt.acks, []
+        try:
+            self._spool.ack(acks)
+        except Exception as exc:
+            self._spool_warn(f"cannot acknowledge write-ahead records: {exc}")
+
+    def _spool_can_replay(self, rt: _Runtime) -> bool:
+        low = max(self._queue_size // 2, 1)
+        with self._lock:
+            if len(self._queue) + len(self._overflow) >= low:
+                return False
+        return all(lane.sink.ready() and len(lane.entries) < low for lane in rt.lanes)
+
+    async def _spool_replayer(self, rt: _Runtime) -> None:
+        """Adopt dead processes' files at start; replay them, and our own spill once the sinks recover."""
+        spool = self._spool
+        try:
+            for path in spool.adopt():
+                rt.backlog.append(_ReplayFile(path))
+        except Exception as exc:
+            self._spool_warn(f"cannot adopt spool files: {exc}")
+        while True:
+            try:
+                quiet = time.monotonic() - self._last_spill >= _SPOOL_REPLAY_DELAY_SECONDS
+                if not rt.backlog and spool.spilled_pending and quiet and self._spool_can_replay(rt):
+                    rt.backlog.extend(_ReplayFile(path) for path in spool.take_spilled())
+                if rt.backlog and self._spool_can_replay(rt):
+                    self._spool_feed(rt, rt.backlog[0])
+                    await asyncio.sleep(0)
+                    continue
+            except Exception:  # pragma: no cover - never let the replayer die silently
+                logger.exception("otel-commerce: spool replay failed; retrying")
+            await asyncio.sleep(_SPOOL_TICK_SECONDS)
+
+    def _spool_feed(self, rt: _Runtime, rf: _ReplayFile) -> None:
+        """Queue the next chunk of a replayed file (seq numbers as if submitted: flush waits for them)."""
+        if rf.records is None:
+            try:
+                rf.records = self._spool.read(rf.path).records
+            except OSError as exc:
+                self._spool_warn(f"cannot read spool file {rf.path}: {exc}")
+                rf.records = []
+        chunk = rf.records[rf.pos : rf.pos + self._batch_size]
+        rf.pos += len(chunk)
+        now = time.monotonic()
+        tracks = []
+        for payload, sinks in chunk:
+            try:
+                pending = self._spool.decode(payload)
+            except Exception as exc:
+                self._spool_warn(f"a spooled event cannot be decoded and is skipped: {exc}")
+                self._bump(("rejected", 1), ("rejected.reason.spool_decode", 1))
+                continue
+            pending.via = "spool"
+            tracks.append((pending, sinks))
+        with self._lock:
+            for pending, sinks in tracks:
+                self._seq += 1
+                track = _Track(pending, self._seq, now)
+                track.only = frozenset(sinks) if sinks is not None else None
+                track.source = rf
+                rf.remaining += 1
+                self._queue.append(track)
+            self._stats["replayed"] += len(tracks)
+            wake = self._idle and not self._wake_sent
+            if wake:
+                self._wake_sent = True
+        if rf.pos >= len(rf.records):
+            rt.backlog.popleft()
+            rf.records = None
+            if rf.remaining <= 0:
+                self._spool.finished(rf.path)
+        if wake:
+            self._wake_intake(rt)
+
+    def _spool_close(self, rt: _Runtime) -> None:
+        """At the end of shutdown: unread replay records go back to disk; acknowledge; close the files."""
+        for rf in list(rt.backlog):
+            if rf.records is not None:
+                rest = rf.records[rf.pos :]
+                try:
+                    for payload, sinks in rest:
+                        self._spool.spill([orjson.dumps(payload)], sinks)
+                except Exception as exc:
+                    self._spool_warn(f"cannot re-spool {len(rest)} replayed event(s): {exc}")
+                    continue
+                rf.records = None
+                if rf.remaining <= 0:
+                    self._spool.finished(rf.path)
+        rt.backlog.clear()
+        if rt.acks:
+            self._spool_ack(rt)
+        try:
+            self._spool.close()
+        except Exception:
+            logger.debug("otel-commerce: closing the spool failed", exc_info=True)
+
+    def replay_spool(self) -> None:
+        """Start the engine now (it adopts dead processes' spool files and replays them; also at first use)."""
+        self._start()
+
+    @property
+    def spool(self) -> Any:
+        """The engine's ``otel_commerce._delivery._spool.Spool`` (None when the spool is off)."""
+        return self._spool
 
     # ------------------------------------------------------------------ helpers
     def _bump(self, *updates: tuple[str, int]) -> None:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ._envelope import CommerceEvent, OrderItem
+import orjson
 
-__all__ = ["OnError", "Pending"]
+from ._envelope import CommerceEvent, FacebookCAPIEvent, FacebookUserData, GA4EcommerceEvent, OrderItem
+
+__all__ = ["OnError", "Pending", "decode_pending", "encode_pending"]
 
 
 @dataclass(slots=True)
@@ -42,3 +45,38 @@ class Pending:
 #: ``on_error(error, pending)``: called (on the delivery thread, errors swallowed and logged) for every
 #: event that is dropped or rejected for good; ``pending`` is None for failures not tied to one event.
 OnError = Callable[[BaseException, "Pending | None"], None]
+
+
+def encode_pending(pending: Pending) -> bytes:
+    """``pending`` as spool bytes (orjson's native dataclass encoding: ~1 µs, no mapping work)."""
+    return orjson.dumps(pending)
+
+
+def decode_pending(obj: Any) -> Pending:
+    """The inverse of :func:`encode_pending` (from the decoded JSON); raises on malformed input."""
+    ev = obj.get("event")
+    event = None
+    if ev is not None:
+        ev = dict(ev)
+        ev["timestamp"] = datetime.fromisoformat(ev["timestamp"])
+        if ev.get("ga4") is not None:
+            ev["ga4"] = GA4EcommerceEvent.from_dict(ev["ga4"])
+        capi = ev.get("facebook_capi")
+        if capi is not None:
+            ud = capi.get("user_data")
+            ev["facebook_capi"] = FacebookCAPIEvent(
+                event_name=capi["event_name"],
+                event_time=capi["event_time"],
+                action_source=capi.get("action_source", "website"),
+                user_data=FacebookUserData(**ud) if ud is not None else None,
+                custom_data=capi.get("custom_data"),
+            )
+        event = CommerceEvent(**ev)
+    return Pending(
+        event=event,
+        items=[OrderItem(**i) for i in obj.get("items") or ()],
+        collector=obj.get("collector"),
+        trace_flags=int(obj.get("trace_flags", 1)),
+        trace_state=str(obj.get("trace_state", "")),
+        via=str(obj.get("via", "direct")),
+    )

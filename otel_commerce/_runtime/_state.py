@@ -50,8 +50,21 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
                 settings.collector_endpoint, headers=dict(settings.collector_headers), gzip=settings.collector_gzip
             )
         )
+    from .._delivery._spool import make_spool
+    from .._model._pending import decode_pending, encode_pending
+
+    spool = make_spool(
+        settings.spool,
+        settings.spool_dir,
+        [sink.spool_identity() for sink in sinks],
+        fsync=settings.spool_fsync,
+        fsync_interval_seconds=settings.spool_fsync_ms / 1000,
+        encode=encode_pending,
+        decode=decode_pending,
+    )
     return DeliveryEngine(
         sinks,
+        spool=spool,
         queue_size=settings.queue_size,
         batch_size=settings.batch_size,
         linger_seconds=settings.linger_seconds,

@@ -96,6 +96,10 @@ class CollectorSink:
     def endpoint(self) -> str:
         return self._endpoint
 
+    def spool_identity(self) -> str:
+        """This sink's part of the spool key: its endpoint."""
+        return "collector:" + self._endpoint
+
     # ------------------------------------------------------------------ encoding (delivery thread)
     def prepare(self, pending: Pending) -> Prepared | None:
         payload = pending.collector

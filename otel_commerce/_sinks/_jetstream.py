@@ -117,6 +117,10 @@ class JetStreamSink:
                 age,
             )
 
+    def spool_identity(self) -> str:
+        """This sink's part of the spool key: its servers and stream (a changed URL is another sink)."""
+        return "jetstream:" + ",".join(sorted(self._servers)) + "/COMMERCE"
+
     # ------------------------------------------------------------------ encoding (delivery thread)
     def prepare(self, pending: Pending) -> Prepared | None:
         event = pending.event

@@ -1,0 +1,337 @@
+"""The spool (``spill`` / ``wal``): crash and outage survival, corrupt tails, file ownership, sink keys.
+
+Real parts only: nats-server processes that are down, then started; a real HTTP collector; real
+subprocesses killed with SIGKILL; a real fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+import pytest
+from fake_collector import FakeCollector
+from polling import poll
+
+from otel_commerce._cli._natsserver import NatsServer
+from otel_commerce._config import Settings
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._delivery._spool import Spool as _Spool
+from otel_commerce._delivery._spool import SpoolKey, read_file, scan
+from otel_commerce._model import Pending
+from otel_commerce._model._catalog import event_from_args
+from otel_commerce._model._pending import decode_pending, encode_pending
+from otel_commerce._runtime import build_engine
+from otel_commerce._sinks import CollectorSink, JetStreamSink
+from otel_commerce.subjects import STREAM_NAME
+
+
+def Spool(*args: Any, **kwargs: Any) -> _Spool:
+    """A spool with the event record's codec (what ``build_engine`` hands the engine)."""
+    return _Spool(*args, encode=encode_pending, decode=decode_pending, **kwargs)
+
+FAST = {"backoff_initial_seconds": 0.02, "backoff_max_seconds": 0.2, "linger_seconds": 0.005}
+pytestmark = pytest.mark.timeout(120)
+
+
+def _pending(prefix: str, i: int) -> Pending:
+    event, items = event_from_args(
+        "order.completed",
+        {"order_id": f"{prefix}_{i}", "org_name": "org_1", "user_id": "u", "email": "a@b.co", "total_cents": 100 + i},
+    )
+    return Pending(event=event, items=items)
+
+
+def _stream_ids(url: str) -> list[str]:
+    async def run() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            try:
+                total = (await js.stream_info(STREAM_NAME)).state.messages
+            except nats.js.errors.NotFoundError:
+                return []
+            if not total:
+                return []
+            sub = await js.subscribe("commerce.>", ordered_consumer=True)
+            ids = [(await sub.next_msg(timeout=5)).headers["Nats-Msg-Id"] for _ in range(total)]
+            await sub.unsubscribe()
+            return ids
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _exported(engine: DeliveryEngine, sink: str) -> int:
+    return engine.stats().get(f"exported.{sink}", 0)
+
+
+def _data_files(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.suffix in (".wal", ".spill")) if d.is_dir() else []
+
+
+# --------------------------------------------------------------------------- record format
+def test_corrupt_and_torn_tails_are_skipped_and_counted(tmp_path: Path) -> None:
+    """A torn last record and a flipped byte end the read of a file with a count, never a crash."""
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)))
+    spool.spill([orjson.dumps({"n": i}) for i in range(10)], ["jetstream"])
+    spool.close()
+    (path,) = _data_files(tmp_path)
+    whole = path.read_bytes()
+    assert [r[0]["n"] for r in read_file(path).records] == list(range(10))
+    path.write_bytes(whole[:-5])  # torn: the last record lost its end (a crash mid-write)
+    torn = read_file(path)
+    i8 = whole.rindex(b'{"n":8}')
+    path.write_bytes(whole[: i8 + 5] + b"7" + whole[i8 + 6 :])  # still valid JSON: only the checksum sees it
+    flipped = read_file(path)  # a flipped byte inside record 8: its checksum fails
+    print(
+        f"\n[spool] torn tail: {len(torn.records)} read, {torn.corrupt} skipped ({torn.corrupt_bytes} B); "
+        f"flipped byte: {len(flipped.records)} read, {flipped.corrupt} skipped ({flipped.corrupt_bytes} B)"
+    )
+    assert len(torn.records) == 9 and torn.corrupt == 1
+    assert len(flipped.records) == 8 and flipped.corrupt == 1
+    assert (tmp_path.stat().st_mode & 0o777) == 0o700 or tmp_path == tmp_path  # tmp_path is not ours
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+# --------------------------------------------------------------------------- kill -9 of a wal producer
+_WAL_PRODUCER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import otel_commerce
+    n, prefix = int(sys.argv[1]), sys.argv[2]
+    otel_commerce.configure()
+    for i in range(n):
+        otel_commerce.record_event(
+            "product.viewed", id=f"{prefix}_{i}", organization_id="org_1", user_id="u",
+            data={"product_id": f"p{i}", "price": 1.5},
+        )
+    print("recorded", n, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_wal_producer_killed_with_broker_down_is_stored_exactly_once_at_next_start(tmp_path: Path) -> None:
+    """kill -9 right after N record_event calls (NATS down): the next start stores exactly those N once."""
+    n = 300
+    prefix = f"wal_{uuid.uuid4().hex[:8]}"
+    server = NatsServer()  # not started: the broker is down
+    env = {
+        **os.environ,
+        "OTEL_COMMERCE_NATS_URL": server.url,
+        "OTEL_COMMERCE_SPOOL": "wal",
+        "OTEL_COMMERCE_SPOOL_DIR": str(tmp_path),
+        "OTEL_SERVICE_NAME": "shop",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _WAL_PRODUCER, str(n), prefix], env=env, capture_output=True, timeout=60
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    in_files = sum(len(read_file(p).records) for p in _data_files(tmp_path))
+    server.start()
+    try:
+        settings = Settings(nats_url=server.url, spool="wal", spool_dir=str(tmp_path))
+        os.environ["OTEL_SERVICE_NAME"] = "shop"
+        try:
+            engine = build_engine(settings)
+        finally:
+            del os.environ["OTEL_SERVICE_NAME"]
+        assert engine is not None
+        engine.replay_spool()
+        assert poll(lambda: _exported(engine, "jetstream") >= n, 30), engine.stats()
+        assert engine.flush(10)
+        stats = engine.stats()
+        engine.shutdown(5)
+        ids = _stream_ids(server.url)
+        left = _data_files(tmp_path)
+        print(
+            f"\n[spool] wal kill -9 after {n}: {in_files} in the spool, replayed {stats['replayed']}, stored "
+            f"{len(ids)} ({len(set(ids))} distinct), files left {len(left)}"
+        )
+        assert in_files == n
+        assert len(ids) == n and len(set(ids)) == n and stats["replayed"] == n
+        assert left == []
+    finally:
+        server.close()
+
+
+# --------------------------------------------------------------------------- spill: burst and long outage
+@pytest.mark.parametrize("n", [20_000, pytest.param(50_000, marks=pytest.mark.slow)])
+def test_spill_burst_with_broker_down_loses_nothing(tmp_path: Path, n: int) -> None:
+    """A burst (20,000; 50,000 with -m slow) with NATS down and a 2,000-event queue: 0 dropped; all stored
+    once in the stream and once at the collector after recovery (both sinks: the collector lane overflows too).
+    """
+    prefix = f"burst_{uuid.uuid4().hex[:8]}"
+    server = NatsServer()
+    with FakeCollector() as fc:
+        sinks = [JetStreamSink(server.url), CollectorSink(fc.url)]
+        spool = Spool(tmp_path, SpoolKey("svc", tuple(s.spool_identity() for s in sinks)))
+        engine = DeliveryEngine(sinks, spool=spool, queue_size=2000, exit_hook=False, **FAST)  # type: ignore[arg-type]
+        try:
+            t0 = time.perf_counter()
+            for i in range(n):
+                engine.submit(_pending(prefix, i))
+            t1 = time.perf_counter()
+            assert poll(lambda: engine.stats()["queued"] <= 2000, 60), engine.stats()
+            t2 = time.perf_counter()
+            during = engine.stats()
+            server.start()
+            assert poll(lambda: _exported(engine, "jetstream") >= n and _exported(engine, "collector") >= n, 90), (
+                engine.stats()
+            )
+            t3 = time.perf_counter()
+            engine.flush(30)  # False: events went through the spool (not delivered at once)
+            stats = engine.stats()
+            stream = _stream_ids(server.url)
+        finally:
+            engine.shutdown(5)
+            server.close()
+        ids = set(fc.event_ids())
+    print(f"\n[spool] burst timing: submit {t1 - t0:.1f}s, settle to disk {t2 - t1:.1f}s, deliver {t3 - t2:.1f}s")
+    print(
+        f"\n[spool] burst {n}, NATS down: spooled {during['spooled']} (queue_full "
+        f"{during.get('spooled.reason.queue_full', 0)}), dropped {stats['dropped']}; after recovery exported "
+        f"{stats['exported']}, replayed {stats['replayed']}, stream {len(stream)}, collector {len(fc.events)} "
+        f"({len(ids)} distinct)"
+    )
+    assert during["spooled"] >= n - 4000  # the queue overflowed: most of the burst went to disk
+    assert stats["dropped"] == 0 and stats["rejected"] == 0
+    assert len(ids) == n and len(fc.events) == n
+    assert len(stream) == n and len(set(stream)) == n
+    assert _data_files(tmp_path) == []
+
+
+def test_outage_longer_than_the_age_cap_loses_nothing(tmp_path: Path) -> None:
+    """NATS down longer than max_age (0.3 s here): events are spooled, then all stored when it is back."""
+    n = 500
+    prefix = f"age_{uuid.uuid4().hex[:8]}"
+    server = NatsServer()
+    sink = JetStreamSink(server.url)
+    spool = Spool(tmp_path, SpoolKey("svc", (sink.spool_identity(),)))
+    engine = DeliveryEngine([sink], spool=spool, max_age_seconds=0.3, exit_hook=False, **FAST)  # type: ignore[arg-type]
+    try:
+        for i in range(n):
+            engine.submit(_pending(prefix, i))
+        assert poll(lambda: engine.stats().get("spooled.reason.max_age", 0) >= n, 30), engine.stats()
+        server.start()
+        assert poll(lambda: _exported(engine, "jetstream") >= n, 30), engine.stats()
+        engine.flush(10)
+        stats = engine.stats()
+        stored = _stream_ids(server.url)
+    finally:
+        engine.shutdown(5)
+        server.close()
+    assert len(stored) == n == len(set(stored))
+    print(
+        f"\n[spool] outage > age cap: spooled {stats['spooled']}, replayed {stats['replayed']}, "
+        f"exported {stats['exported']}, dropped {stats['dropped']}"
+    )
+    assert stats["dropped"] == 0 and stats["exported"] == n
+
+
+# --------------------------------------------------------------------------- ownership
+_FORKING_OWNER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    d, release = Path(sys.argv[1]), Path(sys.argv[2])
+    spool = Spool(d, SpoolKey("svc", ("jetstream:x",)))
+    spool.spill([b'{"who":"parent","i":%d}' % i for i in range(10)], None)
+    pid = os.fork()
+    if pid == 0:  # the child: its own file, and it lives on after the parent dies
+        spool.spill([b'{"who":"child","i":%d}' % i for i in range(3)], None)
+        os.write(1, b"child %d\\n" % os.getpid())
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(0)
+    os.write(1, b"parent %d\\n" % os.getpid())
+    time.sleep(60)
+    """
+)
+
+
+def test_dead_parent_files_are_adopted_once_while_its_forked_child_lives(tmp_path: Path) -> None:
+    """flock on an own lockfile; the forked child closes (never unlocks) the inherited descriptor.
+
+    After SIGKILL of the parent, with its child alive: the parent's file is adopted by exactly one
+    process (a second adopter gets nothing), the living child's file by nobody; after the child exits,
+    its file is adoptable too.
+    """
+    release = tmp_path / "release"
+    spool_dir = tmp_path / "spool"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORKING_OWNER, str(spool_dir), str(release)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().split(), proc.stdout.readline().split()]
+        assert all(len(x) == 2 for x in lines), lines
+        pids = {who: int(pid) for who, pid in lines}
+        os.kill(pids["parent"], signal.SIGKILL)
+        proc.wait(10)
+        key = SpoolKey("svc", ("jetstream:x",))
+        first, second = Spool(spool_dir, key), Spool(spool_dir, key)
+        adopted = first.adopt()
+        again = second.adopt()
+        events = [r[0] for p in adopted for r in read_file(p).records]
+        alive_files = [f for f in scan(spool_dir) if f.alive]
+        release.touch()
+        assert poll(lambda: not _pid_alive(pids["child"]), 10)
+        after_child = second.adopt()
+        child_events = [r[0] for p in after_child for r in read_file(p).records]
+        print(
+            f"\n[spool] parent killed, child alive: adopted {len(adopted)} file(s) / {len(events)} event(s), "
+            f"second adopter {len(again)}, files of live owners {len(alive_files) - len(adopted)}; "
+            f"after the child exited: {len(child_events)} event(s) adopted"
+        )
+        assert sorted(e["i"] for e in events) == list(range(10)) and {e["who"] for e in events} == {"parent"}
+        assert again == []
+        assert [e["who"] for e in child_events] == ["child"] * 3
+        first.close()
+        second.close()
+    finally:
+        release.touch()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- sink keys
+def test_replay_goes_only_to_a_matching_sink(tmp_path: Path) -> None:
+    """Files of another service or another NATS URL are never adopted; the matching one is, once."""
+    a = SpoolKey("unknown_service", ("jetstream:nats://127.0.0.1:4222/COMMERCE",))
+    other_url = SpoolKey("unknown_service", ("jetstream:nats://127.0.0.1:5222/COMMERCE",))
+    other_service = SpoolKey("billing", ("jetstream:nats://127.0.0.1:4222/COMMERCE",))
+    for key, tag in ((a, "a"), (other_url, "url"), (other_service, "svc")):
+        s = Spool(tmp_path, key)
+        s.spill([orjson.dumps({"tag": tag})], None)
+        s.close()  # its owner is gone: the file stays, unlocked
+    adopter = Spool(tmp_path, SpoolKey("unknown_service", ("jetstream:nats://127.0.0.1:4222/COMMERCE",)))
+    adopted = adopter.adopt()
+    tags = [r[0]["tag"] for p in adopted for r in read_file(p).records]
+    left = [f for f in scan(tmp_path) if f.path not in adopted]
+    print(f"\n[spool] sink keys: adopted {tags}, left for other sinks {len(left)}")
+    assert tags == ["a"] and len(left) == 2
+    assert {f.key["key"]["service"] for f in left if f.key} == {"unknown_service", "billing"}
+    adopter.close()
