@@ -128,6 +128,8 @@ class Settings:
     disabled: bool = False
     #: ``OTEL_SDK_DISABLED``: no OTel records / span events / metrics of ours; delivery goes direct
     sdk_disabled: bool = False
+    #: ``OTEL_COMMERCE_ON_COMMIT``: events wait for the database transaction in progress (README "Transactions")
+    on_commit: bool = False
 
     def __post_init__(self) -> None:
         if self.log_body not in LOG_BODIES:
@@ -175,6 +177,7 @@ class Settings:
             log_body=_first(env, "OTEL_COMMERCE_LOG_BODY").lower() or "none",  # type: ignore[arg-type]
             disabled=_first(env, "OTEL_COMMERCE_DISABLED").lower() in _TRUE,
             sdk_disabled=_first(env, "OTEL_SDK_DISABLED").lower() in _TRUE,
+            on_commit=_first(env, "OTEL_COMMERCE_ON_COMMIT").lower() in _TRUE,
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 
