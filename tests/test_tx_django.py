@@ -113,9 +113,12 @@ def test_inner_rollback_then_outer_event_delivers_only_the_outer(events: Capture
         outer = _order("dj-inner-1", on_commit=True)
         with transaction.atomic():
             kept = _order("dj-inner-2", on_commit=True)  # released savepoint: kept
+        with pytest.raises(KeyError), transaction.atomic():  # a sibling savepoint, rolled back
+            _order("dj-inner-ghost-2", on_commit=True)
+            raise KeyError
     assert [e.event_id for e in events] == [outer, kept] and _exists("dj-inner-1")
     gc.collect()
-    assert stats()["discarded"] == before + 1
+    assert stats()["discarded"] == before + 2
 
 
 def test_outside_a_transaction_delivers_immediately(events: CapturedEvents) -> None:
