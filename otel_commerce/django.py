@@ -27,6 +27,7 @@ decorator's ``on_commit=``, ``OTEL_COMMERCE_ON_COMMIT=1`` in the environment or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from typing import Any
 
@@ -63,10 +64,8 @@ class _Batch:
         # Django dropped the callback without running it: a (savepoint) rollback, or an earlier
         # non-robust on_commit hook raised (README "Transactions")
         if not self.done and self.items:
-            try:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
                 discard(self.items, "rollback")
-            except Exception:  # pragma: no cover - never raise from a finalizer
-                pass
 
 
 def _setting() -> bool:
