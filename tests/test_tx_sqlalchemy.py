@@ -254,3 +254,19 @@ async def test_async_read_only_closed_and_task_isolation(
         request("sa-async-task-1", True), request("sa-async-task-2", False)
     )
     assert [e.event_id for e in events] == [committed]
+
+
+def test_decorator_on_commit_callable_names_the_session(maker: sessionmaker[Session], events: CapturedEvents) -> None:
+    @commerce_event("order.created", organization_id="t", on_commit=lambda session, order_id: session)
+    def create(session: Session, order_id: str) -> dict[str, str]:
+        session.add(OrderRow(id=order_id))
+        session.flush()
+        return {"order_id": order_id}
+
+    with maker() as session:
+        create(session, "sa-deco-1")
+        assert events == []
+        session.rollback()
+        create(session, "sa-deco-2")
+        session.commit()
+    assert [e.data["order_id"] for e in events] == ["sa-deco-2"]
