@@ -60,7 +60,7 @@ from ._model import (
     validate_subject,
 )
 from ._otel import CommerceLogExporter, CommerceLogRecordProcessor, CommerceSpanExporter, consume_span, extract_context
-from ._record import commerce_event, record_event
+from ._record import commerce_event, record_event, transaction
 from ._runtime import configure, flush, shutdown, stats
 from ._scope import SCOPE_VERSION as __version__
 from ._sinks import DEFAULT_DUPLICATE_WINDOW_SECONDS, BootstrapResult, CollectorSink, JetStreamSink, bootstrap
@@ -137,6 +137,7 @@ __all__ = [
     "stats",
     "subject_for",
     "to_order_items",
+    "transaction",
     "type_for",
     "validate_subject",
 ]

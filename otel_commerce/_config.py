@@ -134,6 +134,8 @@ class Settings:
     disabled: bool = False
     #: ``OTEL_SDK_DISABLED``: no OTel records / span events / metrics of ours; delivery goes direct
     sdk_disabled: bool = False
+    #: ``OTEL_COMMERCE_ON_COMMIT``: events wait for the database transaction in progress (README "Transactions")
+    on_commit: bool = False
 
     spool: str = ""
     spool_dir: str = ""
@@ -194,6 +196,7 @@ class Settings:
             spool_dir=_first(env, "OTEL_COMMERCE_SPOOL_DIR"),
             spool_fsync=_first(env, "OTEL_COMMERCE_SPOOL_FSYNC").lower() or "none",
             spool_fsync_ms=_float(env, "OTEL_COMMERCE_SPOOL_FSYNC_MS", 100.0),
+            on_commit=_first(env, "OTEL_COMMERCE_ON_COMMIT").lower() in _TRUE,
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 

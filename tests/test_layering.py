@@ -1,7 +1,8 @@
 """The package's layering (README "Architecture"), enforced on every import statement of every module.
 
 ``_errors``, ``_config``, ``_scope`` ← ``_model`` ← ``_delivery`` (generic: only ``_errors``/``_config``) ← ``_sinks`` ← ``_otel`` ← ``_record`` ← ``_runtime`` ←
-the outer ring (``__init__``, ``testing``, ``subjects``, ``cli``, ``_compat``, ``collector``, ``_cli``).
+the outer ring (``__init__``, ``testing``, ``subjects``, ``cli``, ``_compat``, ``collector``, ``_cli``,
+``sqlalchemy``, ``django``).
 A module imports only from layers to its left or from its own package; outer-ring peers may import each
 other, but only through public names (nobody outside ``collector`` imports ``collector._*``).
 Every import counts: module level, inside functions, under ``TYPE_CHECKING``, relative or absolute.
@@ -26,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"_otel"},
     {"_record"},
     {"_runtime"},
-    {"__init__", "testing", "subjects", "cli", "_compat", "collector", "_cli"},
+    {"__init__", "testing", "subjects", "cli", "_compat", "collector", "_cli", "sqlalchemy", "django"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 OUTER = len(LAYERS) - 1

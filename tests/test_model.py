@@ -245,6 +245,7 @@ PUBLIC_API = [
     "stats",
     "subject_for",
     "to_order_items",
+    "transaction",
     "type_for",
     "validate_subject",
 ]

@@ -17,7 +17,7 @@ __all__ = ["METRIC_NAMES", "count"]
 logger = logging.getLogger("otel_commerce")
 
 #: The counters we publish (DESIGN.md "Guarantees").
-METRIC_NAMES = ("recorded", "exported", "retried", "dropped", "rejected")
+METRIC_NAMES = ("recorded", "exported", "retried", "dropped", "rejected", "discarded")
 
 _DESCRIPTIONS = {
     "recorded": "Commerce events recorded by the application",
@@ -25,6 +25,7 @@ _DESCRIPTIONS = {
     "retried": "Commerce event deliveries retried after a transient failure",
     "dropped": "Commerce events given up on (queue full, retry cap, age cap, shutdown)",
     "rejected": "Commerce events rejected by a sink (invalid, 4xx)",
+    "discarded": "Commerce events discarded because their transaction did not commit",
 }
 
 _counters: dict[str, Any] = {}

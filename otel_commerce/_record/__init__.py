@@ -12,5 +12,6 @@ from ._recorder import (
     flat_attributes,
     record_event,
 )
+from ._transaction import Transaction, transaction
 
-__all__ = ['CommerceLogRecord', 'apply_pii', 'build_pending', 'commerce_event', 'emit_pending', 'envelope_body', 'event_attributes', 'flat_attributes', 'pii_kind', 'record_event']
+__all__ = ['CommerceLogRecord', 'apply_pii', 'build_pending', 'commerce_event', 'emit_pending', 'envelope_body', 'event_attributes', 'flat_attributes', 'pii_kind', 'record_event', 'Transaction', 'transaction']

@@ -30,6 +30,7 @@ from .._otel import _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, scrub_text
 from ._recorder import build_pending, emit_pending
+from ._transaction import hold, holder_for
 
 __all__ = ["commerce_event"]
 
@@ -219,6 +220,7 @@ class _Recorder:
         org: Arg,
         span_name: str | None,
         key: Arg = None,
+        on_commit: object = None,
     ) -> None:
         self.event_type = event_type
         self.extract = extract
@@ -226,6 +228,7 @@ class _Recorder:
         self.org = org
         self.span_name = span_name
         self.key = key
+        self.on_commit = on_commit
 
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
@@ -239,9 +242,10 @@ class _Recorder:
             key = _arg(self.key, args, kwargs)
             if key is not None and (not isinstance(key, str) or not key):
                 raise EventValidationError(f"idempotency_key must be a non-empty string, got {key!r}")
+            on_commit = self.on_commit(*args, **kwargs) if callable(self.on_commit) else self.on_commit
             pending = _to_pending(self.event_type, value, _arg(self.org, args, kwargs), key)
             if pending is not None:
-                emit_pending(pending)
+                hold(pending, holder_for(on_commit))  # held until the commit, when asked (README "Transactions")
         except EventValidationError as exc:
             self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
         except Exception as exc:
@@ -257,7 +261,7 @@ class _Recorder:
             if _slot.RUNTIME.settings.pii != "keep":  # before truncating: half an address would not match
                 message = scrub_text(message)
             data = {"error_type": type(error).__name__, "error_message": message[:256]}
-            emit_pending(
+            emit_pending(  # never held: the event describing a failure must not roll back with it
                 build_pending(
                     self.on_error,
                     id=_error_event_id(self.on_error, fn, args, kwargs),
@@ -283,6 +287,7 @@ def commerce_event(
     organization_id: Arg = None,
     span: str | bool | None = None,
     idempotency_key: Arg = None,
+    on_commit: bool | Callable[..., object] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Record ``event_type`` after the decorated (sync or async) function returns.
 
@@ -296,6 +301,8 @@ def commerce_event(
     event_id the UUIDv5 of ``[type, organization_id, "key", key]`` (DESIGN.md "Identity of an event").
     The handler's result is never changed (a returned ``CommerceEvent`` is copied).
     ``span=True`` (or a span name) opens a span around the handler when none is recording.
+    ``on_commit``: like ``record_event``'s (README "Transactions"), or a callable of the handler's
+    arguments returning the session; the ``on_error`` event is never held.
     """
     subject_for(event_type)
     if on_error is not None:
@@ -305,6 +312,10 @@ def commerce_event(
         not isinstance(idempotency_key, str) or not idempotency_key
     ):
         raise EventValidationError(f"idempotency_key must be a non-empty string or a callable, got {idempotency_key!r}")
+    if on_commit is not None and not isinstance(on_commit, bool) and not callable(on_commit):
+        raise EventValidationError(
+            f"@commerce_event(on_commit=...) takes True, False or a callable of the handler's arguments, got {on_commit!r}"
+        )
     recorder = _Recorder(
         event_type,
         extract,
@@ -312,6 +323,7 @@ def commerce_event(
         organization_id,
         span_name if isinstance(span_name, str) else None,
         idempotency_key,
+        on_commit,
     )
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:

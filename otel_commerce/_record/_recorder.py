@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from opentelemetry import _logs, trace
 from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
 
 from .._delivery import _metrics
 from .._errors import EventValidationError
@@ -35,6 +36,7 @@ from .._model._time import to_unix_ns, utc
 from .._otel import _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, mask_id
+from ._transaction import hold, holder_for
 
 __all__ = [
     "CommerceLogRecord",
@@ -219,8 +221,11 @@ class _LoggerCache:
 _LOGGERS = _LoggerCache()
 
 
-def emit_pending(pending: Pending) -> None:
+def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
     """Record through OTel per the mode; hand to the engine directly when no pipeline of ours takes it.
+
+    ``context``: the OTel context to record in (default: the current one) — a held event is emitted
+    in the context it was recorded in (``_transaction.release``).
 
     - ``log``: a log record (claimed by reference by our processor/exporter);
     - ``span``: a span event when the current span is recording; never a log record — users choose
@@ -243,7 +248,7 @@ def emit_pending(pending: Pending) -> None:
     if not settings.sdk_disabled:
         ts_ns = to_unix_ns(event.timestamp)  # exact to the microsecond (no float rounding)
         if mode != "log":
-            span = trace.get_current_span()
+            span = trace.get_current_span(context)
             if span.is_recording():
                 on_span = True
                 body = envelope_body(event, pending.items, mask=mask)
@@ -263,6 +268,7 @@ def emit_pending(pending: Pending) -> None:
                 event_name="commerce." + event.type,
                 severity_number=SeverityNumber.INFO,
                 severity_text="INFO",
+                context=context,
             )
             record.commerce_pending = pending
             _LOGGERS.get().emit(record)
@@ -285,6 +291,7 @@ def record_event(
     order: Order | None = None,
     idempotency_key: str | None = None,
     timestamp: datetime | None = None,
+    on_commit: object = None,
 ) -> str:
     """Record one commerce event in the current trace context and return its ``event_id``.
 
@@ -292,7 +299,11 @@ def record_event(
     delivered on ``commerce.<type>`` without GA4/Meta blocks). ``order=`` maps an ``Order`` like the
     order helpers do; ``data`` adds or overrides fields. ``id`` defaults to the catalog's id rule
     (e.g. the order id). Bad input raises :class:`EventValidationError` here; delivery never raises.
+    ``on_commit``: deliver only if the database transaction commits (README "Transactions"): ``True``
+    (the bound session / Django atomic block in progress here), a session, ``False``, or None (default:
+    ``OTEL_COMMERCE_ON_COMMIT``). Inside ``with otel_commerce.transaction():`` the event is held too.
     """
+    holder = holder_for(on_commit)
     pending = build_pending(
         event_type,
         organization_id=organization_id,
@@ -305,7 +316,7 @@ def record_event(
         timestamp=timestamp,
     )
     try:
-        emit_pending(pending)
+        hold(pending, holder)
     except Exception as exc:  # telemetry never raises into the caller
         _slot.RUNTIME.report_error(exc, pending)
     assert pending.event is not None

@@ -86,7 +86,7 @@ class Runtime:
         self.on_error: list[ErrorCallback] = []
         self.captures: list[list[CommerceEvent]] = []
         self.log_exporters = 0  # live CommerceLogExporter instances (batch path: no direct hand-off)
-        self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0}
+        self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0, "discarded": 0}
         self._noop_warned = False
         self._disabled_by: BaseException | None = None  # the configuration error that disabled delivery
         self._announced: set[str] = set()  # start-up warnings already given (one per switch per process)
