@@ -70,7 +70,7 @@ def _warn_if_length_limit() -> None:
         _limit_warned = True
         logger.warning(
             "otel-commerce: an event was rebuilt from a log record while %s is set: the SDK may have "
-            "truncated its strings. Our processor (configure(), OTEL_PYTHON_CONFIGURATOR=commerce) delivers "
+            "truncated its strings. Our processor (configure(), the commerce instrumentor) delivers "
             "the original event instead.",
             ", ".join(f"{k}={v}" for k, v in limits.items()),
         )
@@ -158,7 +158,7 @@ class _Deliverer:
 class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
     """The fast path: ``commerce.*`` log records go straight to the delivery engine from ``on_emit``.
 
-    Add it to a ``LoggerProvider`` (``configure()`` and the ``commerce`` configurator do). With no
+    Add it to a ``LoggerProvider`` (``configure()`` and the ``commerce`` instrumentor do). With no
     ``engine`` argument it uses the process-wide engine built from the environment / ``configure()``.
     """
 

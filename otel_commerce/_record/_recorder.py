@@ -32,7 +32,7 @@ from .._model import (
 from .._model._catalog import check_catalog_type, check_data, items_size
 from .._model._frozen import copy_items, copy_mapping
 from .._model._time import to_unix_ns, utc
-from .._otel import _slot
+from .._otel import _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, mask_id
 
@@ -231,7 +231,8 @@ def emit_pending(pending: Pending) -> None:
       this mode to keep business events out of their log pipeline. The event is delivered directly,
       also when no span is recording (sampling never loses an event);
     - ``both``: both, delivered once (by the log path);
-    - ``OTEL_SDK_DISABLED=true``: neither; delivered directly (``via=direct``, not a fallback).
+    - ``OTEL_SDK_DISABLED=true``, or no logger provider set at all: no log record; delivered directly
+      (``via=direct``, not a fallback).
     """
     event = pending.event
     assert event is not None
@@ -259,7 +260,7 @@ def emit_pending(pending: Pending) -> None:
                 span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
                 # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
                 # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
-        if mode != "span":
+        if mode != "span" and _sdk.installed_providers()[0] is not None:  # else no pipeline: direct
             record = CommerceLogRecord(
                 timestamp=ts_ns,
                 body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,

@@ -19,7 +19,7 @@ from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from .._otel._sdk import LoggerProvider, log_processors, span_processors
 from ._state import RUNTIME
 
-__all__ = ["attach_processor", "configure", "flush", "shutdown", "stats"]
+__all__ = ["attach_processor", "attach_span_exporter", "configure", "flush", "shutdown", "stats"]
 
 
 def attach_processor(provider: LoggerProvider) -> CommerceLogRecordProcessor:
@@ -31,6 +31,14 @@ def attach_processor(provider: LoggerProvider) -> CommerceLogRecordProcessor:
     processor = CommerceLogRecordProcessor()
     provider.add_log_record_processor(processor)
     return processor
+
+
+def attach_span_exporter(provider: object) -> None:
+    """``CommerceSpanExporter`` behind a ``SimpleSpanProcessor`` on an SDK ``provider`` (never twice; else nothing)."""
+    if isinstance(provider, TracerProvider) and not any(
+        isinstance(getattr(p, "span_exporter", None), CommerceSpanExporter) for p in span_processors(provider)
+    ):
+        provider.add_span_processor(SimpleSpanProcessor(CommerceSpanExporter()))
 
 
 def configure(
@@ -63,11 +71,7 @@ def configure(
     attach_processor(lp)
 
     if resolved.mode == "span":
-        tp = tracer_provider or trace.get_tracer_provider()
-        if isinstance(tp, TracerProvider) and not any(
-            isinstance(getattr(p, "span_exporter", None), CommerceSpanExporter) for p in span_processors(tp)
-        ):
-            tp.add_span_processor(SimpleSpanProcessor(CommerceSpanExporter()))
+        attach_span_exporter(tracer_provider or trace.get_tracer_provider())
     return resolved
 
 
