@@ -1,9 +1,10 @@
 """A FastAPI shop whose handlers record commerce events, each with its HTTP request span's trace id.
 
 Zero-code: ``opentelemetry-instrument`` sets up the SDK, the FastAPI instrumentation opens the request
-span and the ``commerce`` distro delivers the events (to JetStream and/or the collector)::
+span and the ``commerce`` instrumentor adds our processor to the pipeline your distro (here the official
+``opentelemetry-distro``) built, which delivers the events (to JetStream and/or the collector)::
 
-    OTEL_PYTHON_DISTRO=commerce OTEL_PYTHON_CONFIGURATOR=commerce OTEL_SERVICE_NAME=shop \\
+    OTEL_SERVICE_NAME=shop OTEL_LOGS_EXPORTER=otlp \\
     OTEL_COMMERCE_NATS_URL=nats://127.0.0.1:4222 OTEL_COMMERCE_COLLECTOR_ENDPOINT=http://127.0.0.1:8091 \\
     opentelemetry-instrument uvicorn --app-dir examples fastapi_shop:app --port 8000
 

@@ -9,7 +9,7 @@ handler instead.) Run it directly::
 
 or zero-code (the middleware uses whatever SDK ``opentelemetry-instrument`` installed)::
 
-    OTEL_PYTHON_DISTRO=commerce OTEL_PYTHON_CONFIGURATOR=commerce OTEL_SERVICE_NAME=shop \\
+    OTEL_SERVICE_NAME=shop OTEL_LOGS_EXPORTER=otlp \\
     OTEL_COMMERCE_NATS_URL=nats://127.0.0.1:4222 opentelemetry-instrument python examples/flask_shop.py
 
 Every response carries ``traceresponse: 00-<trace_id>-<span_id>-<flags>`` (the request span).

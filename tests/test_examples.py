@@ -176,8 +176,10 @@ async def test_fastapi_shop(
         else:
             env = _env(
                 {
-                    "OTEL_PYTHON_DISTRO": "commerce",
-                    "OTEL_PYTHON_CONFIGURATOR": "commerce",
+                    # no OTEL_PYTHON_*: the official distro + configurator, our instrumentor beside them
+                    "OTEL_TRACES_EXPORTER": "none",
+                    "OTEL_METRICS_EXPORTER": "none",
+                    "OTEL_LOGS_EXPORTER": "console",
                     "OTEL_SERVICE_NAME": "fastapi-shop",
                     "OTEL_COMMERCE_NATS_URL": nats_server.url,
                     "OTEL_COMMERCE_COLLECTOR_ENDPOINT": collector.url,

@@ -194,18 +194,20 @@ async def test_batch_exporter_exit_without_flush_delivers_all(
 
 
 def test_entry_points_are_installed() -> None:
-    """The four OpenTelemetry entry points named commerce resolve to our classes."""
+    """The instrumentor and the two exporters named commerce resolve to our classes; no distro or
+    configurator of ours exists (opentelemetry-instrument would pick it over a vendor's by accident)."""
     from importlib.metadata import entry_points
 
     from otel_commerce import CommerceSpanExporter
-    from otel_commerce._runtime._distro import CommerceConfigurator, CommerceDistro
+    from otel_commerce._runtime._instrumentor import CommerceInstrumentor
 
     expected = {
-        "opentelemetry_distro": CommerceDistro,
-        "opentelemetry_configurator": CommerceConfigurator,
+        "opentelemetry_instrumentor": CommerceInstrumentor,
         "opentelemetry_logs_exporter": CommerceLogExporter,
         "opentelemetry_traces_exporter": CommerceSpanExporter,
     }
     for group, cls in expected.items():
         [ep] = [e for e in entry_points(group=group) if e.name == "commerce"]
         assert ep.load() is cls, group
+    for group in ("opentelemetry_distro", "opentelemetry_configurator"):
+        assert not [e for e in entry_points(group=group) if e.value.startswith("otel_commerce")], group

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from collector_server import running_collector
 from fake_collector import FakeCollector
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -66,13 +65,22 @@ APP = textwrap.dedent(
         sys.exit(os.waitstatus_to_exitcode(status))
     else:
         run(0, N)
+    from otel_commerce import stats
+    print("STATS " + json.dumps(stats()), flush=True)
     # no flush, no shutdown: exit must still deliver everything
     """
 )
 
 
 def _run(
-    tmp_path: Path, env: dict[str, str], uid: str, *, instrument: bool, events: int = 5, fork: bool = False
+    tmp_path: Path,
+    env: dict[str, str],
+    uid: str,
+    *,
+    instrument: bool,
+    events: int = 5,
+    fork: bool = False,
+    stats: dict[str, int] | None = None,
 ) -> dict[str, dict[str, str]]:
     app = tmp_path / "app.py"
     app.write_text(APP)
@@ -86,6 +94,8 @@ def _run(
     proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if stats is not None:
+        stats.update(json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("STATS "))[6:]))
     return {line["order"]: line for line in lines}
 
 
@@ -96,10 +106,9 @@ async def _stream(js: JetStreamContext, uid: str, expected: int) -> list[tuple[d
     return [(orjson.loads(msg.data), dict(msg.headers or {})) for msg in msgs]
 
 
-def _zero_code_env(nats_url: str, collector_url: str, logs_exporter: str = "commerce") -> dict[str, str]:
+def _zero_code_env(nats_url: str, collector_url: str, logs_exporter: str = "none") -> dict[str, str]:
+    """No OTEL_PYTHON_*: the official opentelemetry-distro and its configurator, and our instrumentor."""
     return {
-        "OTEL_PYTHON_DISTRO": "commerce",
-        "OTEL_PYTHON_CONFIGURATOR": "commerce",
         "OTEL_LOGS_EXPORTER": logs_exporter,
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_METRICS_EXPORTER": "none",
@@ -212,19 +221,75 @@ async def test_consumer_continues_the_trace(
     assert finished.kind.name == "CONSUMER"
 
 
-@pytest.mark.parametrize("logs_exporter", ["commerce"])
-async def test_log_exporter_entry_point_is_the_direct_processor(tmp_path: Path, logs_exporter: str) -> None:
-    """With the commerce configurator, OTEL_LOGS_EXPORTER=commerce installs our processor directly (no batch)."""
+PROBE = textwrap.dedent(
+    """
+    import json, os
+    from importlib.metadata import entry_points
+    from opentelemetry import _logs
+    from otel_commerce._otel._sdk import log_processors
+    import otel_commerce
+
+    print(json.dumps({
+        "processors": [type(p).__name__ for p in log_processors(_logs.get_logger_provider())],
+        "distros": sorted(e.value for e in entry_points(group="opentelemetry_distro")),
+        "configurators": sorted(e.value for e in entry_points(group="opentelemetry_configurator")),
+        "otlp_protocol": os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL"),  # the official distro's default
+        "fallback": otel_commerce.stats()["fallback"],
+    }), flush=True)
+    """
+)
+
+
+def _probe(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
     script = tmp_path / "probe.py"
-    script.write_text(
-        "from opentelemetry import _logs\n"
-        "procs = _logs.get_logger_provider()._multi_log_record_processor._log_record_processors\n"
-        "print(','.join(type(p).__name__ for p in procs))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(_zero_code_env("", "", logs_exporter))
-    proc = subprocess.run(
-        [INSTRUMENT, sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
-    )
+    script.write_text(PROBE)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    full_env.update(env)
+    proc = subprocess.run([INSTRUMENT, sys.executable, str(script)], env=full_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "CommerceLogRecordProcessor"
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+async def test_official_distro_and_configurator_are_used_and_ours_added(tmp_path: Path) -> None:
+    """No OTEL_PYTHON_*: opentelemetry-instrument picks the official distro and configurator (we ship
+    neither), they build the log pipeline, and the commerce instrumentor adds our processor behind theirs."""
+    env = _zero_code_env("", "", "console")
+    out = _probe(tmp_path, env)
+    assert out["distros"] == ["opentelemetry.distro:OpenTelemetryDistro"]
+    assert out["configurators"] == ["opentelemetry.distro:OpenTelemetryConfigurator"]
+    assert out["otlp_protocol"] == "grpc"  # set by OpenTelemetryDistro._configure: the official distro ran
+    assert out["processors"] == ["BatchLogRecordProcessor", "CommerceLogRecordProcessor"]
+
+
+async def test_disabled_instrumentation_is_honoured(tmp_path: Path) -> None:
+    """OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=commerce: our processor is not added."""
+    env = _zero_code_env("", "", "console")
+    env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "flask, commerce"
+    assert _probe(tmp_path, env)["processors"] == ["BatchLogRecordProcessor"]
+
+
+async def test_instrumentor_beside_official_distro_with_otlp_logs(
+    tmp_path: Path, nats_server: NatsServer, js: JetStreamContext, uid: str
+) -> None:
+    """The acceptance path: official distro, stock configurator, OTEL_LOGS_EXPORTER=otlp to a local OTLP/HTTP
+    receiver, no OTEL_PYTHON_*: every event once in COMMERCE with its trace ids, and OTLP still gets its records."""
+    with running_collector(tmp_path / "otlp.db") as (otlp_server, store), FakeCollector() as collector:
+        env = _zero_code_env(nats_server.url, collector.url, logs_exporter="otlp")
+        env["OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"] = "http/protobuf"
+        env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = f"{otlp_server.url}/v1/logs"
+        stats: dict[str, int] = {}
+        printed = _run(tmp_path, env, uid, instrument=True, events=6, stats=stats)
+        assert collector.wait_for(6, timeout=10)
+        otlp_events = store.query(limit=100)
+    msgs = await _stream(js, uid, 6)
+    assert sorted(e["id"] for e, _ in msgs) == sorted(printed)
+    for env_, headers in msgs:
+        want = printed[env_["id"]]
+        assert (env_["trace_id"], env_["span_id"]) == (want["trace_id"], want["span_id"])
+        assert headers["traceparent"].startswith(f"00-{want['trace_id']}-{want['span_id']}-")
+    assert len(otlp_events) == 6 and {e.source for e in otlp_events} == {"otlp"}
+    for ev in otlp_events:
+        assert ev.trace_id == printed[ev.id]["trace_id"]
+    assert len(collector.events) == 6
+    assert stats["recorded"] == 6 and stats["fallback"] == 0  # taken by the processor the instrumentor added

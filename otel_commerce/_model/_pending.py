@@ -12,6 +12,8 @@ and encodes it (the JetStream sink fills GA4 / Meta CAPI via ``apply_marketing``
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,8 +33,24 @@ class Pending:
     collector: dict[str, Any] | None = None
     trace_flags: int = 1
     trace_state: str = ""
+    #: how it reached the engine: "direct", "processor", "log_exporter", "span_exporter", "span", "fallback", "client"
     via: str = "direct"
-    claimed: bool = False  # taken by one of our processors/exporters: any other one skips it (never twice)  # how it reached the engine: "direct", "processor", "log_exporter", "span_exporter", "client"
+    #: taken for delivery (by our processor, an exporter of ours or record_event's fallback); set only by :meth:`claim`
+    claimed: bool = False
+
+    def claim(self, via: str) -> bool:
+        """Take this event for delivery as ``via``; True for exactly one of any number of racing callers.
+
+        Atomic (a check-then-set under one process-wide lock held for two attribute writes): a batch
+        exporter's worker thread and ``record_event``'s fallback can race for the same event and only
+        one of them delivers it — never twice.
+        """
+        with _CLAIM_LOCK:
+            if self.claimed:
+                return False
+            self.claimed = True
+        self.via = via
+        return True
 
     @property
     def event_id(self) -> str:
@@ -41,6 +59,17 @@ class Pending:
         props = (self.collector or {}).get("properties") or {}
         return str(props.get("event_id", ""))
 
+
+_CLAIM_LOCK = threading.Lock()
+
+
+def _reinit_after_fork() -> None:  # a thread of the parent may have held it at fork()
+    global _CLAIM_LOCK
+    _CLAIM_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 #: ``on_error(error, pending)``: called (on the delivery thread, errors swallowed and logged) for every
 #: event that is dropped or rejected for good; ``pending`` is None for failures not tied to one event.

@@ -18,14 +18,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._model import CATALOG, CommerceEvent, OrderItem, Pending, event_id_for, parse_timestamp
 from .._model._time import from_unix_ns
 from . import _slot
+from ._sdk import LogRecordExporter, LogRecordExportResult, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from ._shape import envelope_from_record
 
 if TYPE_CHECKING:
@@ -71,7 +70,7 @@ def _warn_if_length_limit() -> None:
         _limit_warned = True
         logger.warning(
             "otel-commerce: an event was rebuilt from a log record while %s is set: the SDK may have "
-            "truncated its strings. Our processor (configure(), OTEL_PYTHON_CONFIGURATOR=commerce) delivers "
+            "truncated its strings. Our processor (configure(), the commerce instrumentor) delivers "
             "the original event instead.",
             ", ".join(f"{k}={v}" for k, v in limits.items()),
         )
@@ -159,14 +158,19 @@ class _Deliverer:
 class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
     """The fast path: ``commerce.*`` log records go straight to the delivery engine from ``on_emit``.
 
-    Add it to a ``LoggerProvider`` (``configure()`` and the ``commerce`` configurator do). With no
+    Add it to a ``LoggerProvider`` (``configure()`` and the ``commerce`` instrumentor do). With no
     ``engine`` argument it uses the process-wide engine built from the environment / ``configure()``.
     """
 
     def __init__(self, engine: DeliveryEngine | None = None) -> None:
         super().__init__(engine)
+        #: False: the processor stays on its provider (the SDK cannot remove one) but takes nothing;
+        #: ``record_event``'s fallback then delivers our events (``CommerceInstrumentor().uninstrument()``).
+        self.acting = True
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        if not self.acting:
+            return
         record = log_record.log_record
         if not (record.event_name or "").startswith(_PREFIX):
             return
@@ -175,11 +179,8 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
         except Exception as exc:
             _slot.RUNTIME.report_error(exc, None)
             return
-        if pending is None or pending.claimed:
-            return  # another processor/exporter of ours already took it: never twice
-        pending.claimed = True
-        pending.via = "processor"
-        self._deliver(pending)
+        if pending is not None and pending.claim("processor"):  # False: already taken, never twice
+            self._deliver(pending)
 
     def shutdown(self) -> None:
         self._flush(_DEFAULT_FLUSH_SECONDS)
@@ -189,14 +190,26 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
 
 
 class CommerceLogExporter(_Deliverer, LogRecordExporter):
-    """A ``LogRecordExporter`` for the SDK's ``BatchLogRecordProcessor`` (``OTEL_LOGS_EXPORTER=commerce``).
+    """A ``LogRecordExporter`` (``OTEL_LOGS_EXPORTER=commerce``, or ``commerce:`` in an ``OTEL_CONFIG_FILE``).
 
-    Prefer the processor: the batch processor adds a second queue that drops the oldest records when
-    full. When this exporter is alive, ``record_event`` leaves delivery to it.
+    Behind a ``SimpleLogRecordProcessor`` it takes each record during ``emit`` (its export only
+    enqueues). Behind a batch processor ``record_event``'s fallback usually takes our events first;
+    this exporter then delivers the ``commerce.*`` records other code emits.
+
+    ``settings``: ``OTEL_COMMERCE_*`` settings as keyword arguments (``nats_url``, ``collector_endpoint``,
+    ``mode``, ``pii``, ``batch_size``…, see ``Settings``), as a declarative configuration file passes
+    them; when given, they configure the process-wide delivery (like ``configure()`` without touching
+    any provider). Invalid ones raise ``ConfigurationError``. Not combinable with ``engine``.
     """
 
-    def __init__(self, engine: DeliveryEngine | None = None) -> None:
+    def __init__(self, engine: DeliveryEngine | None = None, **settings: Any) -> None:
         super().__init__(engine)
+        if settings:
+            if engine is not None:
+                from .._errors import ConfigurationError
+
+                raise ConfigurationError("CommerceLogExporter: pass either engine or settings, not both")
+            _slot.RUNTIME.apply_settings(settings)
         self._live = True
         _slot.RUNTIME.log_exporters += 1
 
@@ -207,9 +220,8 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
             except Exception as exc:
                 _slot.RUNTIME.report_error(exc, None)
                 continue
-            if pending is not None and not pending.claimed:  # the batch processor copies the record,
-                pending.claimed = True  # but the Pending it carries is shared: claims are seen
-                pending.via = "log_exporter"
+            # the batch processor copies the record, but the Pending it carries is shared: claims are seen
+            if pending is not None and pending.claim("log_exporter"):
                 self._deliver(pending)
         return LogRecordExportResult.SUCCESS
 

@@ -8,7 +8,7 @@ otel_commerce`` always does before any of their code runs.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .._config import Settings
 from .._model import Pending
@@ -28,6 +28,10 @@ class RuntimeSlot(Protocol):
     def active(self) -> bool: ...
 
     def deliver(self, pending: Pending) -> bool: ...
+
+    def apply_settings(self, settings: dict[str, Any]) -> Settings:
+        """Resolve ``settings`` over the environment and install an engine for them (raises ConfigurationError)."""
+        ...
 
     def report_error(self, exc: BaseException, pending: Pending | None = None) -> None: ...
 

@@ -33,7 +33,7 @@ from .._model import (
 from .._model._catalog import check_catalog_type, check_data, items_size
 from .._model._frozen import copy_items, copy_mapping
 from .._model._time import to_unix_ns, utc
-from .._otel import _slot
+from .._otel import _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, mask_id
 from ._transaction import hold, holder_for
@@ -222,17 +222,22 @@ _LOGGERS = _LoggerCache()
 
 
 def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
-    """Record through OTel per the mode; hand to the engine directly when no pipeline of ours takes it.
+    """Record through OTel per the mode, and make sure the event is delivered exactly once.
 
     ``context``: the OTel context to record in (default: the current one) — a held event is emitted
     in the context it was recorded in (``_transaction.release``).
 
-    - ``log``: a log record (claimed by reference by our processor/exporter);
+    - ``log``: a log record, claimed by reference by our processor/exporter during ``emit``. If none of
+      ours claimed it when ``emit`` returns — a logger configuration disabled our scope, a processor
+      ahead of ours raised, the provider has no processor of ours, or our exporter sits behind a batch
+      processor — the event is delivered directly, counted ``via=fallback`` (never filtered away; the
+      claim is atomic, so a batch exporter racing the fallback cannot deliver it twice);
     - ``span``: a span event when the current span is recording; never a log record — users choose
       this mode to keep business events out of their log pipeline. The event is delivered directly,
       also when no span is recording (sampling never loses an event);
     - ``both``: both, delivered once (by the log path);
-    - ``OTEL_SDK_DISABLED=true``: neither; delivered directly.
+    - ``OTEL_SDK_DISABLED=true``, or no logger provider set at all: no log record; delivered directly
+      (``via=direct``, not a fallback).
     """
     event = pending.event
     assert event is not None
@@ -243,8 +248,8 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
         return
     mode = settings.mode
     mask = settings.pii != "keep"
-    claimed = False
     on_span = False
+    emitted = False
     if not settings.sdk_disabled:
         ts_ns = to_unix_ns(event.timestamp)  # exact to the microsecond (no float rounding)
         if mode != "log":
@@ -260,7 +265,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
                 # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
                 # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
-        if mode != "span":
+        if mode != "span" and _sdk.installed_providers()[0] is not None:  # else no pipeline: direct
             record = CommerceLogRecord(
                 timestamp=ts_ns,
                 body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,
@@ -271,13 +276,43 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 context=context,
             )
             record.commerce_pending = pending
-            _LOGGERS.get().emit(record)
-            claimed = pending.claimed or rt.log_exporters > 0
+            emitted = True
+            try:
+                _LOGGERS.get().emit(record)
+            except Exception as exc:  # a processor ahead of ours raised: the event still goes out below
+                rt.report_error(exc, pending)
     rt.counters["recorded"] += 1
-    _metrics.count("recorded", via="otel" if claimed else "direct")
-    if not claimed:
-        pending.via = "span" if on_span else "direct"
-        rt.deliver(pending)
+    if emitted:
+        if not pending.claim("fallback"):
+            _metrics.count("recorded", via="otel")  # one of our processors/exporters took it
+            return
+        rt.counters["fallback"] += 1
+        _metrics.count("recorded", via="fallback")
+        _warn_fallback()
+    elif pending.claim("span" if on_span else "direct"):
+        _metrics.count("recorded", via="direct")
+    else:  # pragma: no cover - nothing else can hold a Pending that was never emitted
+        return
+    rt.deliver(pending)
+
+
+_fallback_warned = False
+
+
+def _warn_fallback() -> None:
+    """Once per process: our events bypass the OTel pipeline (a notice, not a loss)."""
+    global _fallback_warned
+    if _fallback_warned:
+        return
+    _fallback_warned = True
+    import logging
+
+    logging.getLogger("otel_commerce").warning(
+        "otel-commerce: a commerce.* log record was not taken by our processor during emit (a logger "
+        "configuration disabling the otel_commerce scope, a processor ahead of ours that raised, a provider "
+        "without CommerceLogRecordProcessor, or CommerceLogExporter behind a batch processor); such events "
+        "are delivered directly, counted via=fallback. configure() or the commerce instrumentor adds our processor."
+    )
 
 
 def record_event(

@@ -1,4 +1,4 @@
-"""The composition root: process-wide state, ``configure()``, the OTel distro/configurator.
+"""The composition root: process-wide state, ``configure()``, the ``commerce`` instrumentor.
 
 The one place allowed to import every layer; it fills the slot through which ``_record`` and
 ``_otel`` reach the engine.

@@ -10,26 +10,35 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import _logs, trace
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from .._config import Settings
 from .._model import OnError
 from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
-from ._state import RUNTIME, build_engine
+from .._otel._sdk import LoggerProvider, log_processors, span_processors
+from ._state import RUNTIME
 
-__all__ = ["configure", "flush", "shutdown", "stats"]
-
-
-def _processors(provider: LoggerProvider) -> list[Any]:
-    multi = getattr(provider, "_multi_log_record_processor", None)
-    return list(getattr(multi, "_log_record_processors", ()))
+__all__ = ["attach_processor", "attach_span_exporter", "configure", "flush", "shutdown", "stats"]
 
 
-def _span_processors(provider: TracerProvider) -> list[Any]:
-    multi = getattr(provider, "_active_span_processor", None)
-    return list(getattr(multi, "_span_processors", ()))
+def attach_processor(provider: LoggerProvider) -> CommerceLogRecordProcessor:
+    """Our direct processor on ``provider``: the one already there (re-enabled), else a new one added last."""
+    for processor in log_processors(provider):
+        if isinstance(processor, CommerceLogRecordProcessor):
+            processor.acting = True
+            return processor
+    processor = CommerceLogRecordProcessor()
+    provider.add_log_record_processor(processor)
+    return processor
+
+
+def attach_span_exporter(provider: object) -> None:
+    """``CommerceSpanExporter`` behind a ``SimpleSpanProcessor`` on an SDK ``provider`` (never twice; else nothing)."""
+    if isinstance(provider, TracerProvider) and not any(
+        isinstance(getattr(p, "span_exporter", None), CommerceSpanExporter) for p in span_processors(provider)
+    ):
+        provider.add_span_processor(SimpleSpanProcessor(CommerceSpanExporter()))
 
 
 def configure(
@@ -49,13 +58,9 @@ def configure(
     again replaces the engine (the old one is flushed and shut down) and never adds our processor
     twice. Raises :class:`ConfigurationError` for invalid settings.
     """
-    resolved = Settings.from_env(
-        nats_url=nats_url, collector_endpoint=collector_endpoint, mode=mode, pii=pii, **settings
+    resolved = RUNTIME.apply_settings(
+        dict(nats_url=nats_url, collector_endpoint=collector_endpoint, mode=mode, pii=pii, **settings)
     )
-    engine = build_engine(resolved, RUNTIME.report_error)
-    old = RUNTIME.install(resolved, engine)
-    if old is not None and old is not engine:
-        old.shutdown(5.0)
     if on_error is not None and on_error not in RUNTIME.on_error:
         RUNTIME.on_error.append(on_error)
 
@@ -63,15 +68,10 @@ def configure(
     if not isinstance(lp, LoggerProvider):
         lp = LoggerProvider()
         _logs.set_logger_provider(lp)
-    if not any(isinstance(p, CommerceLogRecordProcessor) for p in _processors(lp)):
-        lp.add_log_record_processor(CommerceLogRecordProcessor())
+    attach_processor(lp)
 
     if resolved.mode == "span":
-        tp = tracer_provider or trace.get_tracer_provider()
-        if isinstance(tp, TracerProvider) and not any(
-            isinstance(getattr(p, "span_exporter", None), CommerceSpanExporter) for p in _span_processors(tp)
-        ):
-            tp.add_span_processor(SimpleSpanProcessor(CommerceSpanExporter()))
+        attach_span_exporter(tracer_provider or trace.get_tracer_provider())
     return resolved
 
 

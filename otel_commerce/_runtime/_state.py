@@ -13,13 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace as _trace
-from opentelemetry._logs import _internal as _logs_internal
-
 from .._config import Settings
 from .._delivery import _metrics
 from .._model import Pending
-from .._otel import _slot
+from .._otel import _sdk, _slot
 
 if TYPE_CHECKING:
     from .._delivery import DeliveryEngine
@@ -86,7 +83,7 @@ class Runtime:
         self.on_error: list[ErrorCallback] = []
         self.captures: list[list[CommerceEvent]] = []
         self.log_exporters = 0  # live CommerceLogExporter instances (batch path: no direct hand-off)
-        self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0, "discarded": 0}
+        self.counters: dict[str, int] = {"recorded": 0, "noop": 0, "errors": 0, "discarded": 0, "fallback": 0}
         self._noop_warned = False
         self._disabled_by: BaseException | None = None  # the configuration error that disabled delivery
         self._announced: set[str] = set()  # start-up warnings already given (one per switch per process)
@@ -148,6 +145,18 @@ class Runtime:
             self._announce(settings)
         return old
 
+    def apply_settings(self, settings: dict[str, Any]) -> Settings:
+        """Resolve ``settings`` over the environment, build and install their engine; the settings in force.
+
+        The old engine is flushed and shut down. Raises ``ConfigurationError`` for invalid settings.
+        """
+        resolved = Settings.from_env(**settings)
+        engine = build_engine(resolved, self.report_error)
+        old = self.install(resolved, engine)
+        if old is not None and old is not engine:
+            old.shutdown(5.0)
+        return resolved
+
     def reset(self) -> None:
         """Forget everything (settings re-read from env next time); shuts the engine down."""
         old = self.install(Settings(), None)
@@ -169,7 +178,7 @@ class Runtime:
             return False
         if self.captures or self.engine is not None:
             return True
-        if _logs_internal._LOGGER_PROVIDER is not None or _trace._TRACER_PROVIDER is not None:
+        if any(p is not None for p in _sdk.installed_providers()):
             return True
         self.counters["noop"] += 1
         if not self._noop_warned:
@@ -244,7 +253,7 @@ def _at_exit() -> None:
         return
     # Providers created before otel_commerce was imported run their exit hooks after this one: flush
     # them first, so records still in their batch processors reach the engine before it stops.
-    for provider in (_logs_internal._LOGGER_PROVIDER, _trace._TRACER_PROVIDER):
+    for provider in _sdk.installed_providers():
         flush = getattr(provider, "force_flush", None)
         if flush is not None:
             try:

@@ -29,6 +29,7 @@ from .._errors import DeliveryError, PermanentDeliveryError, StreamError, Transi
 from .._model import Pending, apply_marketing
 from ._bootstrap import bootstrap
 from ._natsutil import headers_for_ids, max_payload, translate_nats_error
+from ._selftrace import start_send_spans
 
 __all__ = ["JetStreamSink"]
 
@@ -239,6 +240,13 @@ class JetStreamSink:
 
     # ------------------------------------------------------------------ publishing
     async def send(self, items: Sequence[Any]) -> list[Outcome]:
+        finish = start_send_spans(items)  # OTEL_COMMERCE_SELF_TRACING=on: messaging spans (else None)
+        results = await self._send(items)
+        if finish is not None:
+            finish(results)
+        return results
+
+    async def _send(self, items: Sequence[Any]) -> list[Outcome]:
         conn = self._conn
         nc = conn.nc if conn is not None else None
         results: list[Outcome] = [None] * len(items)

@@ -1,0 +1,65 @@
+"""The one place that touches the OpenTelemetry SDK's private surface (``tests/test_sdk_contract.py``).
+
+The SDK has no public way to list a provider's processors or to ask whether a global provider was set,
+and its logs signal still lives in ``opentelemetry.sdk._logs``. Everything of that kind that we read is
+here, behind small functions, so that an SDK release that moves an attribute breaks one module and its
+contract tests (run against the minimum supported and the newest released SDK by ``.ci/run``) instead
+of failing silently elsewhere. Every reader degrades to "nothing found" rather than raising.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import _logs, trace
+from opentelemetry._logs import _internal as _logs_internal
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+__all__ = [
+    "BatchLogRecordProcessor",
+    "LogRecordExportResult",
+    "LogRecordExporter",
+    "LogRecordProcessor",
+    "LoggerProvider",
+    "ReadWriteLogRecord",
+    "ReadableLogRecord",
+    "SimpleLogRecordProcessor",
+    "installed_providers",
+    "log_processors",
+    "sdk_logger_provider",
+    "span_processors",
+]
+
+
+def log_processors(provider: LoggerProvider) -> list[LogRecordProcessor]:
+    """The processors added to ``provider``, in order (``_multi_log_record_processor._log_record_processors``)."""
+    multi = getattr(provider, "_multi_log_record_processor", None)
+    return list(getattr(multi, "_log_record_processors", ()))
+
+
+def span_processors(provider: TracerProvider) -> list[SpanProcessor]:
+    """The span processors added to ``provider``, in order (``_active_span_processor._span_processors``)."""
+    multi = getattr(provider, "_active_span_processor", None)
+    return list(getattr(multi, "_span_processors", ()))
+
+
+def installed_providers() -> tuple[Any, Any]:
+    """The global logger and tracer providers *set by the application* (``None`` for each not set).
+
+    The public getters return a proxy / no-op when none was set; this reads the globals the SDK's
+    setters fill (``opentelemetry._logs._internal._LOGGER_PROVIDER``, ``opentelemetry.trace._TRACER_PROVIDER``).
+    """
+    return getattr(_logs_internal, "_LOGGER_PROVIDER", None), getattr(trace, "_TRACER_PROVIDER", None)
+
+
+def sdk_logger_provider() -> LoggerProvider | None:
+    """The global ``LoggerProvider`` when it is the SDK's (a distro, configurator or config file set it)."""
+    provider = _logs.get_logger_provider()
+    return provider if isinstance(provider, LoggerProvider) else None
