@@ -43,7 +43,11 @@ class Errors:
 
 def _event(prefix: str, i: int, **props: Any) -> Pending:
     return Pending(
-        collector={"event": "thing_happened", "distinct_id": f"{prefix}-{i}", "properties": {"event_id": uuid7(), **props}},
+        collector={
+            "event": "thing_happened",
+            "distinct_id": f"{prefix}-{i}",
+            "properties": {"event_id": uuid7(), **props},
+        },
         via="client",
     )
 
