@@ -5,24 +5,31 @@ Real HTTP servers on 127.0.0.1 (the controllable fake collector, and our own col
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from collector_server import running_collector
 from fake_collector import FakeCollector
 from polling import poll
 
-from otel_commerce._delivery import CollectorSink, DeliveryEngine, Pending
+from otel_commerce._catalog import apply_marketing, event_from_args
+from otel_commerce._delivery import CollectorSink, DeliveryEngine, JetStreamSink, Pending
 from otel_commerce._delivery._collector import POISON_AFTER_FAILURES
 from otel_commerce._delivery._retry import MAX_RETRY_AFTER_SECONDS, parse_retry_after, retry_delay_seconds
 from otel_commerce._errors import PermanentDeliveryError
 from otel_commerce._identity import uuid7
+from otel_commerce._natsserver import NatsServer
+from otel_commerce.subjects import STREAM_NAME
 
 FAST = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05, "linger_seconds": 0.0}
+_NO_LINGER_BACKOFF = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
 
 
 @pytest.fixture
@@ -192,3 +199,73 @@ def test_our_collector_names_the_refused_index_and_the_sink_uses_it(tmp_path: Pa
         engine.shutdown(5)
     assert [pending for _, pending in errors.seen] == [pendings[5]]
     assert "event refused: quantity" in str(errors.seen[0][0])
+
+
+# --------------------------------------------------------------------------- JetStream max_payload
+def _sized_pending(prefix: str, i: int, payload_bytes: int | None = None) -> Pending:
+    """An order.completed event whose encoded envelope is exactly ``payload_bytes`` long (when given)."""
+    event, items = event_from_args(
+        "order.completed",
+        {
+            "order_id": f"{prefix}_{uuid7()}_{i}",
+            "org_name": "org_1",
+            "user_id": "u",
+            "email": "a@b.co",
+            "total_cents": 100,
+        },
+    )
+    apply_marketing(event, items)
+    if payload_bytes is not None:
+        event.data["note"] = ""
+        base = len(event.to_json())
+        event.data["note"] = "x" * (payload_bytes - base)
+        assert len(event.to_json()) == payload_bytes
+    return Pending(event=event, items=items)
+
+
+def test_over_limit_message_is_rejected_alone_headers_included(tmp_path: Path) -> None:
+    """max_payload 4096: a payload under the limit whose header block takes it over is rejected before
+    sending (counted, on_error), the rest of its batch is stored at once, the connection is never closed."""
+    conf = tmp_path / "small.conf"
+    conf.write_text("max_payload: 4096\n")
+    errors = Errors()
+    with NatsServer(extra_args=["-c", str(conf)]) as server:
+        sink = JetStreamSink(server.url)
+        engine = DeliveryEngine([sink], batch_size=64, linger_seconds=5.0, on_error=errors, **_NO_LINGER_BACKOFF)
+        assert engine.submit(_sized_pending("warm", 0)) and engine.flush(15)  # connected, stream created
+        good = [_sized_pending("mp", i) for i in range(20)]
+        tight = _sized_pending("mp", 100, payload_bytes=4096 - 8)  # payload fits, payload + headers does not
+        huge = _sized_pending("mp", 101, payload_bytes=10_000)
+        batch = [*good[:10], tight, *good[10:], huge]
+        for p in batch:
+            engine.submit(p)
+        start = time.monotonic()
+        assert engine.flush(10) is False
+        elapsed = time.monotonic() - start
+        stats = engine.stats()
+        assert stats["exported"] == 21 and stats["rejected"] == 2 and stats["retried"] == 0, stats
+        assert elapsed < 2.0  # never waited for an ack deadline or a reconnect
+        assert sorted(id(p) for _, p in errors.seen) == sorted([id(tight), id(huge)])
+        assert all("max payload of 4096" in str(e) for e, _ in errors.seen)
+        assert sink.ready()
+        engine.shutdown(5)
+        stored = asyncio.run(_stream_msg_ids(server.url))
+    assert len(stored) == 21  # the warm-up event and the 20 good ones
+    assert tight.event_id not in stored and huge.event_id not in stored
+    assert {p.event_id for p in good} <= stored
+
+
+async def _stream_msg_ids(url: str) -> set[str]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        total = (await js.stream_info(STREAM_NAME)).state.messages
+        sub = await js.subscribe("commerce.>", ordered_consumer=True)
+        ids = set()
+        for _ in range(total):
+            msg = await sub.next_msg(timeout=5)
+            ids.add((msg.headers or {}).get("Nats-Msg-Id", ""))
+        await sub.unsubscribe()
+        return ids
+    finally:
+        await nc.close()
