@@ -46,10 +46,11 @@ def events() -> Iterator[CapturedEvents]:
 
 
 def test_bad_environment_never_breaks_a_decorated_handler(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A typo in OTEL_COMMERCE_* disables delivery with a logged error; the handler still runs and returns."""
+    """A typo in OTEL_COMMERCE_* falls back (default mode) or disables that sink with a logged error; the
+    handler still runs and returns."""
     RUNTIME.reset()
     monkeypatch.setenv("OTEL_COMMERCE_MODE", "bogus")
-    monkeypatch.setenv("OTEL_COMMERCE_COLLECTOR_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_COMMERCE_COLLECTOR_ENDPOINT", "127.0.0.1:9")
 
     @commerce_event("order.completed", organization_id="acme")
     def handler() -> dict[str, str]:

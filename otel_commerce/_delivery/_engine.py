@@ -6,9 +6,10 @@
       └─ bounded deque, drop-oldest ──wake──▶  intake: sink.prepare (maps + encodes) → one lane per sink
                                                 lane: batch (count / bytes / linger) → sink.send
                                                       ├─ delivered          → exported
-                                                      ├─ transient error    → retried after backoff /
-                                                      │                       Retry-After, capped by
+                                                      ├─ transient error    → retried after max(backoff,
+                                                      │                       Retry-After), capped by
                                                       │                       attempts and age → dropped
+                                                      │                       (a throttle counts no attempt)
                                                       └─ permanent error    → rejected
 
 Every event gets a sequence number at ``submit``; ``flush`` waits until every event submitted before
@@ -36,7 +37,7 @@ from opentelemetry import context as otel_context
 
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from . import _metrics
-from ._retry import backoff_seconds
+from ._retry import is_throttle, retry_delay_seconds
 from ._sink import ErrorCallback, Item, Sink, abandon
 
 __all__ = ["DeliveryEngine"]
@@ -523,7 +524,9 @@ class DeliveryEngine:
             if outcome is None:
                 delivered.append(entry)
             elif isinstance(outcome, TransientDeliveryError):
-                entry.attempts += 1
+                throttled = is_throttle(outcome.status, outcome.retry_after)
+                if not throttled:  # an obeyed throttle is waited out, bounded by the age cap only
+                    entry.attempts += 1
                 if entry.attempts >= self._max_attempts:
                     self._settle(rt, lane, [entry], "dropped", "max_attempts", outcome)
                 elif now - entry.track.t0 >= self._max_age:
@@ -544,9 +547,7 @@ class DeliveryEngine:
         self._bump(("retried", len(retry)), (f"retried.{name}", len(retry)))
         _metrics.count("retried", len(retry), sink=name)
         lane.failures += 1
-        if retry_after is not None:
-            return retry_after
-        return backoff_seconds(lane.failures, self._backoff_initial, self._backoff_max)
+        return retry_delay_seconds(lane.failures, self._backoff_initial, self._backoff_max, retry_after)
 
     def _settle(
         self,

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from .._config import Settings
+from .._errors import ConfigurationError
 from .._model import OnError
 from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from ._state import RUNTIME, build_engine
@@ -47,8 +48,16 @@ def configure(
 
     Keyword arguments override the ``OTEL_COMMERCE_*`` environment (see ``Settings``). Calling it
     again replaces the engine (the old one is flushed and shut down) and never adds our processor
-    twice. Raises :class:`ConfigurationError` for invalid settings.
+    twice. Raises :class:`ConfigurationError` for every invalid argument (wrong type, out of range,
+    unknown name, unusable URL / TLS / credential file); invalid *environment* values never raise
+    (see ``Settings``: a WARNING and the default, or an ERROR and that sink disabled).
     """
+    if on_error is not None and not callable(on_error):
+        raise ConfigurationError(f"on_error must be callable, got {type(on_error).__name__}")
+    if logger_provider is not None and not isinstance(logger_provider, LoggerProvider):
+        raise ConfigurationError(f"logger_provider must be an SDK LoggerProvider, got {type(logger_provider).__name__}")
+    if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
+        raise ConfigurationError(f"tracer_provider must be an SDK TracerProvider, got {type(tracer_provider).__name__}")
     resolved = Settings.from_env(
         nats_url=nats_url, collector_endpoint=collector_endpoint, mode=mode, pii=pii, **settings
     )

@@ -9,6 +9,10 @@ The sink connects itself, in the engine's loop: a failed first connect, or a con
 nats-py's reconnect budget, is retried forever with backoff. Once connected it runs ``bootstrap`` (create
 COMMERCE when missing, never reconcile). Losing the connection fails the in-flight messages at once
 (the engine retries them; the server de-duplicates those that were stored).
+
+Before sending, payload + header block is compared with the server's ``max_payload`` (learnt on
+connecting): a message over it is rejected alone (permanent error: counted, ``on_error``) and never
+sent — sending it would make the server close the connection and fail the whole batch.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .._model import Pending, apply_marketing
 from ._bootstrap import bootstrap
 from ._natsutil import headers_for_ids, max_payload, translate_nats_error
 
-__all__ = ["JetStreamSink"]
+__all__ = ["JetStreamSink", "header_block_size", "prepare_message"]
 
 logger = logging.getLogger("otel_commerce")
 
@@ -123,11 +127,10 @@ class JetStreamSink:
         if event is None:
             return None
         apply_marketing(event, pending.items)  # GA4 / Meta CAPI blocks of the envelope (idempotent)
-        payload = event.to_json()
         headers = headers_for_ids(
             {"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state
         )
-        return (event.subject, payload, headers), len(payload)
+        return prepare_message(event.subject, event.to_json(), headers)
 
     # ------------------------------------------------------------------ connection
     async def start(self) -> None:
@@ -206,7 +209,9 @@ class JetStreamSink:
             self._connect_failures += 1
             # the first failure and then every 30th at WARNING: a wrong URL or credentials must show
             level = logging.WARNING if self._connect_failures % 30 == 1 else logging.DEBUG
-            logger.log(level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect"))
+            logger.log(
+                level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect")
+            )
             if nc is not None:
                 try:
                     await asyncio.wait_for(nc.close(), 1.0)
@@ -247,10 +252,11 @@ class JetStreamSink:
             end = min(start + self._window, len(items))
             batch = _AckBatch(results)
             for i in range(start, end):
-                subject, payload, headers = items[i]
-                if len(payload) > limit:
+                subject, payload, headers, wire_size = items[i]
+                if wire_size > limit:  # the server would close the connection: reject it alone, never send it
                     results[i] = PermanentDeliveryError(
-                        f"jetstream: event is {len(payload)} bytes, over the server's max payload of {limit}"
+                        f"jetstream: message of {wire_size} bytes (payload {len(payload)} + header block "
+                        f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
                     continue
                 if not nc.is_connected:
@@ -301,6 +307,26 @@ class JetStreamSink:
     def forget(self) -> None:
         abandon(self._conn)
         self._conn = None
+
+
+def header_block_size(headers: dict[str, str] | None) -> int:
+    """Bytes of the NATS header block nats-py sends for ``headers`` (``NATS/1.0\\r\\n``, ``k: v\\r\\n``…, ``\\r\\n``).
+
+    The server compares header block + payload with its ``max_payload`` (nats-server ``HPUB``).
+    """
+    if headers is None:
+        return 0
+    size = len(b"NATS/1.0\r\n") + 2
+    for key, value in headers.items():
+        k = key.strip()
+        if k:
+            size += len(k.encode()) + 2 + len(value.strip().encode()) + 2
+    return size
+
+
+def prepare_message(subject: str, payload: bytes, headers: dict[str, str] | None) -> Prepared:
+    """``((subject, payload, headers, wire_size), len(payload))``: one message for :meth:`JetStreamSink.send`."""
+    return (subject, payload, headers, len(payload) + header_block_size(headers)), len(payload)
 
 
 def _ack_outcome(msg: Msg) -> Outcome:
