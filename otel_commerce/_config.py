@@ -24,11 +24,12 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 from urllib.parse import unquote
 
 from ._errors import ConfigurationError
+from ._redact import MASK, redact, redact_headers, redact_url, register_secret, secret_header
 
 __all__ = ["MODES", "PII_POLICIES", "Settings"]
 
@@ -59,7 +60,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
+        raise ConfigurationError(f"{name}={redact(raw)!r} is not an integer") from None
     if value <= 0:
         raise ConfigurationError(f"{name} must be positive, got {value}")
     return value
@@ -72,7 +73,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+        raise ConfigurationError(f"{name}={redact(raw)!r} is not a number") from None
     if value <= 0:
         raise ConfigurationError(f"{name} must be positive, got {value}")
     return value
@@ -86,7 +87,7 @@ def parse_headers(raw: str) -> dict[str, str]:
             continue
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
-            raise ConfigurationError(f"OTEL_COMMERCE_COLLECTOR_HEADERS: {part!r} is not key=value")
+            raise ConfigurationError(f"OTEL_COMMERCE_COLLECTOR_HEADERS: {redact(part)!r} is not key=value")
         headers[unquote(key.strip())] = unquote(value.strip())
     return headers
 
@@ -115,15 +116,40 @@ class Settings:
     max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS
 
     def __post_init__(self) -> None:
+        register_secret(self.nats_token, self.nats_password)  # masked in every otel-commerce message
+        register_secret(*(v for k, v in self.collector_headers.items() if secret_header(k)))
+        for url in (*self.nats_url.split(","), self.collector_endpoint):
+            if "@" in url.partition("://")[2].partition("/")[0]:  # credentials in a URL: its user-info part
+                userinfo = url.partition("://")[2].rpartition("@")[0]
+                register_secret(userinfo.partition(":")[2] or userinfo)  # the password, or a token
         if self.mode not in MODES:
             raise ConfigurationError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.pii not in PII_POLICIES:
             raise ConfigurationError(f"pii must be one of {PII_POLICIES}, got {self.pii!r}")
         for url in filter(None, self.nats_url.split(",")):
             if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
-                raise ConfigurationError(f"NATS URL {url!r} must start with nats://, tls://, ws:// or wss://")
+                raise ConfigurationError(
+                    f"NATS URL {redact_url(url)!r} must start with nats://, tls://, ws:// or wss://"
+                )
         if self.collector_endpoint and not self.collector_endpoint.startswith(("http://", "https://")):
-            raise ConfigurationError(f"collector endpoint {self.collector_endpoint!r} must be an http(s) URL")
+            shown = redact_url(self.collector_endpoint)
+            raise ConfigurationError(f"collector endpoint {shown!r} must be an http(s) URL")
+
+    def __repr__(self) -> str:
+        """Like the dataclass repr, with the password, token, URL credentials and secret headers masked."""
+        shown: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("nats_password", "nats_token") and value:
+                value = MASK
+            elif f.name in ("nats_url", "collector_endpoint"):
+                value = redact_url(value)
+            elif f.name == "collector_headers":
+                value = redact_headers(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @property
     def has_sink(self) -> bool:

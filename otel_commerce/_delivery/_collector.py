@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 import orjson
 
+from .. import _log
 from .._catalog import collector_from_event
 from .._errors import DeliveryError, EventValidationError, PermanentDeliveryError, TransientDeliveryError
+from .._redact import redact_url
 from ._pending import Pending
 from ._retry import is_retryable_status, parse_retry_after
 from ._sink import Outcome, Prepared, abandon
@@ -51,6 +53,8 @@ def _status_error(response: httpx.Response, what: str) -> DeliveryError | None:
         return None
     message = _server_message(response)
     text = f"{what}: HTTP {status}" + (f": {message}" if message else "")
+    if status == 404:
+        text += " (is the collector endpoint right? it should be the base URL the collector serves /events under)"
     if is_retryable_status(status):
         return TransientDeliveryError(
             text, status=status, retry_after=parse_retry_after(response.headers.get("retry-after"))
@@ -92,6 +96,7 @@ class CollectorSink:
         self._gzip = gzip
         self._timeout = timeout_seconds
         self._client: httpx.AsyncClient | None = None
+        _log.setup()  # httpx's per-request INFO lines never show from our client
         self._single_since: float | None = None  # monotonic time we fell back to /event
 
     @property
@@ -151,17 +156,15 @@ class CollectorSink:
 
     async def _send_batch(self, items: Sequence[Any], lo: int, hi: int, results: list[Outcome]) -> None:
         body = b'{"events":[' + b",".join(items[lo:hi]) + b"]}"
-        what = f"POST {self._endpoint}/events ({hi - lo} events)"
+        what = f"POST {redact_url(self._endpoint)}/events ({hi - lo} events)"
         try:
             response = await self._post("/events", body)
         except Exception as exc:
             self._fill(results, lo, hi, _translate(exc, what))
             return
         if response.status_code in _MISSING_ROUTE_STATUS and self._single_since is None and lo == 0:
-            logger.info(
-                "otel-commerce: %s/events answered %d: sending one event per request",
-                self._endpoint,
-                response.status_code,
+            _log.failure(  # a wrong path shows here (and as rejected http_404 if /event is missing too)
+                self.name, "wrong path", f"{what} answered HTTP {response.status_code}: sending one event per request"
             )
             self._single_since = time.monotonic()
             await self._send_each(items, lo, hi, results)
@@ -180,7 +183,7 @@ class CollectorSink:
         self._fill(results, lo, hi, error)
 
     async def _send_each(self, items: Sequence[Any], lo: int, hi: int, results: list[Outcome]) -> None:
-        what = f"POST {self._endpoint}/event"
+        what = f"POST {redact_url(self._endpoint)}/event"
         for i in range(lo, hi):
             try:
                 response = await self._post("/event", items[i])

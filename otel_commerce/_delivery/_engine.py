@@ -34,7 +34,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from .. import _metrics
+from .. import _log, _metrics
 from .._catalog import apply_marketing
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ._pending import OnError, Pending
@@ -465,6 +465,9 @@ class DeliveryEngine:
             if not lane.entries:
                 continue
             if not sink.ready():
+                cause = getattr(sink, "last_error", "")  # the sink logged the first failure: add summaries
+                if cause:
+                    _log.failure(sink.name, "unreachable", cause, count=0, waiting=len(lane.entries), outage=True)
                 await sink.wait_ready(_READY_POLL_SECONDS)
                 continue
             await self._wait_for_batch(rt, lane)
@@ -544,6 +547,11 @@ class DeliveryEngine:
                 self._settle(rt, lane, [entry], "rejected", _reason(outcome), outcome)
         if delivered:
             self._settle(rt, lane, delivered, "exported", None, None)
+            _log.recovered(lane.sink.name)
+        if retry:
+            first = next(o for o in outcomes if isinstance(o, TransientDeliveryError))
+            waiting = len(lane.entries) + len(retry)
+            _log.failure(lane.sink.name, "unreachable", first, count=len(retry), waiting=waiting, outage=True)
         if not retry:
             lane.failures = 0
             return None
@@ -571,7 +579,7 @@ class DeliveryEngine:
         _metrics.count(kind, n, sink=name, reason=reason)
         failed = kind != "exported"
         if failed:
-            logger.debug("otel-commerce: %d event(s) %s by %s (%s): %s", n, kind, name, reason, error)
+            _log.failure(name, f"{kind} ({reason})", f"{n} event(s): {error}", count=n, waiting=len(lane.entries))
         for entry in entries:
             track = entry.track
             if failed:
