@@ -79,7 +79,9 @@ def cause_of(exc: BaseException, seen: Sequence[BaseException] = ()) -> str:
     ``ConnectionRefusedError: Connect call failed``; otherwise the deepest chained cause is added.
     """
     if type(exc).__name__ == "NoServersError" and seen:
-        return redact(_describe(seen[-1]))
+        # a server that refuses the credentials then resets the socket: the reset is not the cause
+        telling = [e for e in seen if not isinstance(e, (ConnectionResetError, BrokenPipeError, EOFError))]
+        return redact(_describe((telling or list(seen))[-1]))
     root: BaseException = exc
     depth = 0
     while root.__cause__ is not None and depth < 5:
