@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .._errors import ConfigurationError, StreamError
+from .._redact import redact, redact_url
 from ._common import (
+    check_port_free,
     err_console,
     event_table,
     fail,
@@ -89,7 +92,16 @@ def collector_command(
         str | None,
         typer.Option(
             "--auth-token",
-            help="Require 'Authorization: Bearer TOKEN' (except /health). Default: $OTEL_COMMERCE_COLLECTOR_TOKEN.",
+            help="Require 'Authorization: Bearer TOKEN' (except /health). Visible in the process list: prefer "
+            "--auth-token-file or $OTEL_COMMERCE_COLLECTOR_TOKEN(_FILE).",
+            show_default=False,
+        ),
+    ] = None,
+    auth_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--auth-token-file",
+            help="Read the bearer token from this file. Default: $OTEL_COMMERCE_COLLECTOR_TOKEN_FILE.",
             show_default=False,
         ),
     ] = None,
@@ -126,18 +138,24 @@ def collector_command(
             db=str(db) if db is not None else None,
             nats_url=nats_url,
             auth_token=auth_token,
+            auth_token_file=auth_token_file,
             max_body_bytes=max_body_bytes,
             log_level=log_level,
         )
     except ConfigurationError as exc:
-        fail(str(exc), 2)
+        fail(redact(str(exc)), 2)
     from ..collector._server import run
+    from ..collector._settings import exposure_warning
 
+    check_port_free(settings.host, settings.port)
     err_console.print(
         f"otel-commerce collector on http://{settings.host}:{settings.port} → {settings.db}"
-        + (f", forwarding to {settings.nats_url}" if settings.nats_url else "")
+        + (f", forwarding to {redact_url(settings.nats_url)}" if settings.nats_url else "")
         + (" (bearer auth on)" if settings.auth_token else "")
     )
+    warning = exposure_warning(settings)
+    if warning:
+        err_console.print(f"[bold red]WARNING:[/] {escape(warning)}")
     run(settings)
 
 

@@ -20,6 +20,7 @@ from .._model import parse_timestamp
 
 __all__ = [
     "DEFAULT_NATS_URL",
+    "check_port_free",
     "TRACE_URL_ENV",
     "err_console",
     "event_table",
@@ -49,6 +50,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Exit 2 with one message when ``host:port`` cannot be bound (in use, or not an address of ours)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            reason = "the port is already in use" if exc.errno in (48, 98, 10048) else (exc.strerror or str(exc))
+            fail(f"cannot listen on {host}:{port}: {reason} (choose another with --port)", 2)
 
 
 def parse_duration(text: str) -> float | None:

@@ -21,6 +21,7 @@ from .._bootstrap import bootstrap
 from .._errors import EventValidationError, PermanentDeliveryError
 from .._natsutil import max_payload, translate_nats_error
 from .._propagation import headers_for_ids
+from .._redact import redact, redact_url
 from ..subjects import validate_subject
 from ._records import StoredEvent
 from ._store import EventStore, ForwardState
@@ -100,13 +101,13 @@ class Forwarder:
         js = self._nc.jetstream()
         await bootstrap(js)
         self._js = js
-        logger.info("forwarding collector events to %s", self._url)
+        logger.info("forwarding collector events to %s", redact_url(self._url))
         return js
 
     async def _on_error(self, exc: Exception) -> None:
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact(f"{type(exc).__name__}: {exc}")
         if message != self.last_error:
-            logger.warning("NATS connection to %s: %s", self._url, message)
+            logger.warning("NATS connection to %s: %s", redact_url(self._url), message)
         self.last_error = message
 
     async def _run(self) -> None:
@@ -121,7 +122,7 @@ class Forwarder:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = redact(f"{type(exc).__name__}: {exc}")
                 logger.warning("forwarding to NATS failed (retrying in %.1fs): %s", backoff, self.last_error)
                 if self._nc is not None and self._nc.is_closed:
                     self._nc, self._js = None, None
