@@ -27,7 +27,14 @@ from ._common import (
     trace_link,
 )
 
-__all__ = ["bootstrap_command", "collector_command", "events_command", "tail_command", "trace_command"]
+__all__ = [
+    "bootstrap_command",
+    "collector_command",
+    "doctor_command",
+    "events_command",
+    "tail_command",
+    "trace_command",
+]
 
 DbOption = Annotated[
     Path | None,
@@ -362,4 +369,68 @@ def bootstrap_command(
         if report["action"] == "differs":
             out_console.print("run again with --reconcile to update it")
     if report["action"] == "differs":
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- doctor
+def doctor_command(
+    nats_url: Annotated[
+        str | None,
+        typer.Option("--nats-url", help="Check this NATS URL instead of $OTEL_COMMERCE_NATS_URL.", show_default=False),
+    ] = None,
+    collector_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--collector-endpoint",
+            help="Check this collector instead of $OTEL_COMMERCE_COLLECTOR_ENDPOINT.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")] = 3.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the effective settings (secrets masked) and where each came from, then check every sink.
+
+    Exit code 1 when a check fails, with one line of fix per problem.
+    """
+    from .._config import Settings
+    from .._doctor import Check, run_checks, setting_sources
+
+    arguments = {"nats_url": nats_url, "collector_endpoint": collector_endpoint}
+    try:
+        settings = Settings.from_env(None, nats_url=nats_url, collector_endpoint=collector_endpoint)
+    except ConfigurationError as exc:
+        checks = [Check("settings", False, redact(str(exc)), "fix the variable named above")]
+        rows: list[tuple[str, str, str]] = []
+    else:
+        rows = setting_sources(settings, arguments=arguments)
+        checks = run_checks(settings, timeout_seconds=timeout)
+    problems = [c for c in checks if not c.ok]
+    if as_json:
+        print_json_line(
+            {
+                "settings": {name: {"value": value, "source": source} for name, value, source in rows},
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks],
+                "ok": not problems,
+            }
+        )
+    else:
+        from rich.table import Table
+
+        table = Table(title="settings", title_justify="left", show_edge=False, pad_edge=False)
+        for column in ("setting", "value", "source"):
+            table.add_column(column, overflow="fold")
+        for name, value, source in rows:
+            table.add_row(name, escape(value), source)
+        if rows:
+            out_console.print(table)
+        for c in checks:
+            mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
+            out_console.print(f"{mark} {escape(c.name)}: {escape(c.detail)}")
+            if c.fix:
+                out_console.print(f"     fix: {escape(c.fix)}")
+        out_console.print(
+            "[green]everything looks right[/]" if not problems else f"[bold red]{len(problems)} problem(s)[/]"
+        )
+    if problems:
         raise typer.Exit(1)
