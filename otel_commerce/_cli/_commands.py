@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from .._errors import ConfigurationError, StreamError
+from .._errors import ConfigurationError, EventValidationError, StreamError
 from .._redact import redact, redact_url
 from ._common import (
     check_port_free,
     err_console,
-    event_table,
     fail,
     normalize_type,
     out_console,
     parse_duration,
     parse_trace_id,
     parse_when,
+    print_events,
     print_json_line,
     resolve_nats_url,
     short_time,
@@ -75,7 +76,27 @@ def _db_path(db: Path | None) -> Path:
 
 
 def _types(types: list[str] | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(normalize_type(t) for t in types or ()))
+    from ..subjects import subject_for
+
+    out = tuple(dict.fromkeys(normalize_type(t) for t in types or ()))
+    for t in out:
+        try:
+            subject_for(t)
+        except EventValidationError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--type") from None
+    return out
+
+
+def _time_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    start = parse_when(since)
+    end = parse_when(until, option="--until")
+    if start is not None and end is not None and start >= end:
+        raise typer.BadParameter(
+            f"--since ({start:%Y-%m-%d %H:%M:%S}) is not before --until ({end:%Y-%m-%d %H:%M:%S}); "
+            "durations count back from now, so --since 2h --until 1h is the hour before last",
+            param_hint="--since/--until",
+        )
+    return start, end
 
 
 # --------------------------------------------------------------------------- collector
@@ -190,6 +211,8 @@ def trace_command(
     if nats_url:
         from ._stream import EventFilter, connect, scan_stream
 
+        nats_url = resolve_nats_url(nats_url)
+
         async def scan() -> list[dict[str, Any]]:
             nc = await connect(nats_url)
             try:
@@ -212,7 +235,7 @@ def trace_command(
         if link:
             err_console.print(f"trace: {link}")
     else:
-        out_console.print(event_table(rows, title=f"{len(rows)} event(s) in trace {tid}", with_trace=False))
+        print_events(rows, title=f"{len(rows)} event(s) in trace {tid}", with_trace=False)
         if link:
             out_console.print(f"trace: [link={link}]{link}[/link]")
     if not rows:
@@ -236,8 +259,7 @@ def events_command(
     from ..collector._store import EventQuery
     from ._store_cmds import events_title, print_store_events, query_store
 
-    start = parse_when(since)
-    end = parse_when(until, option="--until")
+    start, end = _time_range(since, until)
     query = EventQuery(
         trace_id=parse_trace_id(trace_id) if trace_id else None,
         types=_types(types),
