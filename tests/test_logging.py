@@ -184,3 +184,29 @@ def test_one_info_line_at_startup_and_debug_env(collector: FakeCollector) -> Non
     assert "DEBUG otel_commerce otel-commerce: Settings(" in debug.stderr, debug.stderr
     assert debug.stderr.count("delivering commerce events to") == 1
     assert "s3cr3t-pw" not in debug.stderr
+
+
+_TRACER_SCRIPT = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+import otel_commerce
+if sys.argv[1] == "sdk":
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    trace.set_tracer_provider(TracerProvider())
+otel_commerce.configure()
+otel_commerce.configure()
+"""
+
+
+def test_configure_without_tracer_provider_warns_once() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    runs = {
+        kind: subprocess.run(
+            [sys.executable, "-c", _TRACER_SCRIPT, kind], env=env, capture_output=True, text=True, timeout=60
+        ).stderr
+        for kind in ("none", "sdk")
+    }
+    assert runs["none"].count("will carry no trace ids") == 1, runs["none"]
+    assert "trace.set_tracer_provider(TracerProvider())" in runs["none"]
+    assert "trace ids" not in runs["sdk"], runs["sdk"]
