@@ -80,3 +80,34 @@ def test_db_that_is_not_a_store_exits_2(tmp_path: Path) -> None:
             assert result.exit_code == 2, result.output
             assert "is not an otel-commerce collector store" in result.stderr
             assert "Traceback" not in result.output
+
+
+def test_bootstrap_prints_each_difference_once_in_cli_words() -> None:
+    import asyncio
+
+    import nats
+    from nats.js.api import StreamConfig
+
+    from otel_commerce._natsserver import NatsServer
+
+    with NatsServer() as server:
+
+        async def narrow_stream() -> None:
+            nc = await nats.connect(server.url)
+            await nc.jetstream().add_stream(
+                StreamConfig(name="COMMERCE", subjects=["commerce.order.*"], duplicate_window=60)
+            )
+            await nc.close()
+
+        asyncio.run(narrow_stream())
+        proc = subprocess.run(
+            [sys.executable, "-m", "otel_commerce.cli", "bootstrap", "--nats-url", server.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    both = proc.stdout + proc.stderr
+    assert proc.returncode == 1, both
+    assert both.count("do not cover") == 1 and both.count("60s is shorter than 600s") == 1, both
+    assert "duplicate_window" not in both and "reconcile=True" not in both
+    assert "--reconcile" in proc.stdout

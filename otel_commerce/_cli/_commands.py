@@ -374,10 +374,17 @@ def bootstrap_command(
             "differences": result.differences,
         }
 
+    import logging
+
+    lib_logger = logging.getLogger("otel_commerce")
+    level = lib_logger.level
+    lib_logger.setLevel(logging.ERROR)  # the library's "stream differs" WARNING: printed below, once, in CLI words
     try:
         report = asyncio.run(run())
     except StreamError as exc:
-        fail(str(exc), 1)
+        fail(str(exc).replace("reconcile=True or ", ""), 1)
+    finally:
+        lib_logger.setLevel(level)
     if as_json:
         print_json_line(report)
     else:
@@ -387,7 +394,7 @@ def bootstrap_command(
             f"duplicate window {report['duplicate_window_seconds']:g}s, {report['messages']} message(s)"
         )
         for diff in report["differences"]:
-            out_console.print(f"  • {diff}")
+            out_console.print(f"  • {escape(diff.replace('duplicate_window', 'duplicate window'))}")
         if report["action"] == "differs":
             out_console.print("run again with --reconcile to update it")
     if report["action"] == "differs":
