@@ -45,6 +45,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from ._errors import ConfigurationError
+from ._redact import MASK, redact, redact_headers, redact_url, register_secret, secret_header
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "MODES", "PII_POLICIES", "Settings"]
 
@@ -79,7 +80,7 @@ def _first(env: Mapping[str, str], *names: str) -> tuple[str, str]:
 
 
 def _fallback(name: str, raw: str, why: str, default: Any) -> Any:
-    logger.warning("otel-commerce: %s=%r is invalid (%s); using the default %r", name, raw, why, default)
+    logger.warning("otel-commerce: %s=%r is invalid (%s); using the default %r", name, redact(raw), why, default)
     return default
 
 
@@ -151,13 +152,13 @@ def parse_headers(raw: str, name: str = "OTEL_COMMERCE_COLLECTOR_HEADERS") -> di
 def _nats_url_problem(url: str) -> str | None:
     for part in filter(None, (u.strip() for u in url.split(","))):
         if not part.startswith(_NATS_SCHEMES):
-            return f"NATS URL {part.split('@')[-1]!r} must start with nats://, tls://, ws:// or wss://"
+            return f"NATS URL {redact_url(part.split('@')[-1])!r} must start with nats://, tls://, ws:// or wss://"
     return None
 
 
 def _collector_endpoint_problem(url: str) -> str | None:
     if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
-        return f"collector endpoint {url.split('@')[-1]!r} must be an http(s) URL"
+        return f"collector endpoint {redact_url(url.split('@')[-1])!r} must be an http(s) URL"
     return None
 
 
@@ -228,6 +229,15 @@ class Settings:
             value = getattr(self, f.name)
             if f.type == "str" and not isinstance(value, str):
                 raise ConfigurationError(f"{f.name} must be a string, got {type(value).__name__}")
+        # registered before any other check can raise, so that no message below can show them
+        register_secret(self.nats_token, self.nats_password)  # masked in every otel-commerce message
+        if isinstance(self.collector_headers, Mapping):
+            headers = self.collector_headers.items()
+            register_secret(*(v for k, v in headers if isinstance(k, str) and isinstance(v, str) and secret_header(k)))
+        for url in (*self.nats_url.split(","), self.collector_endpoint):
+            if "@" in url.partition("://")[2].partition("/")[0]:  # credentials in a URL: its user-info part
+                userinfo = url.partition("://")[2].rpartition("@")[0]
+                register_secret(userinfo.partition(":")[2] or userinfo)  # the password, or a token
         if self.log_body not in LOG_BODIES:
             raise ConfigurationError(f"log_body must be one of {LOG_BODIES}, got {self.log_body!r}")
         if self.mode not in MODES:
@@ -266,6 +276,22 @@ class Settings:
             problem = _collector_endpoint_problem(self.collector_endpoint)
             if problem:
                 raise ConfigurationError(problem)
+
+    def __repr__(self) -> str:
+        """Like the dataclass repr, with the password, token, URL credentials and secret headers masked."""
+        shown: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("nats_password", "nats_token") and value:
+                value = MASK
+            elif f.name in ("nats_url", "collector_endpoint"):
+                value = redact_url(value)
+            elif f.name == "collector_headers":
+                value = redact_headers(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @property
     def has_sink(self) -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from .. import _log
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from . import _metrics
 from ._retry import is_throttle, retry_delay_seconds
@@ -458,6 +459,9 @@ class DeliveryEngine:
             if not lane.entries:
                 continue
             if not sink.ready():
+                cause = getattr(sink, "last_error", "")  # the sink logged the first failure: add summaries
+                if cause:
+                    _log.failure(sink.name, "unreachable", cause, count=0, waiting=len(lane.entries), outage=True)
                 await sink.wait_ready(_READY_POLL_SECONDS)
                 continue
             await self._wait_for_batch(rt, lane)
@@ -539,6 +543,12 @@ class DeliveryEngine:
                 self._settle(rt, lane, [entry], "rejected", _reason(outcome), outcome)
         if delivered:
             self._settle(rt, lane, delivered, "exported", None, None)
+            _log.recovered(lane.sink.name)
+        if retry:
+            first = next(o for o in outcomes if isinstance(o, TransientDeliveryError))
+            waiting = len(lane.entries) + len(retry)
+            reason = "throttled" if is_throttle(first.status, first.retry_after) else "unreachable"
+            _log.failure(lane.sink.name, reason, first, count=len(retry), waiting=waiting, outage=True)
         if not retry:
             lane.failures = 0
             return None
@@ -564,7 +574,7 @@ class DeliveryEngine:
         _metrics.count(kind, n, sink=name, reason=reason)
         failed = kind != "exported"
         if failed:
-            logger.debug("otel-commerce: %d event(s) %s by %s (%s): %s", n, kind, name, reason, error)
+            _log.failure(name, f"{kind} ({reason})", f"{n} event(s): {error}", count=n, waiting=len(lane.entries))
         for entry in entries:
             track = entry.track
             if failed:

@@ -7,6 +7,7 @@ is none). In ``span`` mode it also adds the span exporter to an SDK ``TracerProv
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opentelemetry import _logs, trace
@@ -21,6 +22,22 @@ from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from ._state import RUNTIME, build_engine
 
 __all__ = ["configure", "flush", "shutdown", "stats"]
+
+logger = logging.getLogger("otel_commerce")
+_warned_no_tracer = False
+
+
+def _warn_without_tracer_provider(tracer_provider: TracerProvider | None) -> None:
+    """Warn once when no SDK ``TracerProvider`` is set: events would carry no trace ids."""
+    global _warned_no_tracer
+    if _warned_no_tracer or isinstance(tracer_provider or trace.get_tracer_provider(), TracerProvider):
+        return
+    _warned_no_tracer = True
+    logger.warning(
+        "otel-commerce: no OpenTelemetry TracerProvider is set, so commerce events will carry no trace ids. "
+        "Set one first: trace.set_tracer_provider(TracerProvider()) (opentelemetry.sdk.trace), "
+        "or run under opentelemetry-instrument."
+    )
 
 
 def _processors(provider: LoggerProvider) -> list[Any]:
@@ -75,6 +92,7 @@ def configure(
     if not any(isinstance(p, CommerceLogRecordProcessor) for p in _processors(lp)):
         lp.add_log_record_processor(CommerceLogRecordProcessor())
 
+    _warn_without_tracer_provider(tracer_provider)
     if resolved.mode == "span":
         tp = tracer_provider or trace.get_tracer_provider()
         if isinstance(tp, TracerProvider) and not any(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace as _trace
 from opentelemetry._logs import _internal as _logs_internal
 
+from .. import _log
 from .._config import Settings
 from .._delivery import _metrics
 from .._model import Pending
@@ -50,6 +51,10 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
                 settings.collector_endpoint, headers=dict(settings.collector_headers), gzip=settings.collector_gzip
             )
         )
+    _log.setup()
+    _log.startup([s.name + " " + getattr(s, "endpoint", "") for s in sinks], settings.mode,
+                 getattr(settings, "spool_dir", None))  # fmt: skip
+    logger.debug("otel-commerce: %r", settings)  # redacted (Settings.__repr__)
     return DeliveryEngine(
         sinks,
         queue_size=settings.queue_size,

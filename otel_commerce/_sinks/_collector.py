@@ -30,9 +30,11 @@ from typing import Any
 import httpx
 import orjson
 
+from .. import _log
 from .._delivery import Outcome, Prepared, abandon, is_retryable_status, parse_retry_after
 from .._errors import DeliveryError, EventValidationError, PermanentDeliveryError, TransientDeliveryError
 from .._model import Pending, collector_from_event
+from .._redact import redact_url
 
 __all__ = ["POISON_AFTER_FAILURES", "CollectorSink"]
 
@@ -64,6 +66,8 @@ def _status_error(response: httpx.Response, what: str) -> DeliveryError | None:
         return None
     message = _server_message(response)
     text = f"{what}: HTTP {status}" + (f": {message}" if message else "")
+    if status == 404:
+        text += " (is the collector endpoint right? it should be the base URL the collector serves /events under)"
     if is_retryable_status(status):
         return TransientDeliveryError(
             text, status=status, retry_after=parse_retry_after(response.headers.get("retry-after"))
@@ -127,6 +131,7 @@ class CollectorSink:
         self._gzip = gzip
         self._timeout = timeout_seconds
         self._client: httpx.AsyncClient | None = None
+        _log.setup()  # httpx's per-request INFO lines never show from our client
         self._single_since: float | None = None  # monotonic time we fell back to /event
         self._server_failures: dict[bytes, int] = {}  # item -> consecutive 5xx answers to batches holding it
 
@@ -190,7 +195,7 @@ class CollectorSink:
         try:
             return await self._post("/events", body)
         except Exception as exc:
-            return _translate(exc, f"POST {self._endpoint}/events ({hi - lo} events)")
+            return _translate(exc, f"POST {redact_url(self._endpoint)}/events ({hi - lo} events)")
 
     async def _send_batch(self, items: Sequence[Any], lo: int, hi: int, results: list[Outcome]) -> None:
         failures = self._server_failures
@@ -211,16 +216,17 @@ class CollectorSink:
             self._fill(results, lo, hi, answer)
             return
         if answer.status_code in _MISSING_ROUTE_STATUS and self._single_since is None and lo == 0:
-            logger.info(
-                "otel-commerce: %s/events answered %d: sending one event per request",
-                self._endpoint,
-                answer.status_code,
+            _log.failure(  # a wrong path shows here (and as rejected http_404 if /event is missing too)
+                self.name,
+                "wrong path",
+                f"POST {redact_url(self._endpoint)}/events ({hi - lo} events) answered HTTP {answer.status_code}: "
+                "sending one event per request",
             )
             self._single_since = time.monotonic()
             await self._send_each(items, lo, hi, results)
             return
         self._track(items, lo, hi, answer.status_code)
-        error = _status_error(answer, f"POST {self._endpoint}/events ({hi - lo} events)")
+        error = _status_error(answer, f"POST {redact_url(self._endpoint)}/events ({hi - lo} events)")
         if error is None:
             return
         if answer.status_code in _SPLIT_STATUS:
@@ -242,7 +248,7 @@ class CollectorSink:
 
     async def _probe(self) -> DeliveryError | None:
         """POST an empty batch: None when the server answers 2xx (it is up: not an outage), else the error."""
-        what = f"POST {self._endpoint}/events (empty probe)"
+        what = f"POST {redact_url(self._endpoint)}/events (empty probe)"
         try:
             response = await self._post("/events", b'{"events":[]}')
         except Exception as exc:
@@ -266,7 +272,7 @@ class CollectorSink:
         if named is not None:
             for index, message in named.items():
                 results[lo + index] = PermanentDeliveryError(
-                    f"POST {self._endpoint}/events: HTTP {answer.status_code}: event refused: {message}",
+                    f"POST {redact_url(self._endpoint)}/events: HTTP {answer.status_code}: event refused: {message}",
                     status=answer.status_code,
                 )
             return
@@ -282,7 +288,7 @@ class CollectorSink:
                 errors.append(half)
             else:
                 self._track(items, a, b, half.status_code)
-                errors.append(_status_error(half, f"POST {self._endpoint}/events ({b - a} events)"))
+                errors.append(_status_error(half, f"POST {redact_url(self._endpoint)}/events ({b - a} events)"))
         statuses = [a.status_code if isinstance(a, httpx.Response) else None for a in answers]
         if statuses[0] == statuses[1] and statuses[0] in _SPLIT_STATUS and _refused_indexes_none(answers):
             for (a, b), err in zip(halves, errors, strict=True):  # both halves fail the same way: reject both
@@ -302,7 +308,7 @@ class CollectorSink:
         if hi - lo == 1:
             self._server_failures.pop(items[lo], None)
             results[lo] = PermanentDeliveryError(
-                f"POST {self._endpoint}/events: the server failed on this event {POISON_AFTER_FAILURES}+ times "
+                f"POST {redact_url(self._endpoint)}/events: the server failed on this event {POISON_AFTER_FAILURES}+ times "
                 "while it accepted others: rejected as a poison event",
                 status=500,
             )
@@ -315,7 +321,7 @@ class CollectorSink:
             if isinstance(half, DeliveryError):
                 self._fill(results, a, b, half)
                 continue
-            err = _status_error(half, f"POST {self._endpoint}/events ({b - a} events)")
+            err = _status_error(half, f"POST {redact_url(self._endpoint)}/events ({b - a} events)")
             if err is None:
                 self._track(items, a, b, half.status_code)
             elif half.status_code >= 500:
@@ -333,7 +339,7 @@ class CollectorSink:
             await self._isolate_server_failure(items, a, b, results)
 
     async def _send_each(self, items: Sequence[Any], lo: int, hi: int, results: list[Outcome]) -> None:
-        what = f"POST {self._endpoint}/event"
+        what = f"POST {redact_url(self._endpoint)}/event"
         for i in range(lo, hi):
             try:
                 response = await self._post("/event", items[i])

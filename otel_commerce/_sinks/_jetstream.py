@@ -28,9 +28,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import errors as js_errors
 
+from .. import _log
 from .._delivery import Outcome, Prepared, abandon, backoff_seconds
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
 from .._model import Pending, apply_marketing
+from .._redact import redact_url
 from ._bootstrap import bootstrap
 from ._natsutil import headers_for_ids, max_payload, translate_nats_error
 
@@ -106,6 +108,13 @@ class JetStreamSink:
         self._ack_timeout = ack_timeout_seconds
         self._options = {**_DEFAULT_CONNECT_OPTIONS, **(connect_options or {})}
         self._conn: _Connection | None = None
+        #: The real cause of the last failed connect ("" once connected), for the engine's summaries.
+        self.last_error = ""
+
+    @property
+    def endpoint(self) -> str:
+        """The server URL(s), credentials redacted."""
+        return redact_url(self._url)
 
     max_age_seconds: float | None = None  # set by the engine that owns this sink (for the window check)
 
@@ -165,6 +174,7 @@ class JetStreamSink:
             failures = 0
             conn.nc = nc
             conn.ready.set()
+            _log.recovered(self.name)
             await lost.wait()  # set by closed_cb: nats-py gave up reconnecting
             conn.ready.clear()
             conn.nc = None
@@ -182,8 +192,16 @@ class JetStreamSink:
             conn.ready.clear()
             lost.set()
 
+        seen: list[BaseException] = []  # nats-py's NoServersError hides the cause: error_cb sees it
+
         async def on_error(exc: Exception) -> None:
-            logger.debug("otel-commerce: nats error on %s: %r", self._url, exc)
+            seen.append(exc)
+            logger.debug("otel-commerce: nats error on %s: %s", redact_url(self._url), _log.cause_of(exc))
+            if not conn.ready.is_set() and not isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
+                # while (re)connecting: the real cause at once (nats-py may retry for a minute before giving
+                # up), then rate-limited summaries; a reset after a refusal is not the cause
+                self.last_error = f"cannot connect to {redact_url(self._url)}: {_log.cause_of(exc)}"
+                _log.failure(self.name, "unreachable", self.last_error, outage=True)
 
         nc: NATS | None = None
         try:
@@ -202,16 +220,14 @@ class JetStreamSink:
                 except StreamError as exc:  # e.g. overlapping subjects: publishing will say more
                     logger.warning("otel-commerce: %s", exc)
             self._connect_failures = 0
+            self.last_error = ""
             conn.inbox = nc.new_inbox()
             await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
             return nc
         except Exception as exc:
             self._connect_failures += 1
-            # the first failure and then every 30th at WARNING: a wrong URL or credentials must show
-            level = logging.WARNING if self._connect_failures % 30 == 1 else logging.DEBUG
-            logger.log(
-                level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect")
-            )
+            self.last_error = f"cannot connect to {redact_url(self._url)}: {_log.cause_of(exc, seen)}"
+            _log.failure(self.name, "unreachable", self.last_error, outage=True)  # WARNING now, then summaries
             if nc is not None:
                 try:
                     await asyncio.wait_for(nc.close(), 1.0)

@@ -24,6 +24,7 @@ import orjson
 from .._delivery import backoff_seconds
 from .._errors import EventValidationError, PermanentDeliveryError
 from .._model import validate_subject
+from .._redact import redact, redact_url
 from .._sinks import JetStreamSink, headers_for_ids, prepare_message
 from ._records import StoredEvent
 from ._store import EventStore, ForwardState
@@ -87,7 +88,7 @@ class Forwarder:
         try:
             await asyncio.wait_for(self._sink.close(), timeout_seconds)
         except Exception as exc:  # closing is best effort
-            logger.debug("closing NATS: %s", exc)
+            logger.debug("closing NATS: %s", redact(exc))
 
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds`` unless woken (new events) or stopping."""
@@ -104,7 +105,7 @@ class Forwarder:
                 await self._sink.wait_ready(_READY_POLL_SECONDS)
                 continue
             if not announced:
-                logger.info("forwarding collector events to %s", self._url)
+                logger.info("forwarding collector events to %s", redact_url(self._url))
                 announced = True
             try:
                 sent, error = await self._forward_batch()
@@ -113,6 +114,7 @@ class Forwarder:
             except Exception as exc:  # e.g. the store failed: rows stay pending, try again later
                 sent, error = 0, f"{type(exc).__name__}: {exc}"
             if error is not None:
+                error = redact(error)
                 failures += 1
                 self.attempts += 1
                 delay = backoff_seconds(failures, _BACKOFF_INITIAL_SECONDS, _BACKOFF_MAX_SECONDS)
@@ -138,7 +140,7 @@ class Forwarder:
                 items.append(_message(event))
                 sendable.append(event)
             except EventValidationError as exc:
-                logger.error("event %s cannot be forwarded: %s", event.event_id, exc)
+                logger.error("event %s cannot be forwarded: %s", event.event_id, redact(exc))
                 failed.append(event.seq)
         outcomes = await self._sink.send(items) if items else []
         done: list[int] = []
@@ -147,7 +149,7 @@ class Forwarder:
             if outcome is None:
                 done.append(event.seq)
             elif isinstance(outcome, PermanentDeliveryError):
-                logger.error("event %s cannot be forwarded: %s", event.event_id, outcome)
+                logger.error("event %s cannot be forwarded: %s", event.event_id, redact(outcome))
                 failed.append(event.seq)
             elif first_error is None:
                 first_error = str(outcome)
