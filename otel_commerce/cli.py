@@ -1,4 +1,4 @@
-"""The ``otel-commerce`` command line: collector, trace, tail, events, bootstrap, spool.
+"""The ``otel-commerce`` command line: collector, trace, tail, events, bootstrap, spool, doctor, demo.
 
 Each command is a small function in ``otel_commerce._cli._commands``; this module only wires them up,
 so another command (``demo``) is one more ``app.command(...)`` line.
@@ -6,9 +6,18 @@ so another command (``demo``) is one more ``app.command(...)`` line.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from ._cli._commands import bootstrap_command, collector_command, events_command, tail_command, trace_command
+from ._cli._commands import (
+    bootstrap_command,
+    collector_command,
+    doctor_command,
+    events_command,
+    tail_command,
+    trace_command,
+)
 from ._cli._spool_cmds import spool_app
 from ._cli.demo import demo_command
 
@@ -20,6 +29,24 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"otel-commerce {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """otel-commerce: commerce events as OpenTelemetry signals."""
 
 
 @app.command()
@@ -35,6 +62,7 @@ app.command("trace")(trace_command)
 app.command("tail")(tail_command)
 app.command("events")(events_command)
 app.command("bootstrap")(bootstrap_command)
+app.command("doctor")(doctor_command)
 app.command("demo")(demo_command)
 app.add_typer(spool_app, name="spool")
 

@@ -9,7 +9,12 @@ Fault injection (thread-safe, change it at any time):
 - ``always_status = 500``: every POST answers that status until reset to None;
 - ``delay_seconds``: every POST waits that long before answering;
 - ``batch_route = False``: ``/events`` answers 404 (an old collector);
-- an event whose ``properties.bad`` is true makes its request (batch or single) a 400.
+- an event whose ``properties.bad`` is true makes its request (batch or single) a 400;
+- an event whose ``properties.crash`` is true makes its request a 500 (a poison event for the server);
+- ``throttle(seconds, retry_after)``: every POST answers 429 with that ``Retry-After`` for ``seconds``;
+- ``reject_all = 400``: every POST answers that status (a proxy refusing everything).
+
+``batch_sizes`` records the number of events of every ``/events`` request.
 
 Accepted events are recorded in ``events``; ``wait_for(n, timeout)`` waits until ``n`` have arrived.
 """
@@ -39,6 +44,10 @@ class FakeCollector:
         self.always_status: int | None = None
         self.delay_seconds = 0.0
         self.batch_route = True
+        self.reject_all: int | None = None
+        self.batch_sizes: list[int] = []
+        self._throttle_until = 0.0
+        self._throttle_retry_after = ""
         self._fail_left = 0
         self._fail_status = 500
         self._fail_retry_after: str | None = None
@@ -76,6 +85,12 @@ class FakeCollector:
             self._fail_status = status
             self._fail_retry_after = retry_after
 
+    def throttle(self, seconds: float, retry_after: str) -> None:
+        """Answer every POST with ``429`` and ``Retry-After: retry_after`` for the next ``seconds``."""
+        with self._cond:
+            self._throttle_until = time.monotonic() + seconds
+            self._throttle_retry_after = retry_after
+
     def wait_for(self, n: int, timeout: float = 10.0) -> bool:
         """Wait until at least ``n`` events were accepted."""
         deadline = time.monotonic() + timeout
@@ -99,12 +114,18 @@ class FakeCollector:
     def _decide(self, path: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, JSON answer, extra headers) for one POST; records accepted events."""
         with self._cond:
+            if path == "/events" and isinstance(body, dict) and isinstance(body.get("events"), list):
+                self.batch_sizes.append(len(body["events"]))
             if self._fail_left > 0:
                 self._fail_left -= 1
                 headers = {"Retry-After": self._fail_retry_after} if self._fail_retry_after else {}
                 return self._fail_status, {"error": "injected failure"}, headers
             if self.always_status is not None:
                 return self.always_status, {"error": "injected failure"}, {}
+            if time.monotonic() < self._throttle_until:
+                return 429, {"error": "slow down"}, {"Retry-After": self._throttle_retry_after}
+        if self.reject_all is not None:
+            return self.reject_all, {"error": "refused by policy"}, {}
         if path == "/events":
             if not self.batch_route:
                 return 404, {"error": "not found"}, {}
@@ -118,6 +139,8 @@ class FakeCollector:
                 return 400, {"error": "missing event"}, {}
             if (e.get("properties") or {}).get("bad"):
                 return 400, {"error": f"bad event {e.get('event')}"}, {}
+            if (e.get("properties") or {}).get("crash"):
+                return 500, {"error": "internal error"}, {}
         with self._cond:
             self.events.extend(events)
             self._cond.notify_all()

@@ -43,13 +43,16 @@ def test_demo_without_arguments_then_the_printed_trace_command(tmp_path: Path) -
     argv = shlex.split(command)
     trace_id = argv[2]
     db = Path(argv[argv.index("--db") + 1])
-    assert db == (tmp_path / "otel-commerce-demo" / "events.db").resolve() and db.is_file()
+    assert db.parent.parent == tmp_path.resolve() and db.parent.name.startswith("otel-commerce-demo-")
+    assert db.name == "events.db" and db.is_file()
     checkout_rows = [line for line in rows if trace_id in line]
     assert [t for line in checkout_rows for t in TYPES if f" {t} " in line] == ["checkout.started", "order.created"]
 
     shown = subprocess.run([CLI, *argv[1:]], env=_env(tmp_path), capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0, shown.stderr
     assert f"2 event(s) in trace {trace_id}" in shown.stdout
+    again = subprocess.run([CLI, "demo", "--json", "-n", "1"], env=_env(tmp_path), capture_output=True, text=True)
+    assert again.returncode == 0 and str(db) not in again.stdout  # every run gets a fresh store
     assert "checkout.started" in shown.stdout and "order.created" in shown.stdout
     ids = [re.search(r"\b(sess|ord)-[0-9a-f]{6}-0\b", line) for line in checkout_rows]
     assert all(m is not None and m.group(0) in shown.stdout for m in ids)

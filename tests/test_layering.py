@@ -1,6 +1,6 @@
 """The package's layering (README "Architecture"), enforced on every import statement of every module.
 
-``_errors``, ``_config``, ``_scope`` ← ``_model`` ← ``_delivery`` (generic: only ``_errors``/``_config``) ← ``_sinks`` ← ``_otel`` ← ``_record`` ← ``_runtime`` ←
+``_errors``, ``_config``, ``_scope``, ``_log``, ``_redact`` ← ``_model`` ← ``_delivery`` (generic: only the base layer) ← ``_sinks`` ← ``_otel`` ← ``_record`` ← ``_runtime`` ←
 the outer ring (``__init__``, ``testing``, ``subjects``, ``cli``, ``_compat``, ``collector``, ``_cli``,
 ``sqlalchemy``, ``django``).
 A module imports only from layers to its left or from its own package; outer-ring peers may import each
@@ -20,7 +20,7 @@ PACKAGE = "otel_commerce"
 ROOT = Path(otel_commerce.__file__).parent
 
 LAYERS: list[set[str]] = [
-    {"_errors", "_config", "_scope"},
+    {"_errors", "_config", "_scope", "_log", "_redact"},
     {"_model"},
     {"_delivery"},
     {"_sinks"},
@@ -34,7 +34,7 @@ OUTER = len(LAYERS) - 1
 #: packages whose private submodules only they themselves may import
 SEALED = {"collector"}
 #: the generic engine knows no event model: besides itself, only these
-ONLY = {"_delivery": {"_errors", "_config", "_scope"}}
+ONLY = {"_delivery": {"_errors", "_config", "_scope", "_log", "_redact"}}
 
 
 def _module_name(path: Path) -> tuple[str, bool]:

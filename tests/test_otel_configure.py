@@ -18,7 +18,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from streams import count, stored
 
-from otel_commerce import CommerceLogExporter, ConfigurationError, DeliveryEngine, JetStreamSink, Settings, bootstrap
+from otel_commerce import CommerceLogExporter, DeliveryEngine, JetStreamSink, Settings, bootstrap
 from otel_commerce._cli._natsserver import NatsServer
 from otel_commerce._model._time import to_unix_ns
 from otel_commerce._record import CommerceLogRecord, build_pending, envelope_body, event_attributes, flat_attributes
@@ -97,7 +97,7 @@ def test_configure_adds_to_existing_providers_with_env_auth_and_headers(tmp_path
 
 
 def test_settings_from_env_and_bad_values() -> None:
-    """Env settings parse (with Hanzo fallbacks) and invalid ones raise ConfigurationError."""
+    """Env settings parse (with Hanzo fallbacks)."""
     s = Settings.from_env(
         {
             "PUBSUB_URL": "nats://tok@h1:4222,nats://h2:4222",
@@ -112,16 +112,7 @@ def test_settings_from_env_and_bad_values() -> None:
     opts = s.nats_connect_options()
     assert opts["servers"] == ["nats://tok@h1:4222", "nats://h2:4222"] and opts["user"] == "u"
     assert Settings.from_env({"OTEL_COMMERCE_NATS_URL": "nats://a", "PUBSUB_URL": "nats://b"}).nats_url == "nats://a"
-    for bad in (
-        {"OTEL_COMMERCE_MODE": "loud"},
-        {"OTEL_COMMERCE_PII": "maybe"},
-        {"OTEL_COMMERCE_NATS_URL": "http://x"},
-        {"OTEL_COMMERCE_COLLECTOR_ENDPOINT": "collector:8091"},
-        {"OTEL_COMMERCE_QUEUE_SIZE": "-1"},
-        {"OTEL_COMMERCE_COLLECTOR_HEADERS": "novalue"},
-    ):
-        with pytest.raises(ConfigurationError):
-            Settings.from_env(bad)
+    # invalid environment values never raise: see tests/test_config_edges.py for the rules
 
 
 @pytest.mark.parametrize("shape", ["attributes", "body"])

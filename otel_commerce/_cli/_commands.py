@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from .._errors import ConfigurationError, StreamError
+from .._errors import ConfigurationError, EventValidationError, StreamError
+from .._redact import redact, redact_url
 from ._common import (
+    check_port_free,
     err_console,
-    event_table,
     fail,
     normalize_type,
     out_console,
     parse_duration,
     parse_trace_id,
     parse_when,
+    print_events,
     print_json_line,
     resolve_nats_url,
     short_time,
     trace_link,
 )
 
-__all__ = ["bootstrap_command", "collector_command", "events_command", "tail_command", "trace_command"]
+__all__ = [
+    "bootstrap_command",
+    "collector_command",
+    "doctor_command",
+    "events_command",
+    "tail_command",
+    "trace_command",
+]
 
 DbOption = Annotated[
     Path | None,
@@ -65,7 +76,27 @@ def _db_path(db: Path | None) -> Path:
 
 
 def _types(types: list[str] | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(normalize_type(t) for t in types or ()))
+    from .._model import subject_for
+
+    out = tuple(dict.fromkeys(normalize_type(t) for t in types or ()))
+    for t in out:
+        try:
+            subject_for(t)
+        except EventValidationError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--type") from None
+    return out
+
+
+def _time_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    start = parse_when(since)
+    end = parse_when(until, option="--until")
+    if start is not None and end is not None and start >= end:
+        raise typer.BadParameter(
+            f"--since ({start:%Y-%m-%d %H:%M:%S}) is not before --until ({end:%Y-%m-%d %H:%M:%S}); "
+            "durations count back from now, so --since 2h --until 1h is the hour before last",
+            param_hint="--since/--until",
+        )
+    return start, end
 
 
 # --------------------------------------------------------------------------- collector
@@ -89,7 +120,16 @@ def collector_command(
         str | None,
         typer.Option(
             "--auth-token",
-            help="Require 'Authorization: Bearer TOKEN' (except /health). Default: $OTEL_COMMERCE_COLLECTOR_TOKEN.",
+            help="Require 'Authorization: Bearer TOKEN' (except /health). Visible in the process list: prefer "
+            "--auth-token-file or $OTEL_COMMERCE_COLLECTOR_TOKEN(_FILE).",
+            show_default=False,
+        ),
+    ] = None,
+    auth_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--auth-token-file",
+            help="Read the bearer token from this file. Default: $OTEL_COMMERCE_COLLECTOR_TOKEN_FILE.",
             show_default=False,
         ),
     ] = None,
@@ -126,18 +166,23 @@ def collector_command(
             db=str(db) if db is not None else None,
             nats_url=nats_url,
             auth_token=auth_token,
+            auth_token_file=auth_token_file,
             max_body_bytes=max_body_bytes,
             log_level=log_level,
         )
     except ConfigurationError as exc:
-        fail(str(exc), 2)
-    from ..collector import serve
+        fail(redact(str(exc)), 2)
+    from ..collector import exposure_warning, serve
 
+    check_port_free(settings.host, settings.port)
     err_console.print(
         f"otel-commerce collector on http://{settings.host}:{settings.port} → {settings.db}"
-        + (f", forwarding to {settings.nats_url}" if settings.nats_url else "")
+        + (f", forwarding to {redact_url(settings.nats_url)}" if settings.nats_url else "")
         + (" (bearer auth on)" if settings.auth_token else "")
     )
+    warning = exposure_warning(settings)
+    if warning:
+        err_console.print(f"[bold red]WARNING:[/] {escape(warning)}")
     serve(settings)
 
 
@@ -165,6 +210,8 @@ def trace_command(
     if nats_url:
         from ._stream import EventFilter, connect, scan_stream
 
+        nats_url = resolve_nats_url(nats_url)
+
         async def scan() -> list[dict[str, Any]]:
             nc = await connect(nats_url)
             try:
@@ -187,7 +234,7 @@ def trace_command(
         if link:
             err_console.print(f"trace: {link}")
     else:
-        out_console.print(event_table(rows, title=f"{len(rows)} event(s) in trace {tid}", with_trace=False))
+        print_events(rows, title=f"{len(rows)} event(s) in trace {tid}", with_trace=False)
         if link:
             out_console.print(f"trace: [link={link}]{link}[/link]")
     if not rows:
@@ -211,8 +258,7 @@ def events_command(
     from ..collector import EventQuery
     from ._store_cmds import events_title, print_store_events, query_store
 
-    start = parse_when(since)
-    end = parse_when(until, option="--until")
+    start, end = _time_range(since, until)
     query = EventQuery(
         trace_id=parse_trace_id(trace_id) if trace_id else None,
         types=_types(types),
@@ -342,10 +388,17 @@ def bootstrap_command(
             "differences": result.differences,
         }
 
+    import logging
+
+    lib_logger = logging.getLogger("otel_commerce")
+    level = lib_logger.level
+    lib_logger.setLevel(logging.ERROR)  # the library's "stream differs" WARNING: printed below, once, in CLI words
     try:
         report = asyncio.run(run())
     except StreamError as exc:
-        fail(str(exc), 1)
+        fail(str(exc).replace("reconcile=True or ", ""), 1)
+    finally:
+        lib_logger.setLevel(level)
     if as_json:
         print_json_line(report)
     else:
@@ -356,8 +409,72 @@ def bootstrap_command(
             f"{report['messages']} message(s)"
         )
         for diff in report["differences"]:
-            out_console.print(f"  • {diff}")
+            out_console.print(f"  • {escape(diff.replace('duplicate_window', 'duplicate window'))}")
         if report["action"] == "differs":
             out_console.print("run again with --reconcile to update it")
     if report["action"] == "differs":
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- doctor
+def doctor_command(
+    nats_url: Annotated[
+        str | None,
+        typer.Option("--nats-url", help="Check this NATS URL instead of $OTEL_COMMERCE_NATS_URL.", show_default=False),
+    ] = None,
+    collector_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--collector-endpoint",
+            help="Check this collector instead of $OTEL_COMMERCE_COLLECTOR_ENDPOINT.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")] = 3.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the effective settings (secrets masked) and where each came from, then check every sink.
+
+    Exit code 1 when a check fails, with one line of fix per problem.
+    """
+    from .._config import Settings
+    from ._doctor import Check, run_checks, setting_sources
+
+    arguments = {"nats_url": nats_url, "collector_endpoint": collector_endpoint}
+    try:
+        settings = Settings.from_env(None, nats_url=nats_url, collector_endpoint=collector_endpoint)
+    except ConfigurationError as exc:
+        checks = [Check("settings", False, redact(str(exc)), "fix the variable named above")]
+        rows: list[tuple[str, str, str]] = []
+    else:
+        rows = setting_sources(settings, arguments=arguments)
+        checks = run_checks(settings, timeout_seconds=timeout)
+    problems = [c for c in checks if not c.ok]
+    if as_json:
+        print_json_line(
+            {
+                "settings": {name: {"value": value, "source": source} for name, value, source in rows},
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks],
+                "ok": not problems,
+            }
+        )
+    else:
+        from rich.table import Table
+
+        table = Table(title="settings", title_justify="left", show_edge=False, pad_edge=False)
+        for column in ("setting", "value", "source"):
+            table.add_column(column, overflow="fold")
+        for name, value, source in rows:
+            table.add_row(name, escape(value), source)
+        if rows:
+            out_console.print(table)
+        for c in checks:
+            mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
+            out_console.print(f"{mark} {escape(c.name)}: {escape(c.detail)}")
+            if c.fix:
+                out_console.print(f"     fix: {escape(c.fix)}")
+        out_console.print(
+            "[green]everything looks right[/]" if not problems else f"[bold red]{len(problems)} problem(s)[/]"
+        )
+    if problems:
         raise typer.Exit(1)

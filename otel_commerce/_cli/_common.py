@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
@@ -20,14 +20,17 @@ from .._model import parse_timestamp
 
 __all__ = [
     "DEFAULT_NATS_URL",
+    "check_port_free",
     "TRACE_URL_ENV",
     "err_console",
+    "event_line",
     "event_table",
     "fail",
     "normalize_type",
     "out_console",
     "parse_trace_id",
     "parse_when",
+    "print_events",
     "print_json_line",
     "resolve_nats_url",
     "trace_link",
@@ -49,6 +52,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Exit 2 with one message when ``host:port`` cannot be bound (in use, or not an address of ours)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            reason = "the port is already in use" if exc.errno in (48, 98, 10048) else (exc.strerror or str(exc))
+            fail(f"cannot listen on {host}:{port}: {reason} (choose another with --port)", 2)
 
 
 def parse_duration(text: str) -> float | None:
@@ -107,7 +129,14 @@ def normalize_type(text: str) -> str:
 
 
 def resolve_nats_url(url: str | None) -> str:
-    return url or os.environ.get("OTEL_COMMERCE_NATS_URL") or os.environ.get("PUBSUB_URL") or DEFAULT_NATS_URL
+    """The NATS URL to use; exits 2 when its scheme is not nats://, tls://, ws:// or wss://."""
+    resolved = url or os.environ.get("OTEL_COMMERCE_NATS_URL") or os.environ.get("PUBSUB_URL") or DEFAULT_NATS_URL
+    for part in resolved.split(","):
+        if not part.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+            from .._redact import redact_url
+
+            fail(f"NATS URL {redact_url(part.strip())!r} must start with nats://, tls://, ws:// or wss://", 2)
+    return resolved
 
 
 def trace_link(trace_id: str) -> str | None:
@@ -144,6 +173,35 @@ def event_row(envelope: Mapping[str, Any], source: str, *, with_trace: bool) -> 
         row.append(str(envelope.get("trace_id", "")))
     row += [str(envelope.get("span_id", "")), str(envelope.get("event_id", "")), source]
     return row
+
+
+#: Below this many columns (or when stdout is not a terminal) events print as one compact line each.
+_TABLE_MIN_WIDTH = 150
+
+
+def event_line(envelope: Mapping[str, Any], source: str, *, with_trace: bool = True) -> str:
+    """One event on one line, every important field kept: ``time type org= id= user= trace= event_id= source``."""
+    parts = [
+        short_time(envelope.get("timestamp")),
+        str(envelope.get("type", "")),
+        f"org={envelope.get('organization_id', '')}",
+        f"id={envelope.get('id', '')}",
+        f"user={envelope.get('user_id', '')}",
+    ]
+    if with_trace:
+        parts.append(f"trace={envelope.get('trace_id', '') or '-'}")
+    parts += [f"event_id={envelope.get('event_id', '')}", f"source={source}"]
+    return "  ".join(parts)
+
+
+def print_events(rows: Sequence[tuple[Mapping[str, Any], str]], *, title: str, with_trace: bool = True) -> None:
+    """A Rich table on a wide terminal; otherwise (80 columns, a pipe) a title and one compact line per event."""
+    if out_console.is_terminal and out_console.width >= _TABLE_MIN_WIDTH:
+        out_console.print(event_table(rows, title=title, with_trace=with_trace))
+        return
+    out_console.print(escape(title), soft_wrap=True)
+    for envelope, source in rows:
+        out_console.print(escape(event_line(envelope, source, with_trace=with_trace)), soft_wrap=True)
 
 
 def event_table(rows: Iterable[tuple[Mapping[str, Any], str]], *, title: str, with_trace: bool = True) -> Table:

@@ -15,7 +15,9 @@ from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from .._log import cause_of
 from .._model import STREAM_NAME
+from .._redact import redact_url
 from ._common import fail
 
 if TYPE_CHECKING:
@@ -59,8 +61,10 @@ def envelope_of(msg: Msg) -> dict[str, Any] | None:
 async def connect(url: str, *, timeout_seconds: float = 5.0) -> NATS:
     """Connect or exit with a clear message (no endless reconnect loop for a debugging tool)."""
 
-    async def quiet(exc: Exception) -> None:  # the failure is reported once, below
-        return None
+    seen: list[BaseException] = []
+
+    async def quiet(exc: Exception) -> None:  # the failure is reported once, below (with the real cause)
+        seen.append(exc)
 
     try:
         # nats-py treats max_reconnect_attempts=0 as "forever" for the first connect: 1 try + 1 retry.
@@ -72,8 +76,8 @@ async def connect(url: str, *, timeout_seconds: float = 5.0) -> NATS:
             allow_reconnect=False,
             error_cb=quiet,
         )
-    except (nats_errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
-        fail(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", 2)
+    except (nats_errors.Error, OSError, asyncio.TimeoutError) as exc:
+        fail(f"cannot connect to NATS at {redact_url(url)}: {cause_of(exc, seen)}", 2)
 
 
 def _consumer_config(flt: EventFilter, *, from_start: bool) -> ConsumerConfig:

@@ -42,8 +42,8 @@ Key = tuple[str, str]
 
 
 def default_db_path() -> Path:
-    """``<temp dir>/otel-commerce-demo/events.db``: stable, so ``otel-commerce trace --db`` works after the demo."""
-    return Path(tempfile.gettempdir()) / "otel-commerce-demo" / "events.db"
+    """A fresh ``<temp dir>/otel-commerce-demo-<random>/events.db`` per run (kept afterwards for ``trace --db``)."""
+    return Path(tempfile.mkdtemp(prefix="otel-commerce-demo-")) / "events.db"
 
 
 @dataclass
@@ -151,7 +151,7 @@ def demo_command(
         Path | None,
         typer.Option(
             "--db",
-            help="Collector store to (re)create; kept after the demo.  [default: <temp dir>/otel-commerce-demo/events.db]",
+            help="Collector store to (re)create; kept after the demo.  [default: a new <temp dir>/otel-commerce-demo-*/events.db]",
             show_default=False,
         ),
     ] = None,

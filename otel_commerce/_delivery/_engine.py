@@ -6,9 +6,10 @@
       └─ bounded deque, drop-oldest ──wake──▶  intake: sink.prepare (maps + encodes) → one lane per sink
                                                 lane: batch (count / bytes / linger) → sink.send
                                                       ├─ delivered          → exported
-                                                      ├─ transient error    → retried after backoff /
-                                                      │                       Retry-After, capped by
+                                                      ├─ transient error    → retried after max(backoff,
+                                                      │                       Retry-After), capped by
                                                       │                       attempts and age → dropped
+                                                      │                       (a throttle counts no attempt)
                                                       └─ permanent error    → rejected
 
 Every event gets a sequence number at ``submit``; ``flush`` waits until every event submitted before
@@ -38,9 +39,10 @@ from typing import Any
 import orjson
 from opentelemetry import context as otel_context
 
+from .. import _log
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from . import _metrics
-from ._retry import backoff_seconds
+from ._retry import is_throttle, retry_delay_seconds
 from ._sink import ErrorCallback, Item, Sink, abandon
 
 __all__ = ["DeliveryEngine"]
@@ -509,6 +511,9 @@ class DeliveryEngine:
             if not lane.entries:
                 continue
             if not sink.ready():
+                cause = getattr(sink, "last_error", "")  # the sink logged the first failure: add summaries
+                if cause:
+                    _log.failure(sink.name, "unreachable", cause, count=0, waiting=len(lane.entries), outage=True)
                 await sink.wait_ready(_READY_POLL_SECONDS)
                 continue
             await self._wait_for_batch(rt, lane)
@@ -577,7 +582,9 @@ class DeliveryEngine:
             if outcome is None:
                 delivered.append(entry)
             elif isinstance(outcome, TransientDeliveryError):
-                entry.attempts += 1
+                throttled = is_throttle(outcome.status, outcome.retry_after)
+                if not throttled:  # an obeyed throttle is waited out, bounded by the age cap only
+                    entry.attempts += 1
                 if entry.attempts >= self._max_attempts or now - entry.track.t0 >= self._max_age:
                     reason = "max_attempts" if entry.attempts >= self._max_attempts else "max_age"
                     if self._spool is not None:
@@ -592,6 +599,12 @@ class DeliveryEngine:
                 self._settle(rt, lane, [entry], "rejected", _reason(outcome), outcome)
         if delivered:
             self._settle(rt, lane, delivered, "exported", None, None)
+            _log.recovered(lane.sink.name)
+        if retry:
+            first = next(o for o in outcomes if isinstance(o, TransientDeliveryError))
+            waiting = len(lane.entries) + len(retry)
+            reason = "throttled" if is_throttle(first.status, first.retry_after) else "unreachable"
+            _log.failure(lane.sink.name, reason, first, count=len(retry), waiting=waiting, outage=True)
         if not retry:
             lane.failures = 0
             return None
@@ -600,9 +613,7 @@ class DeliveryEngine:
         self._bump(("retried", len(retry)), (f"retried.{name}", len(retry)))
         _metrics.count("retried", len(retry), sink=name)
         lane.failures += 1
-        if retry_after is not None:
-            return retry_after
-        return backoff_seconds(lane.failures, self._backoff_initial, self._backoff_max)
+        return retry_delay_seconds(lane.failures, self._backoff_initial, self._backoff_max, retry_after)
 
     def _settle(
         self,
@@ -619,7 +630,7 @@ class DeliveryEngine:
         _metrics.count(kind, n, sink=name, reason=reason)
         failed = kind != "exported"
         if failed and kind != "spooled":
-            logger.debug("otel-commerce: %d event(s) %s by %s (%s): %s", n, kind, name, reason, error)
+            _log.failure(name, f"{kind} ({reason})", f"{n} event(s): {error}", count=n, waiting=len(lane.entries))
         for entry in entries:
             track = entry.track
             if failed:

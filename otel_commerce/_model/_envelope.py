@@ -78,7 +78,10 @@ def parse_timestamp(value: str) -> datetime:
         raise EventValidationError(f"invalid RFC 3339 timestamp: {value!r}") from exc
     if ts.tzinfo is None:
         raise EventValidationError(f"timestamp without a UTC offset: {value!r}")
-    return ts.astimezone(timezone.utc)
+    try:
+        return ts.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as exc:  # 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise EventValidationError(f"timestamp out of range in UTC: {value!r}") from exc
 
 
 # --------------------------------------------------------------------------- validation

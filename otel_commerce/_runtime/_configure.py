@@ -7,6 +7,7 @@ is none). In ``span`` mode it also adds the span exporter to an SDK ``TracerProv
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opentelemetry import _logs, trace
@@ -14,12 +15,29 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from .._config import Settings
+from .._errors import ConfigurationError
 from .._model import OnError
 from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from .._otel._sdk import LoggerProvider, log_processors, span_processors
 from ._state import RUNTIME
 
 __all__ = ["attach_processor", "attach_span_exporter", "configure", "flush", "shutdown", "stats"]
+
+logger = logging.getLogger("otel_commerce")
+_warned_no_tracer = False
+
+
+def _warn_without_tracer_provider(tracer_provider: TracerProvider | None) -> None:
+    """Warn once when no SDK ``TracerProvider`` is set: events would carry no trace ids."""
+    global _warned_no_tracer
+    if _warned_no_tracer or isinstance(tracer_provider or trace.get_tracer_provider(), TracerProvider):
+        return
+    _warned_no_tracer = True
+    logger.warning(
+        "otel-commerce: no OpenTelemetry TracerProvider is set, so commerce events will carry no trace ids. "
+        "Set one first: trace.set_tracer_provider(TracerProvider()) (opentelemetry.sdk.trace), "
+        "or run under opentelemetry-instrument."
+    )
 
 
 def attach_processor(provider: LoggerProvider) -> CommerceLogRecordProcessor:
@@ -56,8 +74,16 @@ def configure(
 
     Keyword arguments override the ``OTEL_COMMERCE_*`` environment (see ``Settings``). Calling it
     again replaces the engine (the old one is flushed and shut down) and never adds our processor
-    twice. Raises :class:`ConfigurationError` for invalid settings.
+    twice. Raises :class:`ConfigurationError` for every invalid argument (wrong type, out of range,
+    unknown name, unusable URL / TLS / credential file); invalid *environment* values never raise
+    (see ``Settings``: a WARNING and the default, or an ERROR and that sink disabled).
     """
+    if on_error is not None and not callable(on_error):
+        raise ConfigurationError(f"on_error must be callable, got {type(on_error).__name__}")
+    if logger_provider is not None and not isinstance(logger_provider, LoggerProvider):
+        raise ConfigurationError(f"logger_provider must be an SDK LoggerProvider, got {type(logger_provider).__name__}")
+    if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
+        raise ConfigurationError(f"tracer_provider must be an SDK TracerProvider, got {type(tracer_provider).__name__}")
     resolved = RUNTIME.apply_settings(
         dict(nats_url=nats_url, collector_endpoint=collector_endpoint, mode=mode, pii=pii, **settings)
     )
@@ -70,6 +96,7 @@ def configure(
         _logs.set_logger_provider(lp)
     attach_processor(lp)
 
+    _warn_without_tracer_provider(tracer_provider)
     if resolved.mode == "span":
         attach_span_exporter(tracer_provider or trace.get_tracer_provider())
     return resolved

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import _log
 from .._config import Settings
 from .._delivery import _metrics
 from .._model import Pending
@@ -59,6 +60,10 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
         encode=encode_pending,
         decode=decode_pending,
     )
+    _log.setup()
+    spool_line = f"{spool.mode} in {spool.directory}" if spool is not None else "off"
+    _log.startup([s.name + " " + getattr(s, "endpoint", "") for s in sinks], settings.mode, spool_line)
+    logger.debug("otel-commerce: %r", settings)  # redacted (Settings.__repr__)
     return DeliveryEngine(
         sinks,
         spool=spool,

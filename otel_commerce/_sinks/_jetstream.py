@@ -9,6 +9,10 @@ The sink connects itself, in the engine's loop: a failed first connect, or a con
 nats-py's reconnect budget, is retried forever with backoff. Once connected it runs ``bootstrap`` (create
 COMMERCE when missing, never reconcile). Losing the connection fails the in-flight messages at once
 (the engine retries them; the server de-duplicates those that were stored).
+
+Before sending, payload + header block is compared with the server's ``max_payload`` (learnt on
+connecting): a message over it is rejected alone (permanent error: counted, ``on_error``) and never
+sent — sending it would make the server close the connection and fail the whole batch.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import errors as js_errors
 
+from .. import _log
 from .._delivery import Outcome, Prepared, abandon, backoff_seconds
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
 from .._model import Pending, apply_marketing
+from .._redact import redact_url
 from ._bootstrap import bootstrap
 from ._natsutil import headers_for_ids, max_payload, translate_nats_error
 from ._selftrace import start_send_spans
 
-__all__ = ["JetStreamSink"]
+__all__ = ["JetStreamSink", "header_block_size", "prepare_message"]
 
 logger = logging.getLogger("otel_commerce")
 
@@ -103,6 +109,13 @@ class JetStreamSink:
         self._ack_timeout = ack_timeout_seconds
         self._options = {**_DEFAULT_CONNECT_OPTIONS, **(connect_options or {})}
         self._conn: _Connection | None = None
+        #: The real cause of the last failed connect ("" once connected), for the engine's summaries.
+        self.last_error = ""
+
+    @property
+    def endpoint(self) -> str:
+        """The server URL(s), credentials redacted."""
+        return redact_url(self._url)
 
     max_age_seconds: float | None = None  # set by the engine that owns this sink (for the window check)
 
@@ -128,11 +141,10 @@ class JetStreamSink:
         if event is None:
             return None
         apply_marketing(event, pending.items)  # GA4 / Meta CAPI blocks of the envelope (idempotent)
-        payload = event.to_json()
         headers = headers_for_ids(
             {"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state
         )
-        return (event.subject, payload, headers), len(payload)
+        return prepare_message(event.subject, event.to_json(), headers)
 
     # ------------------------------------------------------------------ connection
     async def start(self) -> None:
@@ -167,6 +179,7 @@ class JetStreamSink:
             failures = 0
             conn.nc = nc
             conn.ready.set()
+            _log.recovered(self.name)
             await lost.wait()  # set by closed_cb: nats-py gave up reconnecting
             conn.ready.clear()
             conn.nc = None
@@ -184,8 +197,16 @@ class JetStreamSink:
             conn.ready.clear()
             lost.set()
 
+        seen: list[BaseException] = []  # nats-py's NoServersError hides the cause: error_cb sees it
+
         async def on_error(exc: Exception) -> None:
-            logger.debug("otel-commerce: nats error on %s: %r", self._url, exc)
+            seen.append(exc)
+            logger.debug("otel-commerce: nats error on %s: %s", redact_url(self._url), _log.cause_of(exc))
+            if not conn.ready.is_set() and not isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
+                # while (re)connecting: the real cause at once (nats-py may retry for a minute before giving
+                # up), then rate-limited summaries; a reset after a refusal is not the cause
+                self.last_error = f"cannot connect to {redact_url(self._url)}: {_log.cause_of(exc)}"
+                _log.failure(self.name, "unreachable", self.last_error, outage=True)
 
         nc: NATS | None = None
         try:
@@ -204,14 +225,14 @@ class JetStreamSink:
                 except StreamError as exc:  # e.g. overlapping subjects: publishing will say more
                     logger.warning("otel-commerce: %s", exc)
             self._connect_failures = 0
+            self.last_error = ""
             conn.inbox = nc.new_inbox()
             await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
             return nc
         except Exception as exc:
             self._connect_failures += 1
-            # the first failure and then every 30th at WARNING: a wrong URL or credentials must show
-            level = logging.WARNING if self._connect_failures % 30 == 1 else logging.DEBUG
-            logger.log(level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect"))
+            self.last_error = f"cannot connect to {redact_url(self._url)}: {_log.cause_of(exc, seen)}"
+            _log.failure(self.name, "unreachable", self.last_error, outage=True)  # WARNING now, then summaries
             if nc is not None:
                 try:
                     await asyncio.wait_for(nc.close(), 1.0)
@@ -259,10 +280,11 @@ class JetStreamSink:
             end = min(start + self._window, len(items))
             batch = _AckBatch(results)
             for i in range(start, end):
-                subject, payload, headers = items[i]
-                if len(payload) > limit:
+                subject, payload, headers, wire_size = items[i]
+                if wire_size > limit:  # the server would close the connection: reject it alone, never send it
                     results[i] = PermanentDeliveryError(
-                        f"jetstream: event is {len(payload)} bytes, over the server's max payload of {limit}"
+                        f"jetstream: message of {wire_size} bytes (payload {len(payload)} + header block "
+                        f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
                     continue
                 if not nc.is_connected:
@@ -313,6 +335,26 @@ class JetStreamSink:
     def forget(self) -> None:
         abandon(self._conn)
         self._conn = None
+
+
+def header_block_size(headers: dict[str, str] | None) -> int:
+    """Bytes of the NATS header block nats-py sends for ``headers`` (``NATS/1.0\\r\\n``, ``k: v\\r\\n``…, ``\\r\\n``).
+
+    The server compares header block + payload with its ``max_payload`` (nats-server ``HPUB``).
+    """
+    if headers is None:
+        return 0
+    size = len(b"NATS/1.0\r\n") + 2
+    for key, value in headers.items():
+        k = key.strip()
+        if k:
+            size += len(k.encode()) + 2 + len(value.strip().encode()) + 2
+    return size
+
+
+def prepare_message(subject: str, payload: bytes, headers: dict[str, str] | None) -> Prepared:
+    """``((subject, payload, headers, wire_size), len(payload))``: one message for :meth:`JetStreamSink.send`."""
+    return (subject, payload, headers, len(payload) + header_block_size(headers)), len(payload)
 
 
 def _ack_outcome(msg: Msg) -> Outcome:

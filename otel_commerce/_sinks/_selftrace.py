@@ -13,7 +13,7 @@ ever delivers them; they go wherever the application's ``TracerProvider`` sends 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -33,10 +33,10 @@ def enabled() -> bool:
     return os.environ.get(_ENV, "").strip().lower() in ("on", "true", "1")
 
 
-def send_attributes(messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]) -> dict[str, Any]:
-    """The attributes of one ``send`` span for ``messages`` (``(subject, payload, headers)`` each, ≥ 1)."""
+def send_attributes(messages: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """The attributes of one ``send`` span for ``messages`` (``(subject, payload, headers, ...)`` each, ≥ 1)."""
     attrs: dict[str, Any] = {"messaging.system": "nats", "messaging.operation.type": "send"}
-    subjects = {subject for subject, _, _ in messages}
+    subjects = {message[0] for message in messages}
     if len(subjects) == 1:
         attrs["messaging.destination.name"] = next(iter(subjects))
     if len(messages) == 1:
@@ -48,10 +48,10 @@ def send_attributes(messages: Sequence[tuple[str, bytes, Mapping[str, str] | Non
     return attrs
 
 
-def _links(messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]) -> list[Link]:
+def _links(messages: Sequence[tuple[Any, ...]]) -> list[Link]:
     links = []
-    for _, _, headers in messages:
-        sc = trace.get_current_span(propagate.extract(dict(headers or {}))).get_span_context()
+    for message in messages:
+        sc = trace.get_current_span(propagate.extract(dict(message[2] or {}))).get_span_context()
         if sc.is_valid:
             links.append(Link(sc))
     return links
@@ -60,7 +60,7 @@ def _links(messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]) -> l
 def start_send_spans(items: Sequence[Any]) -> Callable[[Sequence[Any]], None] | None:
     """Start the ``send`` spans for a JetStream batch; returns ``finish(results)`` (None when disabled).
 
-    ``items`` are the sink's prepared ``(subject, payload, headers)`` tuples; ``finish`` takes the sink's
+    ``items`` are the sink's prepared ``(subject, payload, headers, wire_size)`` tuples; ``finish`` takes the sink's
     per-message outcomes (None = delivered) and ends each span, with an ERROR status when any of its
     messages failed. Never raises: self-telemetry must not break delivery.
     """

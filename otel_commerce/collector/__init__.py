@@ -1,7 +1,7 @@
 """The local collector: Hanzo collector API + OTLP/HTTP logs, stored in SQLite, optionally forwarded.
 
-``EventStore``, ``EventQuery``, the settings and ``type_for_name`` need only the standard library;
-``create_app`` and ``serve`` (alias ``run``) need the ``collector`` extra (``pip install
+``EventStore``, ``EventQuery``, the settings (``load_settings``, ``exposure_warning``) and
+``type_for_name`` need only the standard library; ``create_app`` and ``serve`` (alias ``run``) need the ``collector`` extra (``pip install
 'otel-commerce[collector]'``: starlette, uvicorn, opentelemetry-proto), imported on first use;
 ``require_collector_extra()`` raises a clear ``ConfigurationError`` when it is missing.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._extra import require_collector_extra
 from ._hanzo import type_for_name
 from ._records import StoredEvent
-from ._settings import CollectorSettings, load_settings
+from ._settings import CollectorSettings, exposure_warning, load_settings
 from ._store import DEFAULT_DB_PATH, EventQuery, EventStore
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = [
     "EventStore",
     "StoredEvent",
     "create_app",
+    "exposure_warning",
     "load_settings",
     "require_collector_extra",
     "run",

@@ -7,9 +7,11 @@ Routes (each Hanzo route also under ``/v1/analytics``)::
     POST /events        200 {"status": "ok", "count": N} | 400 {"error": ..., "rejected": [...]}
     POST /v1/logs       OTLP/HTTP logs, protobuf or JSON, gzip accepted
 
-Every error is a JSON ``{"error": "..."}`` with a 4xx (bad input) or 500 (the store failed) status.
-A request is parsed and validated completely before anything is stored, and each request's events are
-written in one transaction.
+Every error is a JSON ``{"error": "..."}`` with a 4xx (bad input) or 500 (the store failed) status:
+an input never causes a 5xx. In a batch, refused events are named by index (``rejected``) and the
+others are stored; OTLP refusals are counted in ``partial_success``. A request is parsed and validated
+completely (including that the store can write each event) before anything is stored, and each
+request's events are written in one transaction. Multi-member gzip bodies are accepted.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hmac
 import logging
 import sqlite3
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,7 +37,7 @@ from .._errors import EventValidationError
 from ._forward import Forwarder
 from ._hanzo import hanzo_event
 from ._otlp import decode_json_request, decode_protobuf_request, events_from_request, export_response
-from ._records import StoredEvent, parse_traceparent
+from ._records import StoredEvent, check_storable, parse_traceparent
 from ._store import DEFAULT_DB_PATH, EventStore
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -57,6 +59,47 @@ class HTTPError(Exception):
         self.status = status
         self.message = message
         self.extra = extra
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress a gzip body of one or more members (RFC 1952 §2.2: concatenated members are one file).
+
+    400 when it is not gzip or truncated, 413 when the output is over ``limit`` bytes.
+    """
+    out = bytearray()
+    data = body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise HTTPError(400, f"invalid gzip body: {exc}") from exc
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise HTTPError(413, f"decompressed body is over the limit of {limit} bytes")
+        if not inflater.eof:
+            raise HTTPError(400, "invalid gzip body: truncated stream")
+        data = inflater.unused_data
+        if not data.strip(b"\0"):  # trailing zero padding after the last member is tolerated (as gzip does)
+            return bytes(out)
+
+
+def _validated(build: Callable[..., StoredEvent], *args: Any, **kwargs: Any) -> StoredEvent:
+    """``build(*args, **kwargs)`` one record and check the store can write it.
+
+    Every failure is the input's (a 4xx), never a 500."""
+    try:
+        event = build(*args, **kwargs)
+        check_storable(event)
+        return event
+    except EventValidationError:
+        raise
+    except Exception as exc:  # an input we did not foresee: refuse it, keep serving, and say so in the log
+        logger.warning("refused an event that failed validation unexpectedly: %s: %s", type(exc).__name__, exc)
+        raise EventValidationError(f"invalid event ({type(exc).__name__}: {exc})"[:300]) from exc
+
+
+def _same(event: StoredEvent) -> StoredEvent:
+    return event
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -109,16 +152,7 @@ class _Collector:
             return body
         if encoding not in ("gzip", "x-gzip"):
             raise HTTPError(415, f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = inflater.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise HTTPError(400, f"invalid gzip body: {exc}") from exc
-        if len(out) > limit:
-            raise HTTPError(413, f"decompressed body is over the limit of {limit} bytes")
-        if not inflater.eof:
-            raise HTTPError(400, "invalid gzip body: truncated stream")
-        return out
+        return _gunzip(body, limit)
 
     async def read_json(self, request: Request) -> Any:
         media = _media_type(request)
@@ -160,8 +194,9 @@ class _Collector:
         self.check_auth(request)
         payload = await self.read_json(request)
         traceparent = parse_traceparent(request.headers.get("traceparent"))
+        received_at = _now()
         try:
-            event = hanzo_event(payload, received_at=_now(), traceparent=traceparent)
+            event = _validated(hanzo_event, payload, received_at=received_at, traceparent=traceparent)
         except EventValidationError as exc:
             raise HTTPError(400, str(exc)) from exc
         inserted = await self.store_events([event])
@@ -180,7 +215,7 @@ class _Collector:
         rejected: list[dict[str, Any]] = []
         for index, payload in enumerate(doc["events"]):
             try:
-                valid.append(hanzo_event(payload, received_at=received_at, traceparent=traceparent))
+                valid.append(_validated(hanzo_event, payload, received_at=received_at, traceparent=traceparent))
             except EventValidationError as exc:
                 rejected.append({"index": index, "error": str(exc)})
         inserted = await self.store_events(valid)
@@ -211,6 +246,15 @@ class _Collector:
             )
         except EventValidationError as exc:
             raise HTTPError(400, str(exc)) from exc
+        except (RecursionError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise HTTPError(400, f"invalid OTLP request: {type(exc).__name__}: {exc}"[:300]) from exc
+        storable: list[StoredEvent] = []
+        for event in result.events:
+            try:
+                storable.append(_validated(_same, event))
+            except EventValidationError as exc:
+                result.rejected.append(f"commerce.{event.type}: {exc}")
+        result.events = storable
         await self.store_events(result.events)
         if result.rejected:
             logger.warning("refused %d commerce log record(s): %s", len(result.rejected), result.rejected[0])

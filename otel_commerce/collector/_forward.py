@@ -1,9 +1,15 @@
 """Forward stored events to the COMMERCE stream, from the store itself (an outbox).
 
 Every event stored while forwarding is on is marked pending in SQLite; one task in the app's loop
-publishes pending events in store order with ``Nats-Msg-Id`` = ``event_id`` (so a re-send after a crash
-or a lost ack is dropped by the stream's duplicate window) and the event's ``traceparent``, then marks
-them done. NATS being down never loses an event and never blocks ingestion: pending rows wait.
+publishes pending events in store order through the library's :class:`JetStreamSink` (connection
+supervision that never gives up and never leaks a connection, pipelined publish, a deadline on every
+ack, one error translation), with ``Nats-Msg-Id`` = ``event_id`` (a re-send after a crash or a lost ack
+is dropped by the stream's duplicate window) and the event's ``traceparent``.
+
+The SQLite store is the queue, not the delivery engine: a row is marked done only on a PubAck, or
+failed on a permanent error (an invalid subject, over the server's max payload, a JetStream
+rejection); never by an age or attempt cap. NATS being down never loses an event and never blocks
+ingestion: pending rows wait, however long the outage.
 """
 
 from __future__ import annotations
@@ -11,51 +17,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from typing import TYPE_CHECKING
+from typing import Any
 
-import nats
 import orjson
 
+from .._delivery import backoff_seconds
 from .._errors import EventValidationError, PermanentDeliveryError
 from .._model import validate_subject
-from .._sinks import bootstrap, headers_for_ids, max_payload, translate_nats_error
+from .._redact import redact, redact_url
+from .._sinks import JetStreamSink, headers_for_ids, prepare_message
 from ._records import StoredEvent
 from ._store import EventStore, ForwardState
-
-if TYPE_CHECKING:
-    from nats.aio.client import Client as NATS
-    from nats.js.client import JetStreamContext
 
 __all__ = ["Forwarder"]
 
 logger = logging.getLogger("otel_commerce.collector")
 
 _BATCH = 256
-_PUBLISH_TIMEOUT_SECONDS = 5.0
-_MAX_BACKOFF_SECONDS = 10.0
+_ACK_TIMEOUT_SECONDS = 5.0
+_BACKOFF_INITIAL_SECONDS = 0.2
+_BACKOFF_MAX_SECONDS = 10.0
 _IDLE_POLL_SECONDS = 1.0
+_READY_POLL_SECONDS = 0.5
 
 
 class Forwarder:
     """Publishes the store's pending events to JetStream; ``start()`` / ``stop()`` in the app's loop."""
 
-    def __init__(self, store: EventStore, nats_url: str, *, connect_timeout_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        nats_url: str,
+        *,
+        connect_options: dict[str, Any] | None = None,
+        ack_timeout_seconds: float = _ACK_TIMEOUT_SECONDS,
+        batch_size: int = _BATCH,
+    ) -> None:
         self._store = store
         self._url = nats_url
-        self._connect_timeout = connect_timeout_seconds
-        self._nc: NATS | None = None
-        self._js: JetStreamContext | None = None
+        self._sink = JetStreamSink(nats_url, ack_timeout_seconds=ack_timeout_seconds, connect_options=connect_options)
+        self._batch = batch_size
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.forwarded = 0
         self.failed = 0
+        self.attempts = 0  # publish rounds that failed transiently (rows stayed pending)
         self.last_error = ""
 
     @property
     def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected
+        return self._sink.ready()
 
     def notify(self) -> None:
         """Wake the worker: new pending events were stored."""
@@ -73,11 +85,10 @@ class Forwarder:
                 await asyncio.wait_for(self._task, timeout_seconds)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
-        if self._nc is not None:
-            try:
-                await asyncio.wait_for(self._nc.close(), timeout_seconds)
-            except Exception as exc:  # closing is best effort
-                logger.debug("closing NATS: %s", exc)
+        try:
+            await asyncio.wait_for(self._sink.close(), timeout_seconds)
+        except Exception as exc:  # closing is best effort
+            logger.debug("closing NATS: %s", redact(exc))
 
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds`` unless woken (new events) or stopping."""
@@ -85,82 +96,72 @@ class Forwarder:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    async def _connect(self) -> JetStreamContext:
-        if self._js is not None and self._nc is not None and not self._nc.is_closed:
-            return self._js
-        self._nc = await nats.connect(
-            self._url,
-            connect_timeout=self._connect_timeout,
-            max_reconnect_attempts=-1,
-            allow_reconnect=True,
-            error_cb=self._on_error,
-        )
-        js = self._nc.jetstream()
-        await bootstrap(js)
-        self._js = js
-        logger.info("forwarding collector events to %s", self._url)
-        return js
-
-    async def _on_error(self, exc: Exception) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        if message != self.last_error:
-            logger.warning("NATS connection to %s: %s", self._url, message)
-        self.last_error = message
-
     async def _run(self) -> None:
-        backoff = 0.2
+        await self._sink.start()
+        failures = 0
+        announced = False
         while not self._stopping.is_set():
+            if not self._sink.ready():
+                await self._sink.wait_ready(_READY_POLL_SECONDS)
+                continue
+            if not announced:
+                logger.info("forwarding collector events to %s", redact_url(self._url))
+                announced = True
             try:
-                js = await self._connect()
-                sent = await self._forward_batch(js)
-                backoff = 0.2
-                if sent < _BATCH:
-                    await self._sleep(_IDLE_POLL_SECONDS)
+                sent, error = await self._forward_batch()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("forwarding to NATS failed (retrying in %.1fs): %s", backoff, self.last_error)
-                if self._nc is not None and self._nc.is_closed:
-                    self._nc, self._js = None, None
-                await self._sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+            except Exception as exc:  # e.g. the store failed: rows stay pending, try again later
+                sent, error = 0, f"{type(exc).__name__}: {exc}"
+            if error is not None:
+                error = redact(error)
+                failures += 1
+                self.attempts += 1
+                delay = backoff_seconds(failures, _BACKOFF_INITIAL_SECONDS, _BACKOFF_MAX_SECONDS)
+                if error != self.last_error or failures % 30 == 1:
+                    logger.warning("forwarding to NATS failed (retrying in %.1fs): %s", delay, error)
+                self.last_error = error
+                await self._sleep(delay)
+                continue
+            failures = 0
+            if sent < self._batch:
+                await self._sleep(_IDLE_POLL_SECONDS)
 
-    async def _forward_batch(self, js: JetStreamContext) -> int:
-        events = await asyncio.to_thread(self._store.pending_forward, _BATCH)
+    async def _forward_batch(self) -> tuple[int, str | None]:
+        """Publish one batch of pending rows: ``(rows read, first transient error or None)``."""
+        events = await asyncio.to_thread(self._store.pending_forward, self._batch)
         if not events:
-            return 0
-        limit = max_payload(js)
-        results = await asyncio.gather(*(self._publish(js, e, limit) for e in events), return_exceptions=True)
-        done: list[int] = []
+            return 0, None
+        items: list[Any] = []
+        sendable: list[StoredEvent] = []
         failed: list[int] = []
-        first_error: BaseException | None = None
-        for event, res in zip(events, results, strict=False):
-            if res is None:
+        for event in events:
+            try:
+                items.append(_message(event))
+                sendable.append(event)
+            except EventValidationError as exc:
+                logger.error("event %s cannot be forwarded: %s", event.event_id, redact(exc))
+                failed.append(event.seq)
+        outcomes = await self._sink.send(items) if items else []
+        done: list[int] = []
+        first_error: str | None = None
+        for event, outcome in zip(sendable, outcomes, strict=True):
+            if outcome is None:
                 done.append(event.seq)
-            elif isinstance(res, PermanentDeliveryError):
-                logger.error("event %s cannot be forwarded: %s", event.event_id, res)
+            elif isinstance(outcome, PermanentDeliveryError):
+                logger.error("event %s cannot be forwarded: %s", event.event_id, redact(outcome))
                 failed.append(event.seq)
             elif first_error is None:
-                first_error = res
+                first_error = str(outcome)
         await asyncio.to_thread(self._store.mark_forwarded, done, ForwardState.DONE)
         await asyncio.to_thread(self._store.mark_forwarded, failed, ForwardState.FAILED)
         self.forwarded += len(done)
         self.failed += len(failed)
-        if first_error is not None:
-            raise first_error
-        return len(events)
+        return len(events), first_error
 
-    async def _publish(self, js: JetStreamContext, event: StoredEvent, limit: int) -> None:
-        try:
-            subject = validate_subject(event.subject)
-        except EventValidationError as exc:
-            raise PermanentDeliveryError(str(exc)) from exc
-        payload = orjson.dumps(event.envelope)
-        if len(payload) > limit:
-            raise PermanentDeliveryError(f"envelope of {len(payload)} bytes is over the max payload {limit}")
-        headers = headers_for_ids({"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id)
-        try:
-            await js.publish(subject, payload, timeout=_PUBLISH_TIMEOUT_SECONDS, headers=headers)
-        except Exception as exc:
-            raise translate_nats_error(exc, f"forward {subject}") from exc
+
+def _message(event: StoredEvent) -> Any:
+    """The prepared JetStream message of a stored event (raises ``EventValidationError`` for a bad subject)."""
+    subject = validate_subject(event.subject)
+    headers = headers_for_ids({"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id)
+    return prepare_message(subject, orjson.dumps(event.envelope), headers)[0]

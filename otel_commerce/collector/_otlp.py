@@ -229,6 +229,9 @@ def events_from_request(
                 except EventValidationError as exc:
                     result.rejected.append(f"{record.event_name}: {exc}")
                     continue
+                except Exception as exc:  # an input we did not foresee: refused, never a 5xx
+                    result.rejected.append(f"{record.event_name}: invalid record ({type(exc).__name__}: {exc})"[:300])
+                    continue
                 if event is None:
                     result.ignored += 1
                 else:

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+import orjson
+
+from .._errors import EventValidationError
+
 __all__ = [
     "SPAN_ID_RE",
     "TRACE_ID_RE",
     "Source",
     "StoredEvent",
+    "check_storable",
     "parse_traceparent",
     "store_timestamp",
 ]
@@ -67,3 +72,18 @@ class StoredEvent:
     @property
     def subject(self) -> str:
         return "commerce." + self.type
+
+
+def check_storable(event: StoredEvent) -> None:
+    """Raise ``EventValidationError`` unless the store can write ``event`` (timestamps representable in
+    UTC, payload and envelope JSON-encodable — orjson refuses nesting deeper than 254 levels)."""
+    try:
+        store_timestamp(event.timestamp)
+        store_timestamp(event.received_at)
+    except (OverflowError, ValueError) as exc:
+        raise EventValidationError(f"timestamp out of range: {exc}") from exc
+    for what, value in (("event", event.payload), ("envelope", event.envelope)):
+        try:
+            orjson.dumps(value)
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise EventValidationError(f"{what} cannot be stored: {exc}") from exc

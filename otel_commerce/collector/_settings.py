@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import ConfigurationError
 from ._store import DEFAULT_DB_PATH
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "CollectorSettings", "load_settings"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "CollectorSettings", "exposure_warning", "load_settings", "read_token_file"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8091
@@ -28,6 +28,9 @@ ENV = {
     "nats_url": "OTEL_COMMERCE_NATS_URL",
     "auth_token": "OTEL_COMMERCE_COLLECTOR_TOKEN",
 }
+#: A file holding the bearer token (keeps it out of the process list and the environment).
+TOKEN_FILE_ENV = "OTEL_COMMERCE_COLLECTOR_TOKEN_FILE"
+_LOOPBACK = ("127.", "::1", "localhost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +94,39 @@ def _from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
+def read_token_file(path: str | os.PathLike[str]) -> str:
+    """The bearer token in ``path`` (surrounding whitespace stripped); ConfigurationError when unusable."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    if not token:
+        raise ConfigurationError(f"the token file {path} is empty")
+    return token
+
+
+def exposure_warning(settings: CollectorSettings) -> str | None:
+    """A warning when the collector listens beyond loopback without a token (anyone could write events)."""
+    if settings.auth_token or settings.host.startswith(_LOOPBACK):
+        return None
+    return (
+        f"the collector listens on {settings.host} (not loopback) WITHOUT authentication: anyone who can reach "
+        f"port {settings.port} can write and read events. Set OTEL_COMMERCE_COLLECTOR_TOKEN_FILE (or "
+        "--auth-token-file) or bind --host 127.0.0.1."
+    )
+
+
 def load_settings(config_file: str | os.PathLike[str] | None = None, **options: Any) -> CollectorSettings:
-    """Merge file, environment and ``options`` (``None`` values mean "not given")."""
+    """Merge file, environment and ``options`` (``None`` values mean "not given").
+
+    The token: ``auth_token`` > ``auth_token_file`` > ``$OTEL_COMMERCE_COLLECTOR_TOKEN`` >
+    ``$OTEL_COMMERCE_COLLECTOR_TOKEN_FILE`` > the file's ``auth_token``.
+    """
+    token_file = options.pop("auth_token_file", None)
+    if token_file is not None and options.get("auth_token") is None:
+        options["auth_token"] = read_token_file(token_file)
+    elif not os.environ.get(ENV["auth_token"]) and os.environ.get(TOKEN_FILE_ENV) and options.get("auth_token") is None:
+        options["auth_token"] = read_token_file(os.environ[TOKEN_FILE_ENV])
     settings = CollectorSettings()
     if config_file is not None:
         settings = replace(settings, **_from_file(config_file))

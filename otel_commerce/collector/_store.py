@@ -207,6 +207,11 @@ class EventStore:
             row = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return _row_to_event(row) if row is not None else None
 
+    def types(self) -> set[str]:
+        """The distinct event types stored."""
+        with self._lock:
+            return {str(r[0]) for r in self._db.execute("SELECT DISTINCT type FROM events").fetchall()}
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])

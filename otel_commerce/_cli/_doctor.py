@@ -1,0 +1,324 @@
+"""``otel-commerce doctor``: the effective settings (redacted, with their source) and real checks.
+
+Each check returns a :class:`Check`; a failed one carries one line saying how to fix it. The checks
+talk to the real servers (NATS connect + stream info, the collector's ``/health`` and an empty,
+authenticated ``POST /events``) and read the OTel SDK's environment and providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .._config import Settings
+from .._log import cause_of
+from .._redact import MASK, redact, redact_headers, redact_url
+
+__all__ = ["Check", "otel_pipeline_check", "run_checks", "setting_sources"]
+
+#: The environment variables each setting is read from (first set one wins), see ``_config``.
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "nats_url": ("OTEL_COMMERCE_NATS_URL", "PUBSUB_URL"),
+    "collector_endpoint": ("OTEL_COMMERCE_COLLECTOR_ENDPOINT", "ANALYTICS_ENDPOINT"),
+    "mode": ("OTEL_COMMERCE_MODE",),
+    "pii": ("OTEL_COMMERCE_PII",),
+    "nats_token": ("OTEL_COMMERCE_NATS_TOKEN",),
+    "nats_user": ("OTEL_COMMERCE_NATS_USER",),
+    "nats_password": ("OTEL_COMMERCE_NATS_PASSWORD",),
+    "nats_creds": ("OTEL_COMMERCE_NATS_CREDS",),
+    "nats_tls_ca": ("OTEL_COMMERCE_NATS_TLS_CA",),
+    "nats_tls_cert": ("OTEL_COMMERCE_NATS_TLS_CERT",),
+    "nats_tls_key": ("OTEL_COMMERCE_NATS_TLS_KEY",),
+    "collector_headers": ("OTEL_COMMERCE_COLLECTOR_HEADERS",),
+    "collector_gzip": ("OTEL_COMMERCE_COLLECTOR_GZIP",),
+    "queue_size": ("OTEL_COMMERCE_QUEUE_SIZE",),
+    "batch_size": ("OTEL_COMMERCE_BATCH_SIZE",),
+    "linger_seconds": ("OTEL_COMMERCE_LINGER_MS",),
+    "max_attempts": ("OTEL_COMMERCE_MAX_ATTEMPTS",),
+    "max_age_seconds": ("OTEL_COMMERCE_MAX_AGE_MS", "OTEL_COMMERCE_MAX_AGE_SECONDS"),  # _SECONDS: deprecated alias
+    "max_event_bytes": ("OTEL_COMMERCE_MAX_EVENT_BYTES",),
+    "log_body": ("OTEL_COMMERCE_LOG_BODY",),
+    "disabled": ("OTEL_COMMERCE_DISABLED",),
+    "sdk_disabled": ("OTEL_SDK_DISABLED",),
+}
+
+#: Below this, a limit on attribute values truncates rebuilt events (NATS' default max payload).
+_MIN_VALUE_LENGTH = 1024 * 1024
+_MIN_ATTRIBUTE_COUNT = 64
+_LENGTH_LIMITS = {
+    "log": ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+    "span": ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+}
+_COUNT_LIMITS = {
+    "log": ("OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"),
+    "span": ("OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: ``ok``, what was found (``detail``) and, when not ok, one line of ``fix``."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def shown_value(name: str, value: Any) -> str:
+    """A setting's value as doctor prints it (secrets masked)."""
+    if name in ("nats_password", "nats_token"):
+        return MASK if value else ""
+    if name in ("nats_url", "collector_endpoint"):
+        return redact_url(str(value))
+    if name == "collector_headers":
+        return ",".join(f"{k}={v}" for k, v in redact_headers(value).items())
+    return redact(str(value))
+
+
+def setting_sources(
+    settings: Settings, env: Mapping[str, str] | None = None, arguments: Mapping[str, Any] | None = None
+) -> list[tuple[str, str, str]]:
+    """``(name, shown value, source)`` per setting; source is ``argument``, ``env NAME`` or ``default``."""
+    env = os.environ if env is None else env
+    given = {k for k, v in (arguments or {}).items() if v is not None}
+    rows = []
+    for f in fields(settings):
+        source = "default"
+        if f.name in given:
+            source = "argument"
+        else:
+            for var in ENV_NAMES.get(f.name, ()):
+                if env.get(var, "").strip():
+                    source = f"env {var}"
+                    break
+        rows.append((f.name, shown_value(f.name, getattr(settings, f.name)), source))
+    return rows
+
+
+# --------------------------------------------------------------------------- NATS
+async def _nats_checks(settings: Settings, timeout_seconds: float) -> list[Check]:
+    import nats
+    from nats.js import errors as js_errors
+
+    from .._model import STREAM_NAME, STREAM_SUBJECTS
+
+    shown = redact_url(settings.nats_url)
+    seen: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)
+
+    opts = settings.nats_connect_options()
+    servers = opts.pop("servers")
+    try:
+        nc = await nats.connect(
+            servers,
+            connect_timeout=timeout_seconds,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            error_cb=on_error,
+            **opts,
+        )
+    except Exception as exc:
+        cause = cause_of(exc, seen)
+        if "Authorization" in cause or "authentication" in cause.lower():
+            fix = "check OTEL_COMMERCE_NATS_USER/_PASSWORD, _TOKEN or _CREDS (or the URL's user part)"
+        elif "certificate" in cause.lower() or "SSL" in cause:
+            fix = "check OTEL_COMMERCE_NATS_TLS_CA (the server's CA) and the certificate's host name"
+        else:
+            fix = "start nats-server -js there, or fix OTEL_COMMERCE_NATS_URL"
+        return [Check("nats connect", False, f"cannot connect to {shown}: {cause}", fix)]
+    checks = [Check("nats connect", True, f"connected to {shown}")]
+    try:
+        js = nc.jetstream(timeout=timeout_seconds)
+        try:
+            info = await js.stream_info(STREAM_NAME)
+        except js_errors.NotFoundError:
+            checks.append(
+                Check(
+                    "stream",
+                    False,
+                    f"stream {STREAM_NAME} does not exist (the first event creates it)",
+                    "run `otel-commerce bootstrap` to create it now",
+                )
+            )
+            return checks
+        except Exception as exc:
+            checks.append(
+                Check("stream", False, f"JetStream: {cause_of(exc)}", "start nats-server with -js (JetStream)")
+            )
+            return checks
+        subjects = list(info.config.subjects or [])
+        if {">", *STREAM_SUBJECTS} & set(subjects):
+            checks.append(Check("stream", True, f"{STREAM_NAME} covers {', '.join(STREAM_SUBJECTS)}"))
+        else:
+            checks.append(
+                Check(
+                    "stream",
+                    False,
+                    f"{STREAM_NAME} subjects {subjects} do not cover {', '.join(STREAM_SUBJECTS)}",
+                    "run `otel-commerce bootstrap --reconcile`",
+                )
+            )
+        window = float(info.config.duplicate_window or 0.0)
+        if window >= settings.max_age_seconds:
+            checks.append(
+                Check(
+                    "duplicate window",
+                    True,
+                    f"{window:g} s ≥ retry age {settings.max_age_seconds:g} s (exactly-once holds)",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "duplicate window",
+                    False,
+                    f"{window:g} s < retry age {settings.max_age_seconds:g} s: a late retry can store a duplicate",
+                    "run `otel-commerce bootstrap --reconcile` or lower OTEL_COMMERCE_MAX_AGE_SECONDS",
+                )
+            )
+    finally:
+        await nc.close()
+    return checks
+
+
+# --------------------------------------------------------------------------- collector
+def _collector_checks(settings: Settings, timeout_seconds: float) -> list[Check]:
+    import httpx
+
+    base = settings.collector_endpoint.rstrip("/")
+    shown = redact_url(base)
+    try:
+        with httpx.Client(timeout=timeout_seconds, headers=dict(settings.collector_headers)) as client:
+            health = client.get(base + "/health")
+            posted = client.post(base + "/events", json={"events": []})
+    except httpx.HTTPError as exc:
+        return [
+            Check(
+                "collector",
+                False,
+                f"{shown}: {type(exc).__name__}: {redact(exc)}",
+                "start the collector there, or fix OTEL_COMMERCE_COLLECTOR_ENDPOINT",
+            )
+        ]
+    checks = []
+    if health.status_code == 200:
+        checks.append(Check("collector health", True, f"GET {shown}/health: 200"))
+    else:
+        checks.append(
+            Check(
+                "collector health",
+                False,
+                f"GET {shown}/health: HTTP {health.status_code}",
+                "OTEL_COMMERCE_COLLECTOR_ENDPOINT must be the base URL that serves /health and /events",
+            )
+        )
+    if posted.status_code in (401, 403):
+        checks.append(
+            Check(
+                "collector auth",
+                False,
+                f"POST {shown}/events: HTTP {posted.status_code} (credentials refused)",
+                "set OTEL_COMMERCE_COLLECTOR_HEADERS=Authorization=Bearer%20<token> to the collector's token",
+            )
+        )
+    elif posted.status_code in (404, 405):
+        checks.append(
+            Check(
+                "collector auth",
+                False,
+                f"POST {shown}/events: HTTP {posted.status_code} (no such route)",
+                "OTEL_COMMERCE_COLLECTOR_ENDPOINT must be the base URL that serves /events",
+            )
+        )
+    else:
+        checks.append(Check("collector auth", True, f"POST {shown}/events accepted our credentials"))
+    return checks
+
+
+# --------------------------------------------------------------------------- OTel SDK
+def otel_pipeline_check(env: Mapping[str, str] | None = None) -> Check:
+    """Is our processor in this process's OTel SDK pipeline, or will ``opentelemetry-instrument`` add it?"""
+    from opentelemetry import _logs
+
+    from .._otel import CommerceLogRecordProcessor
+    from .._otel._sdk import log_processors
+
+    env = os.environ if env is None else env
+    provider = _logs.get_logger_provider()
+    if any(isinstance(p, CommerceLogRecordProcessor) for p in log_processors(provider)):  # type: ignore[arg-type]
+        return Check("otel pipeline", True, "our processor is on this process's LoggerProvider")
+    exporters = [e.strip() for e in env.get("OTEL_LOGS_EXPORTER", "").split(",")]
+    if "commerce" in exporters:
+        return Check("otel pipeline", True, "opentelemetry-instrument will install the commerce exporter")
+    if "commerce" not in [d.strip() for d in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")]:
+        return Check(
+            "otel pipeline",
+            True,
+            "under opentelemetry-instrument the commerce instrumentor adds our processor to the distro's pipeline",
+        )
+    return Check(
+        "otel pipeline",
+        True,
+        "not in this process: the application must call otel_commerce.configure() "
+        "or run under opentelemetry-instrument with OTEL_LOGS_EXPORTER=otlp,commerce",
+    )
+
+
+def _limit_checks(settings: Settings, env: Mapping[str, str]) -> list[Check]:
+    mode = "span" if settings.mode == "span" else "log"
+    checks = []
+    modes = ("log", "span") if settings.mode == "both" else (mode,)
+    names = dict.fromkeys(n for m in modes for n in _LENGTH_LIMITS[m])
+    for name in names:
+        raw = env.get(name, "").strip()
+        if raw.isdigit() and int(raw) < _MIN_VALUE_LENGTH:
+            checks.append(
+                Check(
+                    "attribute limits",
+                    False,
+                    f"{name}={raw}: longer event attributes (items, data) are truncated before we rebuild events",
+                    f"unset {name} (or raise it to at least {_MIN_VALUE_LENGTH})",
+                )
+            )
+    for name in dict.fromkeys(n for m in modes for n in _COUNT_LIMITS[m]):
+        raw = env.get(name, "").strip()
+        if raw.isdigit() and int(raw) < _MIN_ATTRIBUTE_COUNT:
+            checks.append(
+                Check(
+                    "attribute limits",
+                    False,
+                    f"{name}={raw}: attributes beyond the limit are dropped before we rebuild events",
+                    f"unset {name} (or raise it to at least {_MIN_ATTRIBUTE_COUNT})",
+                )
+            )
+    if not checks:
+        checks.append(Check("attribute limits", True, "no OTel attribute limit truncates events"))
+    return checks
+
+
+def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, timeout_seconds: float = 3.0) -> list[Check]:
+    """Every check for ``settings``; never raises (a failing check says why)."""
+    env = os.environ if env is None else env
+    checks: list[Check] = []
+    if not settings.has_sink:
+        checks.append(
+            Check(
+                "sinks",
+                False,
+                "no sink configured: events go nowhere",
+                "set OTEL_COMMERCE_NATS_URL and/or OTEL_COMMERCE_COLLECTOR_ENDPOINT",
+            )
+        )
+    if settings.nats_url:
+        checks += asyncio.run(_nats_checks(settings, timeout_seconds))
+    if settings.collector_endpoint:
+        checks += _collector_checks(settings, timeout_seconds)
+    checks.append(otel_pipeline_check(env))
+    checks += _limit_checks(settings, env)
+    return checks

@@ -1,0 +1,138 @@
+"""`otel-commerce doctor` and `--version` against a real nats-server and a real collector."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import orjson
+import pytest
+from collector_server import running_collector
+from nats.js import errors as js_errors
+from nats.js.api import StreamConfig
+from typer.testing import CliRunner
+
+from otel_commerce import __version__
+from otel_commerce._cli._natsserver import NatsServer, free_port
+from otel_commerce.cli import app
+
+runner = CliRunner()
+TOKEN = "doc-T0ken-4411"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[NatsServer]:
+    with NatsServer() as s:
+        yield s
+
+
+def _stream(url: str, *, subjects: list[str] | None, window: float = 600.0) -> None:
+    """Delete COMMERCE, then (re)create it with ``subjects`` (None: leave it missing)."""
+
+    async def run() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        with contextlib.suppress(js_errors.NotFoundError):
+            await js.delete_stream("COMMERCE")
+        if subjects is not None:
+            await js.add_stream(StreamConfig(name="COMMERCE", subjects=subjects, duplicate_window=window))
+        await nc.close()
+
+    asyncio.run(run())
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: "" for k in os.environ if k.startswith(("OTEL_", "PUBSUB_URL", "ANALYTICS_ENDPOINT"))}
+    return {**env, **extra}
+
+
+def _doctor(*args: str, **env: str) -> tuple[int, dict[str, object], str]:
+    result = runner.invoke(app, ["doctor", "--json", *args], env=_env(**env))
+    assert "Traceback" not in result.output
+    return result.exit_code, orjson.loads(result.stdout), result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"otel-commerce {__version__}"
+
+
+def test_all_good_shows_redacted_settings_with_their_sources(server: NatsServer, tmp_path: Path) -> None:
+    _stream(server.url, subjects=["commerce.>"])
+    with running_collector(tmp_path / "c.db", auth_token=TOKEN) as (collector, store):
+        code, report, output = _doctor(
+            "--nats-url",
+            server.url,
+            OTEL_COMMERCE_COLLECTOR_ENDPOINT=collector.url,
+            OTEL_COMMERCE_COLLECTOR_HEADERS=f"Authorization=Bearer%20{TOKEN}",
+        )
+        assert store.count() == 0  # the auth probe stored nothing
+    assert code == 0, output
+    settings = report["settings"]
+    assert isinstance(settings, dict)
+    assert settings["nats_url"] == {"value": server.url, "source": "argument"}
+    assert settings["collector_endpoint"]["source"] == "env OTEL_COMMERCE_COLLECTOR_ENDPOINT"
+    assert settings["collector_headers"] == {"value": "Authorization=***", "source": "env OTEL_COMMERCE_COLLECTOR_HEADERS"}
+    assert settings["mode"] == {"value": "log", "source": "default"}
+    names = {c["name"]: c["ok"] for c in report["checks"]}  # type: ignore[union-attr]
+    assert names == {
+        "nats connect": True,
+        "stream": True,
+        "duplicate window": True,
+        "collector health": True,
+        "collector auth": True,
+        "otel pipeline": True,
+        "attribute limits": True,
+    }
+    assert TOKEN not in output
+
+
+def test_each_problem_gets_one_line_of_fix(server: NatsServer, tmp_path: Path) -> None:
+    _stream(server.url, subjects=["commerce.order.*"], window=60)  # narrow subjects, 1-minute window
+    with running_collector(tmp_path / "c.db", auth_token=TOKEN) as (collector, _):
+        code, report, output = _doctor(
+            "--nats-url",
+            server.url,
+            "--collector-endpoint",
+            collector.url,
+            OTEL_COMMERCE_COLLECTOR_HEADERS="Authorization=Bearer%20wrong-token-1",
+            OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT="256",
+        )
+    assert code == 1
+    failed = {c["name"]: c for c in report["checks"] if not c["ok"]}  # type: ignore[union-attr]
+    assert set(failed) == {"stream", "duplicate window", "collector auth", "attribute limits"}, output
+    assert "bootstrap --reconcile" in failed["stream"]["fix"]
+    assert "60 s < retry age 300 s" in failed["duplicate window"]["detail"]
+    assert "HTTP 401" in failed["collector auth"]["detail"] and "OTEL_COMMERCE_COLLECTOR_HEADERS" in failed[
+        "collector auth"
+    ]["fix"]
+    assert "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT" in failed["attribute limits"]["fix"]
+    assert "wrong-token-1" not in output
+    _stream(server.url, subjects=None)
+    code, report, _ = _doctor("--nats-url", server.url)
+    failed = {c["name"]: c for c in report["checks"] if not c["ok"]}  # type: ignore[union-attr]
+    assert code == 1 and "otel-commerce bootstrap" in failed["stream"]["fix"]
+
+
+def test_nats_errors_show_the_real_cause_and_the_human_output() -> None:
+    with NatsServer(extra_args=["--user", "shop", "--pass", "right-1"]) as auth:
+        url = auth.url.replace("nats://", "nats://shop:wrong-pw-8@")
+        result = runner.invoke(app, ["doctor", "--nats-url", url], env=_env())
+    assert result.exit_code == 1
+    assert "FAIL nats connect" in result.stdout and "Authorization Violation" in result.stdout, result.stdout
+    assert "fix: check OTEL_COMMERCE_NATS_USER" in result.stdout
+    assert "wrong-pw-8" not in result.output and "nats://***@127.0.0.1" in result.stdout
+    result = runner.invoke(app, ["doctor", "--nats-url", f"nats://127.0.0.1:{free_port()}"], env=_env())
+    assert result.exit_code == 1
+    assert "Connect call failed" in result.stdout or "Connection refused" in result.stdout, result.stdout
+
+
+def test_no_sink_and_bad_setting_are_problems() -> None:
+    code, report, _ = _doctor()
+    assert code == 1 and any(c["name"] == "sinks" and not c["ok"] for c in report["checks"])  # type: ignore[union-attr]
+    code, report, _ = _doctor(OTEL_COMMERCE_COLLECTOR_HEADERS="Authorization: Bearer leaked-secret-9")
+    assert code == 1 and "leaked-secret-9" not in str(report)
