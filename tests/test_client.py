@@ -263,3 +263,23 @@ def test_items_string_is_valid_json_with_integer_quantities(collector: FakeColle
     items = orjson.loads(collector.events[0]["properties"]["items"])
     assert items[0] == {"price": 10, "product_id": "p1", "product_name": "Tee <b>", "quantity": 2, "sku": "SKU1"}
     assert all(type(i["quantity"]) is int for i in items)
+
+
+def test_emit_raw_refuses_unknown_names_in_a_catalog_namespace(collector: FakeCollector, client: Client) -> None:
+    """emit_raw applies record_event's catalog-namespace rule to collector names, with a "did you mean" hint;
+    registered custom types and other namespaces pass."""
+    import otel_commerce
+
+    for name in ("order_complete", "order.complete", "referral_claim"):
+        with pytest.raises(EventValidationError, match="did you mean '(order.completed|referral.claimed)'"):
+            client.emit_raw({"event": name, "properties": {}})
+    assert client.stats()["submitted"] == 0
+    custom = f"order.gift_wrapped_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(EventValidationError, match="register"):
+        client.emit_raw({"event": custom.replace(".", "_")})
+    otel_commerce.register_event_type(custom)
+    sent = [client.emit_raw({"event": n}) for n in (custom.replace(".", "_"), "order_completed", "loyalty_anything")]
+    assert client.flush(5)
+    assert [(e["event"], e["properties"]["event_id"]) for e in collector.events] == list(
+        zip((custom.replace(".", "_"), "order_completed", "loyalty_anything"), sent)
+    )

@@ -17,7 +17,7 @@ from .._config import DEFAULT_MAX_EVENT_BYTES
 from .._delivery import DeliveryEngine, _metrics
 from .._errors import EventValidationError
 from .._model import CATALOG, OnError, Order, Pending, collector_from_args, event_id_for, uuid7
-from .._model._catalog import COLLECTOR_MAX_QUANTITY, COLLECTOR_MAX_REVENUE, check_fields
+from .._model._catalog import COLLECTOR_MAX_QUANTITY, COLLECTOR_MAX_REVENUE, check_catalog_type, check_fields
 from .._model._envelope import clean_data
 from .._otel import current_ids
 from .._sinks import CollectorSink
@@ -30,6 +30,19 @@ _DEFAULT_CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 _TYPE_BY_COLLECTOR_NAME = {spec.collector_event: spec.type for spec in CATALOG.values()}
+
+
+def _check_raw_name(name: str) -> None:
+    """The catalog-namespace rule of ``record_event`` on a collector name (``order_complete`` is refused).
+
+    The name's first ``_`` is its namespace separator (``referral_link_created`` is ``referral.link_created``),
+    so a registered custom type (``order.shipped``) is accepted as ``order_shipped``; other namespaces stay free.
+    """
+    event_type = name.replace("_", ".", 1)
+    try:
+        check_catalog_type(event_type)
+    except EventValidationError as exc:
+        raise EventValidationError(f"event {name!r} (type {event_type!r}): {exc}") from None
 
 
 def _check_columns(payload: Mapping[str, Any]) -> None:
@@ -108,7 +121,11 @@ class Client:
 
     # ------------------------------------------------------------------ emitting
     def emit_raw(self, event: Mapping[str, Any]) -> str | None:
-        """Send ``event`` as given (``event`` name required), plus ``properties.event_id`` and trace ids."""
+        """Send ``event`` as given (``event`` name required), plus ``properties.event_id`` and trace ids.
+
+        Raises :class:`EventValidationError` for a name in a catalog namespace that is neither a catalog
+        type nor registered (``order_complete``: did you mean ``order.completed``?), as ``record_event`` does.
+        """
         if self._engine is None:
             return None
         if not isinstance(event, Mapping):
@@ -116,6 +133,8 @@ class Client:
         name = event.get("event")
         if not isinstance(name, str) or not name.strip():
             raise EventValidationError("event must have a non-empty string 'event' name")
+        if name not in _TYPE_BY_COLLECTOR_NAME:
+            _check_raw_name(name)
         props = event.get("properties")
         if props is not None and not isinstance(props, Mapping):
             raise EventValidationError(f"properties must be an object, got {type(props).__name__}")
