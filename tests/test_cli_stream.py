@@ -174,3 +174,70 @@ def test_collector_command_rejects_bad_settings(tmp_path: Path) -> None:
     config.write_text("collector:\n  prot: 1234\n")
     result = runner.invoke(app, ["collector", "--config", str(config)])
     assert result.exit_code == 2 and "prot" in result.stderr
+
+
+_RECORD_ONE = """
+import os
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+import otel_commerce
+
+trace.set_tracer_provider(TracerProvider())
+with trace.get_tracer("shop").start_as_current_span("POST /orders") as span:
+    otel_commerce.record_event(
+        "order.completed", id=os.environ["APP_ORDER"], organization_id=os.environ["APP_ORG"], user_id="usr_1",
+        session_id="sess_1", data={"order_id": os.environ["APP_ORDER"], "revenue": 59.5, "currency": "usd",
+        "email": "buyer@example.com", "items": [{"product_id": "p1", "quantity": 2, "price": 29.75}]},
+    )
+    print(format(span.get_span_context().trace_id, "032x"))
+assert otel_commerce.flush(20)
+"""
+
+
+def test_json_shape_is_the_same_from_the_store_and_from_the_stream(
+    tmp_path: Path, nats_server: NatsServer, uid: str
+) -> None:
+    """One event recorded by a real process into a real nats-server and a real collector store prints the same
+    JSON object (JSON_KEYS: the envelope fields + source) from `events`, `trace --db`, `trace --nats-url`, `tail`."""
+    from collector_server import running_collector
+
+    from otel_commerce._cli._common import JSON_KEYS
+
+    assert runner.invoke(app, ["bootstrap", "--nats-url", nats_server.url]).exit_code in (0, 1)
+    org = f"org-{uid}"
+    with running_collector(tmp_path / "events.db") as (server, _):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PUBSUB_URL"))}
+        env |= {
+            "OTEL_COMMERCE_NATS_URL": nats_server.url,
+            "OTEL_COMMERCE_COLLECTOR_ENDPOINT": server.url,
+            "OTEL_COMMERCE_LINGER_MS": "5",
+            "APP_ORDER": f"ord-{uid}",
+            "APP_ORG": org,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", _RECORD_ONE], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    trace_id = proc.stdout.strip()
+    db = str(tmp_path / "events.db")
+    outputs = {}
+    for name, args in {
+        "events": ["events", "--db", db, "--org", org],
+        "trace --db": ["trace", trace_id, "--db", db],
+        "trace --nats-url": ["trace", trace_id, "--nats-url", nats_server.url],
+        "tail": ["tail", "--nats-url", nats_server.url, "--org", org, "--since", "1h", "--limit", "1", "--for", "20s"],
+    }.items():
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, (name, result.output)
+        [outputs[name]] = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    for name, got in outputs.items():
+        assert list(got) == list(JSON_KEYS), name
+    sources = {name: got.pop("source") for name, got in outputs.items()}
+    assert sources == {"events": "hanzo", "trace --db": "hanzo", "trace --nats-url": "stream", "tail": "stream"}
+    store, stream = outputs["events"], outputs["trace --nats-url"]
+    assert store == outputs["trace --db"] and stream == outputs["tail"]
+    assert store == stream
+    assert (store["id"], store["organization_id"], store["user_id"], store["session_id"], store["trace_id"]) == (
+        f"ord-{uid}", org, "usr_1", "sess_1", trace_id
+    )
+    assert store["data"]["currency"] == "USD" and store["data"]["items"][0]["product_id"] == "p1"

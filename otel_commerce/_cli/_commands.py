@@ -15,6 +15,7 @@ from .._redact import redact, redact_url
 from ._common import (
     check_port_free,
     err_console,
+    event_json,
     fail,
     normalize_type,
     out_console,
@@ -229,8 +230,8 @@ def trace_command(
         rows = query_store(_db_path(db), EventQuery(trace_id=tid, since=start, limit=100_000))
     link = trace_link(tid)
     if as_json:
-        for envelope, _ in rows:
-            print_json_line(envelope)
+        for envelope, source in rows:
+            print_json_line(event_json(envelope, source))
         if link:
             err_console.print(f"trace: {link}")
     else:
@@ -305,7 +306,7 @@ def tail_command(
 
     def show(envelope: dict[str, Any]) -> None:
         if as_json:
-            print_json_line(envelope)
+            print_json_line(event_json(envelope, "stream"))
             return
         tid = str(envelope.get("trace_id", ""))
         link = trace_link(tid)

@@ -16,13 +16,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._errors import EventValidationError
-from .._model import parse_timestamp
+from .._model import format_timestamp, parse_timestamp
 
 __all__ = [
     "DEFAULT_NATS_URL",
     "check_port_free",
     "TRACE_URL_ENV",
+    "JSON_KEYS",
     "err_console",
+    "event_json",
     "event_line",
     "event_table",
     "fail",
@@ -147,6 +149,39 @@ def trace_link(trace_id: str) -> str | None:
     if "{trace_id}" in template:
         return template.replace("{trace_id}", trace_id)
     return template.rstrip("/") + "/" + trace_id
+
+
+#: The keys of one event in ``--json`` output, in this order, whatever it was read from: the envelope's
+#: fields (``CommerceEvent``), then ``source`` (``stream``, or the store's ``hanzo`` / ``otlp``).
+JSON_KEYS = (
+    "id",
+    "type",
+    "timestamp",
+    "organization_id",
+    "user_id",
+    "session_id",
+    "data",
+    "event_id",
+    "trace_id",
+    "span_id",
+    "source",
+)
+
+
+def event_json(envelope: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The one ``--json`` shape of an event (:data:`JSON_KEYS`), from a stored or a streamed envelope.
+
+    Absent strings become ``""`` and absent ``data`` ``{}``; the timestamp is RFC 3339 UTC with
+    trailing fractional zeros trimmed (``2025-01-31T12:00:00.5Z``, the wire format); the stream's GA4 / Meta blocks are left out.
+    """
+    out: dict[str, Any] = {key: envelope.get(key) or "" for key in JSON_KEYS[:-1]}
+    out["data"] = envelope.get("data") or {}
+    try:
+        out["timestamp"] = format_timestamp(parse_timestamp(out["timestamp"]))
+    except (EventValidationError, TypeError, ValueError):
+        pass  # printed as found: a debugging tool shows what is there
+    out["source"] = source
+    return out
 
 
 def print_json_line(obj: Mapping[str, Any]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .._errors import ConfigurationError
 from ..collector import EventQuery, EventStore
-from ._common import fail, print_events, print_json_line
+from ._common import event_json, fail, print_events, print_json_line
 
 __all__ = ["check_types", "print_store_events", "query_store"]
 
@@ -46,8 +46,8 @@ def check_types(types: Sequence[str], stored: set[str]) -> None:
 
 def print_store_events(rows: list[tuple[dict[str, object], str]], *, as_json: bool, title: str) -> None:
     if as_json:
-        for envelope, _ in rows:
-            print_json_line(envelope)
+        for envelope, source in rows:
+            print_json_line(event_json(envelope, source))
         return
     print_events(rows, title=title)
 
