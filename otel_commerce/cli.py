@@ -26,6 +26,9 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     help="otel-commerce: commerce events as OpenTelemetry signals.",
     no_args_is_help=True,
+    # Click's plain help: flags without a value placeholder, every default shown (Typer's Rich panels print
+    # a `<bool>` type beside every flag, --help included).
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
 )

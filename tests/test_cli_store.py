@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -100,8 +101,36 @@ def test_events_table_and_missing_store(db: Path, tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_every_command_has_help() -> None:
-    """`--help` works on the app and on every command."""
-    for args in ([], ["collector"], ["trace"], ["tail"], ["events"], ["bootstrap"]):
-        result = runner.invoke(app, [*args, "--help"])
-        assert result.exit_code == 0 and "Usage" in result.stdout
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+def test_every_help_shows_defaults_and_flags_as_flags() -> None:
+    """`--help` of the app and of every command: flags are bare (no `<bool>` / BOOLEAN placeholder), every option
+    that takes a value names it (no `<str>`-style type) and shows its default (or that it is required)."""
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert {p for p, _ in paths} >= {(), ("collector",), ("trace",), ("tail",), ("events",), ("bootstrap",),
+                                     ("doctor",), ("demo",), ("spool", "stats"), ("spool", "replay"), ("spool", "drop")}
+    for path, command in paths:
+        result = runner.invoke(app, [*path, "--help"], terminal_width=400, max_content_width=400)
+        assert result.exit_code == 0 and "Usage" in result.stdout, (path, result.output)
+        text = result.stdout
+        assert "<bool>" not in text and "BOOLEAN" not in text, (path, text)
+        lines = text.split("\nOptions:\n")[1].splitlines()
+        for param in command.params:
+            if param.param_type_name != "option" or param.hidden:
+                continue
+            opts = ", ".join(sorted(param.opts, key=len))
+            found = [ln for ln in lines if ln.strip().startswith(opts + " ") or ln.strip() == opts]
+            assert len(found) == 1, (path, opts, text)
+            line = found[0]
+            head = line.strip()[len(opts) :].split("  ")[0].strip()
+            if param.is_flag:
+                assert head == "", (path, line)  # a bare flag
+            else:
+                assert head and head.isupper() and "<" not in head, (path, line)  # a named value: URL, PATH, N
+                assert "[default: " in line or "required" in line, (path, line)

@@ -271,7 +271,7 @@ def test_emit_raw_refuses_unknown_names_in_a_catalog_namespace(collector: FakeCo
     import otel_commerce
 
     for name in ("order_complete", "order.complete", "referral_claim"):
-        with pytest.raises(EventValidationError, match="did you mean '(order.completed|referral.claimed)'"):
+        with pytest.raises(EventValidationError, match=r"did you mean '(order\.completed|referral\.claimed)'"):
             client.emit_raw({"event": name, "properties": {}})
     assert client.stats()["submitted"] == 0
     custom = f"order.gift_wrapped_{uuid.uuid4().hex[:8]}"
@@ -281,5 +281,5 @@ def test_emit_raw_refuses_unknown_names_in_a_catalog_namespace(collector: FakeCo
     sent = [client.emit_raw({"event": n}) for n in (custom.replace(".", "_"), "order_completed", "loyalty_anything")]
     assert client.flush(5)
     assert [(e["event"], e["properties"]["event_id"]) for e in collector.events] == list(
-        zip((custom.replace(".", "_"), "order_completed", "loyalty_anything"), sent)
+        zip((custom.replace(".", "_"), "order_completed", "loyalty_anything"), sent, strict=True)
     )

@@ -42,7 +42,8 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="Collector store (SQLite file). Default: $OTEL_COMMERCE_COLLECTOR_DB or ./otel-commerce-events.db.",
+        metavar="PATH",
+        help="Collector store (SQLite file).  [default: $OTEL_COMMERCE_COLLECTOR_DB or ./otel-commerce-events.db]",
         show_default=False,
     ),
 ]
@@ -50,7 +51,9 @@ NatsOption = Annotated[
     str | None,
     typer.Option(
         "--nats-url",
-        help="NATS server. Default: $OTEL_COMMERCE_NATS_URL, $PUBSUB_URL, nats://127.0.0.1:4222.",
+        metavar="URL",
+        help="NATS server(s), comma-separated.  [default: $OTEL_COMMERCE_NATS_URL, $PUBSUB_URL or "
+        "nats://127.0.0.1:4222]",
         show_default=False,
     ),
 ]
@@ -58,13 +61,28 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine output: one JS
 TypeOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--type", "-t", help="Event type (order.completed, commerce.order.completed or order_completed); repeatable."
+        "--type",
+        "-t",
+        metavar="TYPE",
+        help="Event type (order.completed, commerce.order.completed or order_completed); repeatable.  "
+        "[default: every type]",
+        show_default=False,
     ),
 ]
-OrgOption = Annotated[str | None, typer.Option("--org", "--organization", help="Organization id.")]
+OrgOption = Annotated[
+    str | None,
+    typer.Option("--org", "--organization", metavar="ORG", help="Organization id.  [default: every organization]"),
+]
+TraceIdOption = Annotated[
+    str | None, typer.Option("--trace-id", metavar="TRACE_ID", help="Only events of this trace.  [default: every trace]")
+]
 SinceOption = Annotated[
     str | None,
-    typer.Option("--since", help="Start time: RFC 3339 (2025-01-31T12:00:00Z) or a duration ago (10m, 2h, 1d)."),
+    typer.Option(
+        "--since",
+        metavar="TIME",
+        help="Start time: RFC 3339 (2025-01-31T12:00:00Z) or a duration ago (10m, 2h, 1d).  [default: the oldest]",
+    ),
 ]
 
 
@@ -102,11 +120,16 @@ def _time_range(since: str | None, until: str | None) -> tuple[datetime | None, 
 
 # --------------------------------------------------------------------------- collector
 def collector_command(
-    host: Annotated[str | None, typer.Option(help="Address to bind.  [default: 127.0.0.1]", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.  [default: 8091]", show_default=False)] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Address to bind.  [default: 127.0.0.1]", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Port to listen on.  [default: 8091]", show_default=False)
+    ] = None,
     db: Annotated[
         Path | None,
         typer.Option(
+            metavar="PATH",
             help="SQLite store.  [default: $OTEL_COMMERCE_COLLECTOR_DB or ./otel-commerce-events.db]",
             show_default=False,
         ),
@@ -114,15 +137,21 @@ def collector_command(
     nats_url: Annotated[
         str | None,
         typer.Option(
-            "--nats-url", help="Forward every stored event to the COMMERCE stream at this NATS URL.", show_default=False
+            "--nats-url",
+            metavar="URL",
+            help="Forward every stored event to the COMMERCE stream at this NATS URL.  "
+            "[default: $OTEL_COMMERCE_NATS_URL, else no forwarding]",
+            show_default=False,
         ),
     ] = None,
     auth_token: Annotated[
         str | None,
         typer.Option(
             "--auth-token",
+            metavar="TOKEN",
             help="Require 'Authorization: Bearer TOKEN' (except /health). Visible in the process list: prefer "
-            "--auth-token-file or $OTEL_COMMERCE_COLLECTOR_TOKEN(_FILE).",
+            "--auth-token-file or $OTEL_COMMERCE_COLLECTOR_TOKEN(_FILE).  [default: $OTEL_COMMERCE_COLLECTOR_TOKEN, "
+            "else no auth]",
             show_default=False,
         ),
     ] = None,
@@ -130,14 +159,18 @@ def collector_command(
         Path | None,
         typer.Option(
             "--auth-token-file",
-            help="Read the bearer token from this file. Default: $OTEL_COMMERCE_COLLECTOR_TOKEN_FILE.",
+            metavar="PATH",
+            help="Read the bearer token from this file.  [default: $OTEL_COMMERCE_COLLECTOR_TOKEN_FILE]",
             show_default=False,
         ),
     ] = None,
     max_body_bytes: Annotated[
         int | None,
         typer.Option(
-            "--max-body-bytes", help="Largest request body, also after gzip.  [default: 5 MiB]", show_default=False
+            "--max-body-bytes",
+            metavar="BYTES",
+            help="Largest request body, also after gzip.  [default: 5 MiB]",
+            show_default=False,
         ),
     ] = None,
     config: Annotated[
@@ -145,12 +178,15 @@ def collector_command(
         typer.Option(
             "--config",
             "-c",
-            help="YAML settings file (see collector-config/otel-commerce-collector.yaml).",
+            metavar="PATH",
+            help="YAML settings file (see collector-config/otel-commerce-collector.yaml); arguments override it.  "
+            "[default: none]",
             show_default=False,
         ),
     ] = None,
     log_level: Annotated[
-        str | None, typer.Option("--log-level", help="uvicorn log level.  [default: info]", show_default=False)
+        str | None,
+        typer.Option("--log-level", metavar="LEVEL", help="uvicorn log level.  [default: info]", show_default=False),
     ] = None,
 ) -> None:
     """Run the local collector: Hanzo collector API + OTLP/HTTP logs, stored in SQLite, optionally forwarded."""
@@ -190,14 +226,18 @@ def collector_command(
 # --------------------------------------------------------------------------- trace
 def trace_command(
     trace_id: Annotated[
-        str, typer.Argument(help="The trace id (32 hex digits) or a whole traceparent.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="TRACE_ID", help="The trace id (32 hex digits) or a whole traceparent.", show_default=False
+        ),
     ],
     db: DbOption = None,
     nats_url: Annotated[
         str | None,
         typer.Option(
             "--nats-url",
-            help="Read the COMMERCE stream at this URL instead of the collector store.",
+            metavar="URL",
+            help="Read the COMMERCE stream at this URL instead of the collector store.  [default: read the store]",
             show_default=False,
         ),
     ] = None,
@@ -247,12 +287,17 @@ def events_command(
     db: DbOption = None,
     types: TypeOption = None,
     org: OrgOption = None,
-    trace_id: Annotated[str | None, typer.Option("--trace-id", help="Only events of this trace.")] = None,
+    trace_id: TraceIdOption = None,
     since: SinceOption = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="End time (exclusive): RFC 3339 or a duration ago.")
+        str | None,
+        typer.Option(
+            "--until", metavar="TIME", help="End time (exclusive): RFC 3339 or a duration ago.  [default: none]"
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many (the most recent).")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="At most this many (the most recent).")
+    ] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Query the collector store by type, organization, trace and time range (oldest first)."""
@@ -277,15 +322,23 @@ def tail_command(
     nats_url: NatsOption = None,
     types: TypeOption = None,
     org: OrgOption = None,
-    trace_id: Annotated[str | None, typer.Option("--trace-id", help="Only events of this trace.")] = None,
+    trace_id: TraceIdOption = None,
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", help="Replay from this time (RFC 3339 or a duration ago) before following; default: now."
+            "--since",
+            metavar="TIME",
+            help="Replay from this time (RFC 3339 or a duration ago) before following.  [default: now]",
         ),
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Stop after this many events.")] = None,
-    duration: Annotated[str | None, typer.Option("--for", help="Stop after this long (30s, 5m).")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", metavar="N", min=1, help="Stop after this many events.  [default: no limit]"),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option("--for", metavar="DURATION", help="Stop after this long (30s, 5m).  [default: until Ctrl-C]"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Follow live events of the COMMERCE stream, filtered by type, organization or trace (Ctrl-C stops)."""
@@ -340,23 +393,30 @@ def bootstrap_command(
         typer.Option("--reconcile", help="Update an existing stream (subjects, duplicate window); never its data."),
     ] = False,
     duplicate_window: Annotated[
-        str, typer.Option("--duplicate-window", help="Duplicate window the stream needs (seconds or 2m, 10m, 1h).")
+        str,
+        typer.Option(
+            "--duplicate-window",
+            metavar="DURATION",
+            help="Duplicate window the stream needs (seconds or 2m, 10m, 1h).",
+        ),
     ] = "10m",
     replicas: Annotated[
         int | None,
         typer.Option(
             "--replicas",
+            metavar="N",
             min=1,
             max=5,
-            help="Replica count (3 on a JetStream cluster); an existing stream with fewer is reported.",
+            help="Replica count (3 on a JetStream cluster); an existing stream with fewer is reported.  "
+            "[default: 1 for a new stream; an existing one is not checked]",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create the COMMERCE stream, or check (and with --reconcile update) an existing one.
 
-    ``--replicas 3`` creates a replicated stream (needs a cluster of >= 3 servers; give several URLs,
-    comma-separated, e.g. ``nats://a:4222,nats://b:4222,nats://c:4222``).
+    --replicas 3 creates a replicated stream (needs a cluster of >= 3 servers; give several URLs,
+    comma-separated, e.g. nats://a:4222,nats://b:4222,nats://c:4222).
 
     Exit code 1 when the stream exists and differs (without --reconcile) or cannot be changed.
     """
@@ -421,17 +481,26 @@ def bootstrap_command(
 def doctor_command(
     nats_url: Annotated[
         str | None,
-        typer.Option("--nats-url", help="Check this NATS URL instead of $OTEL_COMMERCE_NATS_URL.", show_default=False),
+        typer.Option(
+            "--nats-url",
+            metavar="URL",
+            help="Check this NATS URL.  [default: $OTEL_COMMERCE_NATS_URL or $PUBSUB_URL, else no NATS sink]",
+            show_default=False,
+        ),
     ] = None,
     collector_endpoint: Annotated[
         str | None,
         typer.Option(
             "--collector-endpoint",
-            help="Check this collector instead of $OTEL_COMMERCE_COLLECTOR_ENDPOINT.",
+            metavar="URL",
+            help="Check this collector.  [default: $OTEL_COMMERCE_COLLECTOR_ENDPOINT or $ANALYTICS_ENDPOINT, else no "
+            "collector sink]",
             show_default=False,
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")] = 3.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", min=0.1, help="Seconds per network check.")
+    ] = 3.0,
     as_json: JsonOption = False,
 ) -> None:
     """Show the effective settings (secrets masked) and where each came from, then check every sink.

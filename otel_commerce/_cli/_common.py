@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -176,10 +177,8 @@ def event_json(envelope: Mapping[str, Any], source: str) -> dict[str, Any]:
     """
     out: dict[str, Any] = {key: envelope.get(key) or "" for key in JSON_KEYS[:-1]}
     out["data"] = envelope.get("data") or {}
-    try:
+    with contextlib.suppress(EventValidationError, TypeError, ValueError):  # else printed as found
         out["timestamp"] = format_timestamp(parse_timestamp(out["timestamp"]))
-    except (EventValidationError, TypeError, ValueError):
-        pass  # printed as found: a debugging tool shows what is there
     out["source"] = source
     return out
 

@@ -15,11 +15,18 @@ from ._common import err_console, fail, out_console, parse_when, print_json_line
 
 __all__ = ["spool_app"]
 
-spool_app = typer.Typer(help="The local spool: events waiting on disk for a sink (see README, Guarantees).")
+spool_app = typer.Typer(
+    help="The local spool: events waiting on disk for a sink (see README, Guarantees).", rich_markup_mode=None
+)
 
 DirOption = Annotated[
     Path | None,
-    typer.Option("--dir", help="Spool directory (default: OTEL_COMMERCE_SPOOL_DIR or the per-user state dir)."),
+    typer.Option(
+        "--dir",
+        metavar="PATH",
+        help="Spool directory.  [default: $OTEL_COMMERCE_SPOOL_DIR or the per-user state dir]",
+        show_default=False,
+    ),
 ]
 
 
@@ -30,7 +37,10 @@ def _dir(path: Path | None) -> Path:
 
 
 @spool_app.command("stats")
-def stats_command(directory: DirOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def stats_command(
+    directory: DirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output: one JSON object.")] = False,
+) -> None:
     """Files, events, bytes and the oldest file, per sink key (service + sinks); a warning on tmpfs/overlay."""
     from .._delivery._spool import filesystem_warning, scan
 
@@ -68,7 +78,9 @@ def stats_command(directory: DirOption = None, as_json: Annotated[bool, typer.Op
 @spool_app.command("replay")
 def replay_command(
     directory: DirOption = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Give up after this many seconds.")
+    ] = 300.0,
 ) -> None:
     """Replay now the files of dead processes for the sinks configured here (OTEL_COMMERCE_* settings).
 
@@ -113,7 +125,10 @@ def replay_command(
 @spool_app.command("drop")
 def drop_command(
     before: Annotated[
-        str, typer.Option("--before", help="Drop files last written before this time or age (2h, 1d, 2025-01-31).")
+        str,
+        typer.Option(
+            "--before", metavar="TIME", help="Drop files last written before this time or age (2h, 1d, 2025-01-31)."
+        ),
     ],
     directory: DirOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

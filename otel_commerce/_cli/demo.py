@@ -146,24 +146,27 @@ def _wait_for_stop() -> None:
 
 
 def demo_command(
-    events: Annotated[int, typer.Option("--events", "-n", min=1, max=1000, help="Orders the shop takes.")] = 3,
+    events: Annotated[int, typer.Option("--events", "-n", metavar="N", min=1, max=1000, help="Orders the shop takes.")] = 3,
     db: Annotated[
         Path | None,
         typer.Option(
             "--db",
+            metavar="PATH",
             help="Collector store to (re)create; kept after the demo.  [default: a new <temp dir>/otel-commerce-demo-*/events.db]",
             show_default=False,
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for every event to arrive.")
+        float,
+        typer.Option("--timeout", metavar="SECONDS", min=1.0, help="Seconds to wait for every event to arrive."),
     ] = 20.0,
     keep_running: Annotated[
         bool,
         typer.Option("--keep-running", help="Keep nats-server and the collector up after the report (Ctrl-C stops)."),
     ] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Machine output: one JSON object per event, then a summary line.")
+        bool,
+        typer.Option("--json", help="Machine output: one JSON object per event, then a summary line."),
     ] = False,
 ) -> None:
     """Start an embedded nats-server and collector, run a small shop under OTel, show its events and trace ids."""
