@@ -69,6 +69,7 @@ def test_all_good_shows_redacted_settings_with_their_sources(server: NatsServer,
             server.url,
             OTEL_COMMERCE_COLLECTOR_ENDPOINT=collector.url,
             OTEL_COMMERCE_COLLECTOR_HEADERS=f"Authorization=Bearer%20{TOKEN}",
+            OTEL_COMMERCE_SPOOL_DIR=str(tmp_path / "spool"),
         )
         assert store.count() == 0  # the auth probe stored nothing
     assert code == 0, output
@@ -76,7 +77,10 @@ def test_all_good_shows_redacted_settings_with_their_sources(server: NatsServer,
     assert isinstance(settings, dict)
     assert settings["nats_url"] == {"value": server.url, "source": "argument"}
     assert settings["collector_endpoint"]["source"] == "env OTEL_COMMERCE_COLLECTOR_ENDPOINT"
-    assert settings["collector_headers"] == {"value": "Authorization=***", "source": "env OTEL_COMMERCE_COLLECTOR_HEADERS"}
+    assert settings["collector_headers"] == {
+        "value": "Authorization=***",
+        "source": "env OTEL_COMMERCE_COLLECTOR_HEADERS",
+    }
     assert settings["mode"] == {"value": "log", "source": "default"}
     names = {c["name"]: c["ok"] for c in report["checks"]}  # type: ignore[union-attr]
     assert names == {
@@ -85,6 +89,8 @@ def test_all_good_shows_redacted_settings_with_their_sources(server: NatsServer,
         "duplicate window": True,
         "collector health": True,
         "collector auth": True,
+        "spool": True,
+        "spool backlog": True,
         "otel pipeline": True,
         "attribute limits": True,
     }
@@ -107,9 +113,10 @@ def test_each_problem_gets_one_line_of_fix(server: NatsServer, tmp_path: Path) -
     assert set(failed) == {"stream", "duplicate window", "collector auth", "attribute limits"}, output
     assert "bootstrap --reconcile" in failed["stream"]["fix"]
     assert "60 s < retry age 300 s" in failed["duplicate window"]["detail"]
-    assert "HTTP 401" in failed["collector auth"]["detail"] and "OTEL_COMMERCE_COLLECTOR_HEADERS" in failed[
-        "collector auth"
-    ]["fix"]
+    assert (
+        "HTTP 401" in failed["collector auth"]["detail"]
+        and "OTEL_COMMERCE_COLLECTOR_HEADERS" in failed["collector auth"]["fix"]
+    )
     assert "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT" in failed["attribute limits"]["fix"]
     assert "wrong-token-1" not in output
     _stream(server.url, subjects=None)
@@ -136,3 +143,53 @@ def test_no_sink_and_bad_setting_are_problems() -> None:
     assert code == 1 and any(c["name"] == "sinks" and not c["ok"] for c in report["checks"])  # type: ignore[union-attr]
     code, report, _ = _doctor(OTEL_COMMERCE_COLLECTOR_HEADERS="Authorization: Bearer leaked-secret-9")
     assert code == 1 and "leaked-secret-9" not in str(report)
+
+
+def _tmpfs_dir() -> Path | None:
+    """A writable directory on a tmpfs mount (from /proc/mounts), None when there is none."""
+    with contextlib.suppress(OSError), open("/proc/mounts", encoding="utf-8") as mounts:
+        for line in mounts:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "tmpfs" and os.access(parts[1], os.W_OK | os.X_OK):
+                return Path(parts[1])
+    return None
+
+
+def test_spool_check_shows_mode_filesystem_and_backlog(server: NatsServer, tmp_path: Path, uid: str) -> None:
+    """The spool check: the mode in force, its directory's filesystem (tmpfs: a warning with a fix line, exit
+    code still 0), and the spooled events waiting (those of dead processes: a warning pointing at `spool replay`)."""
+    from test_cli_spool import _dead_spool
+
+    from otel_commerce._delivery._spool import filesystem_warning
+
+    _stream(server.url, subjects=["commerce.>"])
+    spool_dir = tmp_path / "spool"
+    _dead_spool(spool_dir, server.url, 5, f"doc_{uid}")
+    code, report, output = _doctor(
+        "--nats-url", server.url, OTEL_COMMERCE_SPOOL="wal", OTEL_COMMERCE_SPOOL_DIR=str(spool_dir)
+    )
+    checks = {c["name"]: c for c in report["checks"]}  # type: ignore[union-attr]
+    assert code == 0, output
+    assert checks["spool"]["ok"] and checks["spool"]["detail"].startswith(f"mode wal, directory {spool_dir}")
+    assert checks["spool"]["warning"] is (filesystem_warning(spool_dir) is not None)
+    backlog = checks["spool backlog"]
+    assert backlog["ok"] and backlog["warning"], backlog
+    assert backlog["detail"] == "5 spooled event(s) waiting in 1 file(s), 5 of them left by processes that are gone"
+    assert "otel-commerce spool replay" in backlog["fix"]
+
+    code, report, _ = _doctor(
+        "--nats-url", server.url, OTEL_COMMERCE_SPOOL="off", OTEL_COMMERCE_SPOOL_DIR=str(spool_dir)
+    )
+    spool_checks = [c for c in report["checks"] if c["name"].startswith("spool")]  # type: ignore[union-attr]
+    assert code == 0 and [c["detail"][:4] for c in spool_checks] == ["off "]
+
+    tmpfs = _tmpfs_dir()
+    if tmpfs is None:
+        pytest.skip("no writable tmpfs mount here")
+    volatile = tmpfs / f"otel-commerce-doctor-{uid}"  # not created: doctor only looks
+    result = runner.invoke(app, ["doctor", "--nats-url", server.url], env=_env(OTEL_COMMERCE_SPOOL_DIR=str(volatile)))
+    assert result.exit_code == 0, result.output  # a warning is not a problem
+    assert f"WARN spool: mode spill (default); spool directory {volatile} is on tmpfs" in result.stdout, result.stdout
+    assert f"fix: mount a persistent volume at {volatile} or set OTEL_COMMERCE_SPOOL_DIR" in result.stdout
+    assert "ok   spool backlog: no spooled event waiting" in result.stdout
+    assert not volatile.exists()

@@ -524,7 +524,10 @@ def doctor_command(
         print_json_line(
             {
                 "settings": {name: {"value": value, "source": source} for name, value, source in rows},
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks],
+                "checks": [
+                    {"name": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail, "fix": c.fix}
+                    for c in checks
+                ],
                 "ok": not problems,
             }
         )
@@ -539,7 +542,7 @@ def doctor_command(
         if rows:
             out_console.print(table)
         for c in checks:
-            mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
+            mark = "[bold red]FAIL[/]" if not c.ok else "[yellow]WARN[/]" if c.warning else "[green]ok[/]  "
             out_console.print(f"{mark} {escape(c.name)}: {escape(c.detail)}")
             if c.fix:
                 out_console.print(f"     fix: {escape(c.fix)}")

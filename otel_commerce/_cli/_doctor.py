@@ -11,13 +11,14 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from .._config import Settings
 from .._log import cause_of
 from .._redact import MASK, redact, redact_headers, redact_url
 
-__all__ = ["Check", "otel_pipeline_check", "run_checks", "setting_sources"]
+__all__ = ["Check", "otel_pipeline_check", "run_checks", "setting_sources", "spool_checks"]
 
 #: The environment variables each setting is read from (first set one wins), see ``_config``.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
@@ -41,6 +42,10 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_age_seconds": ("OTEL_COMMERCE_MAX_AGE_MS", "OTEL_COMMERCE_MAX_AGE_SECONDS"),  # _SECONDS: deprecated alias
     "max_event_bytes": ("OTEL_COMMERCE_MAX_EVENT_BYTES",),
     "log_body": ("OTEL_COMMERCE_LOG_BODY",),
+    "spool": ("OTEL_COMMERCE_SPOOL",),
+    "spool_dir": ("OTEL_COMMERCE_SPOOL_DIR",),
+    "spool_fsync": ("OTEL_COMMERCE_SPOOL_FSYNC",),
+    "spool_fsync_ms": ("OTEL_COMMERCE_SPOOL_FSYNC_MS",),
     "disabled": ("OTEL_COMMERCE_DISABLED",),
     "sdk_disabled": ("OTEL_SDK_DISABLED",),
 }
@@ -60,12 +65,16 @@ _COUNT_LIMITS = {
 
 @dataclass(frozen=True)
 class Check:
-    """One check: ``ok``, what was found (``detail``) and, when not ok, one line of ``fix``."""
+    """One check: ``ok``, what was found (``detail``) and, when not ok, one line of ``fix``.
+
+    A ``warning`` is ok (the exit code stays 0) but worth acting on: it carries a ``fix`` line too.
+    """
 
     name: str
     ok: bool
     detail: str
     fix: str = ""
+    warning: bool = False
 
 
 def shown_value(name: str, value: Any) -> str:
@@ -302,6 +311,72 @@ def _limit_checks(settings: Settings, env: Mapping[str, str]) -> list[Check]:
     return checks
 
 
+# --------------------------------------------------------------------------- spool
+def _creatable(directory: Path) -> bool:
+    """Whether ``directory`` exists writable, or its nearest existing ancestor lets us create it."""
+    path = directory
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def spool_checks(settings: Settings) -> list[Check]:
+    """The spool in force (mode, directory, its filesystem) and the spooled events waiting there.
+
+    A directory on tmpfs / an overlay is a warning (``filesystem_warning``): its events do not survive a
+    reboot or a rescheduled container. Events left by processes that are gone are a warning too.
+    """
+    from .._delivery._spool import default_dir, filesystem_warning, scan
+
+    if settings.spool == "off":
+        return [Check("spool", True, "off (OTEL_COMMERCE_SPOOL=off): events queued in memory die with the process")]
+    directory = Path(settings.spool_dir) if settings.spool_dir else default_dir()
+    mode = settings.spool or "spill (default)"
+    if not _creatable(directory):
+        lost = "the spool is off" if not settings.spool else "configure() raises"
+        return [
+            Check(
+                "spool",
+                False,
+                f"mode {mode}: {directory} cannot be created or written ({lost})",
+                "set OTEL_COMMERCE_SPOOL_DIR to a writable directory on a persistent volume",
+            )
+        ]
+    where = f"mode {mode}, directory {directory}" + ("" if directory.is_dir() else " (created on first use)")
+    warning = filesystem_warning(directory)
+    checks = [
+        Check(
+            "spool",
+            True,
+            f"mode {mode}; {warning}" if warning else where,
+            f"mount a persistent volume at {directory} or set OTEL_COMMERCE_SPOOL_DIR to one" if warning else "",
+            warning=warning is not None,
+        )
+    ]
+    files = scan(directory)
+    events = sum(f.events for f in files)
+    orphaned = sum(f.events for f in files if not f.alive)
+    detail = f"{events} spooled event(s) waiting in {len(files)} file(s)" if files else "no spooled event waiting"
+    if orphaned:
+        detail += f", {orphaned} of them left by processes that are gone"
+    corrupt = sum(f.corrupt for f in files)
+    if corrupt:
+        detail += f", {corrupt} corrupt record(s) skipped"
+    checks.append(
+        Check(
+            "spool backlog",
+            True,
+            detail,
+            "they are replayed when this service starts again with the same sinks; "
+            "`otel-commerce spool replay` sends them now"
+            if orphaned
+            else "",
+            warning=bool(orphaned),
+        )
+    )
+    return checks
+
+
 def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, timeout_seconds: float = 3.0) -> list[Check]:
     """Every check for ``settings``; never raises (a failing check says why)."""
     env = os.environ if env is None else env
@@ -319,6 +394,8 @@ def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, time
         checks += asyncio.run(_nats_checks(settings, timeout_seconds))
     if settings.collector_endpoint:
         checks += _collector_checks(settings, timeout_seconds)
+    if settings.has_sink:
+        checks += spool_checks(settings)
     checks.append(otel_pipeline_check(env))
     checks += _limit_checks(settings, env)
     return checks
