@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import nats
+import orjson
+import pytest
 from collector_server import CollectorServer, running_collector
 from polling import poll
 
@@ -41,8 +43,19 @@ async def _stream_count(url: str, stream: str) -> int:
         await nc.close()
 
 
-def test_broker_down_for_long_loses_nothing_and_every_row_is_forwarded_after(tmp_path: Path) -> None:
-    """NATS down while events arrive (rows wait, never failed or given up), then up: every row forwarded once."""
+#: The library engine's caps, shortened for this test: the forwarder must obey none of them.
+_AGE_CAP_SECONDS = 0.5
+_ATTEMPT_CAP = 1
+
+
+def test_broker_down_for_long_loses_nothing_and_every_row_is_forwarded_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NATS down for 5x the engine's age cap (shortened to 0.5 s, attempts to 1, through the settings a delivery
+    engine would read): every row stays pending (never failed, never marked done unpublished), then, once the
+    broker is up, every row is published exactly once and marked done."""
+    monkeypatch.setenv("OTEL_COMMERCE_MAX_AGE_MS", str(int(_AGE_CAP_SECONDS * 1000)))
+    monkeypatch.setenv("OTEL_COMMERCE_MAX_ATTEMPTS", str(_ATTEMPT_CAP))
     server = NatsServer(port=free_port(), store_dir=str(tmp_path / "js"))
     store = EventStore(tmp_path / "down.db")
     app = create_app(store, nats_url=server.url)
@@ -50,19 +63,33 @@ def test_broker_down_for_long_loses_nothing_and_every_row_is_forwarded_after(tmp
     try:
         with CollectorServer(app) as collector:
             _post_events(collector.url, "down", 40)
-            # the broker stays down well past several connect attempts and backoffs; nothing is given up
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline:  # a deadline-bounded observation window, not a synchronisation
+            stored_at = time.monotonic()
+            # the broker stays down for 5x the age cap; nothing is given up, failed or marked done
+            while time.monotonic() < stored_at + 5 * _AGE_CAP_SECONDS:  # an observation window, not a sync
                 assert _states(store, "down") == {ForwardState.PENDING: 40}
                 assert not forwarder.connected
                 time.sleep(0.05)
             server.start()
-            assert poll(lambda: _states(store, "down") == {ForwardState.DONE: 40}, timeout=20)
-            assert asyncio.run(_stream_count(server.url, "COMMERCE")) == 40
-            assert forwarder.failed == 0
+            assert poll(lambda: _states(store, "down") == {ForwardState.DONE: 40}, timeout=20), _states(store, "down")
+            assert asyncio.run(_stream_ids(server.url)) == sorted(f"down-{i}" for i in range(40))  # each once
+            assert (forwarder.forwarded, forwarder.failed) == (40, 0)
     finally:
         server.close()
         store.close()
+
+
+async def _stream_ids(url: str) -> list[str]:
+    """The ``event_id`` of every message in COMMERCE, sorted (duplicates kept)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe("commerce.>", ordered_consumer=True)
+        total = int((await js.stream_info("COMMERCE")).state.messages)
+        ids = [orjson.loads((await sub.next_msg(timeout=5)).data)["event_id"] for _ in range(total)]
+        await sub.unsubscribe()
+        return sorted(ids)
+    finally:
+        await nc.close()
 
 
 def _connections(monitor_port: int) -> int:
