@@ -33,7 +33,7 @@ from .._model import (
 from .._model._catalog import check_catalog_type, check_data, items_size
 from .._model._frozen import copy_items, copy_mapping
 from .._model._time import to_unix_ns, utc
-from .._otel import _sdk, _slot
+from .._otel import CommerceLogRecordProcessor, _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, mask_id
 from ._transaction import hold, holder_for
@@ -202,13 +202,25 @@ def build_pending(
 
 
 class _LoggerCache:
-    """``get_logger`` once per provider (the lookup is slower than an emit)."""
+    """``get_logger`` once per provider (the lookup is slower than an emit), and whether our processor
+    is the only one its ``emit`` would call (cached on the identity of the provider's processor tuple)."""
 
-    __slots__ = ("logger", "provider")
+    __slots__ = ("chain", "logger", "only", "provider")
 
     def __init__(self) -> None:
         self.provider: object = None
         self.logger: _logs.Logger | None = None
+        self.chain: object = None
+        self.only: CommerceLogRecordProcessor | None = None
+
+    def sole_processor(self) -> CommerceLogRecordProcessor | None:
+        """Our processor when it is the only one an emit would reach (exactly ours: not a subclass), else None."""
+        chain = _sdk.logger_processors(self.get())
+        if chain is not self.chain:
+            only = chain[0] if chain is not None and len(chain) == 1 else None
+            self.only = only if type(only) is CommerceLogRecordProcessor else None
+            self.chain = chain
+        return self.only
 
     def get(self) -> _logs.Logger:
         provider = _logs.get_logger_provider()
@@ -266,6 +278,14 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
                 # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
         if mode != "span" and _sdk.installed_providers()[0] is not None:  # else no pipeline: direct
+            sole = _LOGGERS.sole_processor()
+            if sole is not None and sole.acting:
+                # Only our processor would see a log record: build none (nobody would read it) and hand
+                # the event over as its on_emit would. A processor added later gets records again.
+                rt.counters["recorded"] += 1
+                if sole.take(pending):
+                    _metrics.count("recorded", via="otel")
+                return
             record = CommerceLogRecord(
                 timestamp=ts_ns,
                 body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,
