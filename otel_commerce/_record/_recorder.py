@@ -31,11 +31,11 @@ from .._model import (
     uuid7,
 )
 from .._model._catalog import check_catalog_type, check_data, items_size
-from .._model._frozen import copy_items, copy_mapping
+from .._model._frozen import copy_items
 from .._model._time import to_unix_ns, utc
 from .._otel import CommerceLogRecordProcessor, _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
-from ._pii import apply_pii, mask_id
+from ._pii import apply_pii_frozen, mask_id
 from ._transaction import hold, holder_for
 
 __all__ = [
@@ -160,15 +160,17 @@ def build_pending(
         organization_id = organization_id or fields["organization_id"] or None
         user_id = fields["user_id"] if user_id is None else user_id
         id = order.id if id is None else id
-    if data is not None:
-        if not isinstance(data, Mapping):
-            raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
-        payload.update(copy_mapping(data))  # frozen: later edits of the caller's data change nothing
+    max_bytes = _slot.RUNTIME.settings.max_event_bytes
+    if data is not None and not isinstance(data, Mapping):
+        raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
+    if data is not None and order is not None:
+        payload.update(data)  # data adds or overrides the order's fields; frozen by the one pass below
+    elif data is not None:
+        payload = data  # type: ignore[assignment]  # checked and frozen in one pass below
+    # one pass validates, converts and freezes (later edits of the caller's data change nothing)
+    payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, extra_bytes=items_size(items), freeze=True)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
-    payload = check_data(
-        event_type, payload, id=id, max_bytes=_slot.RUNTIME.settings.max_event_bytes, extra_bytes=items_size(items)
-    )
     if id is None:
         if spec is not None:
             scope = {
@@ -180,7 +182,7 @@ def build_pending(
             id = entity_id(spec, scope, ts)
         else:
             id = uuid7()
-    payload = apply_pii(payload, _slot.RUNTIME.settings.pii)
+    payload = apply_pii_frozen(payload, _slot.RUNTIME.settings.pii)  # our frozen copy: digests in place
     event = new_event(
         event_type,
         id=id,
