@@ -160,7 +160,7 @@ class _Walk:
         if t is dict or t is list or t is tuple or isinstance(v, (Mapping, list, tuple)):
             if depth >= MAX_DEPTH:
                 raise _Refused(f"is nested more than {MAX_DEPTH} levels deep")
-            if isinstance(v, Mapping):
+            if t is dict or (t is not list and t is not tuple and isinstance(v, Mapping)):
                 return self.mapping(v, depth + 1)
             return self.sequence(v, depth + 1)
         if isinstance(v, Decimal):
@@ -251,6 +251,9 @@ class _Freeze(_Walk):
                 out[k] = v
             elif t is float and math.isfinite(v):
                 size += len(k) + 29
+                out[k] = v
+            elif t is int and INT64_MIN <= v <= INT64_MAX:
+                size += len(k) + 25
                 out[k] = v
             else:
                 size += len(k) + 4
