@@ -37,8 +37,8 @@ from ._envelope import (
     OrderItem,
     check_text,
     clean_data,
-    freeze_data,
     format_timestamp,
+    freeze_data,
 )
 from ._hashing import capi_hash
 from ._identity import event_id_for
@@ -756,11 +756,8 @@ def check_fields(
             if not (t is float and 0.0 <= value < COLLECTOR_MAX_REVENUE):  # NaN fails the comparison too
                 new = _money(value, f"{type_}: data.{f}")
         elif kind is Kind.COUNT:
-            if t is not int or not 0 <= value <= COLLECTOR_MAX_QUANTITY:
-                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COLLECTOR_MAX_QUANTITY:
-                    raise EventValidationError(
-                        f"{type_}: data.{f} must be an integer from 0 to 2^32-1, got {value!r:.40}"
-                    )
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COLLECTOR_MAX_QUANTITY:
+                raise EventValidationError(f"{type_}: data.{f} must be an integer from 0 to 2^32-1, got {value!r:.40}")
         elif kind in (Kind.CURRENCY, Kind.CURRENCY_RAW):
             if not (t is str and value in _COMMON_CURRENCIES):
                 new = _currency(value, f"{type_}: data.{f}")
