@@ -266,7 +266,7 @@ def run_child(scenario: str, n: int, repeats: int) -> tuple[dict[str, float], fl
         figures = json.loads(proc.stdout.strip().splitlines()[-1])
         if best is None or load < best[1]:
             best = (figures, load)
-        if load <= 2:
+        if load <= 2 or _attempt == 1:
             break
         print(f"    (load {load:.2f} > 2 at start: run again)", flush=True)
     assert best is not None
