@@ -1,44 +1,62 @@
-"""Caller-thread cost of recording a commerce event, against the bare OpenTelemetry call it replaces.
+"""Caller-thread CPU of recording a commerce event, against the bare OpenTelemetry call it replaces.
 
 Run: ``python benchmarks/bench_hot_path.py`` (``--quick`` for a smoke run).
 
-What is compared (same payload on both sides: an ``order.completed`` envelope of ~400 B):
+Payload (every row): ``order.completed`` with ``order_id``, ``revenue``, ``currency``, ``email`` and two
+items (``data={"items": [...]}``), ``id`` / ``organization_id`` / ``user_id`` as keyword arguments.
 
-(d) nothing configured (no SDK, no sinks): ``@commerce_event`` around a handler vs the bare handler.
-(a) mode ``log``: ``record_event`` / a decorated handler vs ``logger.emit(event_name=..., body=...,
-    attributes=...)`` with the body and attributes our record would carry, prepared once.
-(b) mode ``span``: vs ``span.add_event`` of the same name and attributes on a recording span.
-(c) mode ``both``: vs both bare calls.
+Rows (issue 19's acceptance criteria are the ratios):
 
-Fairness: both sides go through the *same* SDK providers — a ``LoggerProvider`` whose only processor is
-our ``CommerceLogRecordProcessor`` and a ``TracerProvider`` (always-on sampler) whose only span processor
-feeds our ``CommerceSpanExporter`` — and both end up delivered, because the bare records are named
-``commerce.*`` too (our processor rebuilds the event from the bare body). The engine is a real
-``DeliveryEngine`` with a ``JetStreamSink`` to a local nats-server, so memory stays bounded (every repeat
-is flushed to the server, outside the timed loop). The delivery thread must not be what is measured: on a
-2-core box it competes for the GIL. So the sink is wrapped in a gate: during a timed loop the first event
-wakes the delivery thread, which parks (blocked in ``threading.Event.wait``, GIL released) in
-``prepare``; everything else waits in the engine's bounded queue. After the loop the gate opens and the
-engine is flushed to the last ack. The wake-up of the delivery thread (one per loop here, one per idle
-period in an app) is caller-thread cost and is included. Every timed loop runs inside a fresh recording
-span, like a request handler. Figures: median of ``--repeats`` loops of ``--n`` calls (ABBA order, after
-a warm-up) and the median of the per-repeat ratios.
+(a) ``record_event`` with only our processor on the ``LoggerProvider`` (what ``configure()`` sets up)
+    vs a bare SDK ``logger.emit`` of the record ours would carry, on a provider with no processor.
+(b) ``record_event`` with our processor beside an OTLP-style ``BatchLogRecordProcessor`` (the
+    recommended set-up: the app's batch processor first, ours added by ``configure()``) vs the bare
+    emit on a provider with the same batch processor only. The batch exporter is a no-op stand-in
+    for OTLP (its export runs on the batch worker thread, not the caller's).
+(dec) ``@commerce_event`` net of the handler (decorated handler minus the bare handler), beside (a).
+(peers) Segment ``analytics-python`` ``track()`` and PostHog ``capture()`` with the same properties
+    (optional ``bench`` extra; shown side by side, not a criterion). Their upload threads point at a
+    closed port on 127.0.0.1: only the caller-side cost is measured.
+
+Method: figures are **caller-thread CPU** (``time.thread_time_ns``), so the delivery / batch / upload
+threads are not counted even when they run. GC stays on. Each scenario runs in its own process (OTel
+providers are process-global); each process times ``--repeats`` loops of ``--n`` calls per side in
+ABBA order after a warm-up and reports the median; the parent prints the median of 3 processes and
+the 1-minute load average before each one (a process started at load > 2 is run again once and the
+run at lower load kept). A recording span is current during every loop (a request handler), and an
+SDK ``MeterProvider`` is set (our counters are then live instruments). Our delivery engine is real
+(a ``JetStreamSink`` to a local nats-server) but gated: its thread parks in ``prepare`` during a loop
+and the queue is flushed to the last ack after it, outside the timed region.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
-
-from _benchutil import SinkWrapper, clean_env, compare, nats_server, us
 
 ORDER_ID = "ord_8c1f2b7e"
 ORG = "org_acme"
 USER = "usr_42"
-DATA = {"order_id": ORDER_ID, "revenue": 129.99, "currency": "USD", "email": "Buyer@Example.com"}
+DATA: dict[str, Any] = {
+    "order_id": ORDER_ID,
+    "revenue": 129.99,
+    "currency": "USD",
+    "email": "Buyer@Example.com",
+    "items": [
+        {"product_id": "sku_tee", "name": "Tee", "price": 29.99, "quantity": 2},
+        {"product_id": "sku_mug", "name": "Mug", "price": 70.01, "quantity": 1},
+    ],
+}
+SCENARIOS = ("a", "b", "peers")
 
 
 def handler(order_id: str) -> dict[str, Any]:
@@ -46,77 +64,105 @@ def handler(order_id: str) -> dict[str, Any]:
     return {"id": order_id, "organization_id": ORG, "user_id": USER, **DATA}
 
 
-class GatedSink(SinkWrapper):
-    """A sink wrapper whose ``prepare`` blocks the delivery thread while the gate is closed."""
-
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def prepare(self, pending: Any) -> Any:
-        self.gate.wait(120.0)  # bounded: a stuck benchmark still ends
-        return self.inner.prepare(pending)
+# ------------------------------------------------------------------------------------------- child
+def cpu_per_call(fn: Callable[[], Any], n: int) -> float:
+    """Caller-thread CPU nanoseconds per ``fn()`` over ``n`` calls."""
+    rng = range(n)
+    c0 = time.thread_time_ns()
+    for _ in rng:
+        fn()
+    return (time.thread_time_ns() - c0) / n
 
 
-def row(label: str, ours: float, bare: float, ratio: float, target: str = "") -> None:
-    print(f"  {label:<44} {us(ours):>10} {us(bare):>10} {ratio:>6.2f}x  +{us(ours - bare):>10} {target}")
+def measure(
+    sides: dict[str, Callable[[], Any]],
+    n: int,
+    repeats: int,
+    before: Callable[[], None] | None = None,
+    after: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Median CPU ns/call of each side (sides alternate, reversed every other repeat, after a warm-up)."""
+    names = list(sides)
+    for name in names:
+        if before:
+            before()
+        cpu_per_call(sides[name], max(n // 4, 50))
+        if after:
+            after()
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else reversed(names):
+            if before:
+                before()
+            gc.collect()
+            times[name].append(cpu_per_call(sides[name], n))
+            if after:
+                after()
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
-def header(title: str, bare_label: str) -> None:
-    print(f"\n{title}")
-    print(f"  {'':<44} {'ours':>10} {bare_label:>10} {'ratio':>7} {'overhead':>11}")
-
-
-def bench_unconfigured(n: int, repeats: int) -> None:
-    """(d): no SDK, no sinks: the decorator's fast path."""
-    from otel_commerce import commerce_event, record_event
-    from otel_commerce._runtime import RUNTIME
-
-    decorated = commerce_event("order.completed")(handler)
-    header("(d) nothing configured (no OTel SDK, no sinks)", "bare")
-    o, b, r = compare(decorated, handler, n=n * 10, repeats=repeats, args=(ORDER_ID,))
-    row("@commerce_event handler vs bare handler", o, b, r, "(target: overhead well under 1 µs)")
-
-    def rec() -> None:
-        record_event("order.completed", id=ORDER_ID, organization_id=ORG, user_id=USER, data=DATA)
-
-    def nothing() -> None:
-        return None
-
-    o, b, r = compare(rec, nothing, n=n, repeats=repeats)
-    row("record_event (counted no-op) vs empty call", o, b, r, "(builds the event: it returns its event_id)")
-    assert RUNTIME.counters["noop"] > 0
-
-
-def bench_configured(n: int, repeats: int) -> None:
-    from opentelemetry import _logs, context, trace
+def child_otel(scenario: str, n: int, repeats: int) -> dict[str, float]:
+    from _benchutil import SinkWrapper, clean_env, nats_server
+    from opentelemetry import _logs, context, metrics, trace
     from opentelemetry._logs import SeverityNumber
     from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-    from otel_commerce import CommerceLogRecordProcessor, CommerceSpanExporter, commerce_event, record_event
+    clean_env()
+    from otel_commerce import commerce_event, record_event
     from otel_commerce._config import Settings
     from otel_commerce._delivery import DeliveryEngine
-    from otel_commerce._record import build_pending, envelope_body, event_attributes, flat_attributes
+    from otel_commerce._record import build_pending, event_attributes
     from otel_commerce._runtime import RUNTIME
+    from otel_commerce._runtime._configure import attach_processor
     from otel_commerce._sinks import JetStreamSink
 
+    class NullExporter(LogRecordExporter):
+        """Stands in for the OTLP exporter behind the batch processor (runs on the batch worker thread)."""
+
+        def export(self, batch: Any) -> LogRecordExportResult:
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    def batch() -> BatchLogRecordProcessor:
+        return BatchLogRecordProcessor(NullExporter(), max_queue_size=1_000_000, max_export_batch_size=512)
+
+    class GatedSink(SinkWrapper):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.gate = threading.Event()
+            self.gate.set()
+
+        def prepare(self, pending: Any) -> Any:
+            self.gate.wait(120.0)  # bounded: a stuck benchmark still ends
+            return self.inner.prepare(pending)
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False))
+    tp = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+    trace.set_tracer_provider(tp)
+    tracer = trace.get_tracer("bench")
+    out: dict[str, float] = {}
     with nats_server() as server:
         sink = GatedSink(JetStreamSink(server.url))
         engine = DeliveryEngine([sink], queue_size=max(4 * n, 10_000))
         RUNTIME.install(Settings(mode="log"), engine)
         lp = LoggerProvider(shutdown_on_exit=False)
-        lp.add_log_record_processor(CommerceLogRecordProcessor())
+        bare_lp = LoggerProvider(shutdown_on_exit=False)
+        if scenario == "b":
+            lp.add_log_record_processor(batch())  # the app's OTLP pipeline, set up first
+            bare_lp.add_log_record_processor(batch())
         _logs.set_logger_provider(lp)
-        tp = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
-        tp.add_span_processor(SimpleSpanProcessor(CommerceSpanExporter()))
-        trace.set_tracer_provider(tp)
-        tracer = trace.get_tracer("bench")
-        logger = _logs.get_logger("bench")
-
+        attach_processor(lp)  # what configure() does
+        bare_logger = bare_lp.get_logger("bench")
         state: dict[str, Any] = {}
 
         def before() -> None:
@@ -127,135 +173,168 @@ def bench_configured(n: int, repeats: int) -> None:
 
         def after() -> None:
             context.detach(state.pop("token"))
-            state.pop("span").end()  # the span exporter delivers its commerce.* events now
+            state.pop("span").end()
             sink.gate.set()
             if not engine.flush(60.0):
                 raise SystemExit(f"flush failed: {engine.stats()}")
 
-        # The bare side's payload: exactly what our record carries, prepared once.
         before()
         pending = build_pending("order.completed", id=ORDER_ID, organization_id=ORG, user_id=USER, data=DATA)
         after()
         event = pending.event
         assert event is not None
-        body = envelope_body(event)
-        attrs = flat_attributes(event)
-        log_attrs = event_attributes(event)  # what our log record carries (no body by default)
-        ts_ns = int(event.timestamp.timestamp() * 1e9)
+        log_attrs = event_attributes(event, mask=True)  # what our log record carries (no body by default)
         name = "commerce." + event.type
-        import orjson
 
-        def span_attrs(mode: str) -> dict[str, Any]:
-            return {**attrs, "commerce.payload": orjson.dumps(body).decode(), "commerce.mode": mode}
-
-        def bare_log(order_id: str) -> None:
-            logger.emit(
+        def bare_emit() -> None:
+            bare_logger.emit(
                 event_name=name,
                 attributes=log_attrs,
-                timestamp=ts_ns,
+                timestamp=time.time_ns(),
                 severity_number=SeverityNumber.INFO,
                 severity_text="INFO",
             )
 
-        def sdk_only_log(order_id: str) -> None:
-            logger.emit(
-                event_name="bench.order.completed",
-                attributes=log_attrs,
-                timestamp=ts_ns,
-                severity_number=SeverityNumber.INFO,
-                severity_text="INFO",
-            )
-
-        def make_bare_span(mode: str) -> Any:
-            sattrs = span_attrs(mode)
-
-            def bare_span(order_id: str) -> None:
-                trace.get_current_span().add_event(name, attributes=sattrs, timestamp=ts_ns)
-
-            return bare_span
-
-        def ours_record(order_id: str) -> None:
-            record_event("order.completed", id=order_id, organization_id=ORG, user_id=USER, data=DATA)
+        def ours() -> None:
+            record_event("order.completed", id=ORDER_ID, organization_id=ORG, user_id=USER, data=DATA)
 
         decorated = commerce_event("order.completed")(handler)
-        plans = {
-            "log": ("(a) mode log: vs bare logger.emit", "emit", bare_log),
-            "span": ("(b) mode span: vs bare span.add_event", "add_event", make_bare_span("span")),
-            "both": ("(c) mode both: vs bare add_event + emit", "both", None),
-        }
-        bare_span_both = make_bare_span("both")
 
-        def bare_both(order_id: str) -> None:
-            bare_span_both(order_id)
-            bare_log(order_id)
+        def dec() -> None:
+            decorated(ORDER_ID)
 
-        for mode, (title, label, bare) in plans.items():
-            RUNTIME.install(Settings(mode=mode), engine)  # type: ignore[arg-type]
-            bare_fn = bare if bare is not None else bare_both
+        def bare_handler() -> None:
+            handler(ORDER_ID)
 
-            def bare_handler(order_id: str, _bare: Any = bare_fn) -> None:
-                handler(order_id)
-                _bare(order_id)
-
-            header(title, label)
-            o, b, r = compare(ours_record, bare_fn, n=n, repeats=repeats, args=(ORDER_ID,), before=before, after=after)
-            row("record_event", o, b, r, "(target ≤ 1.2x)")
-            o, b, r = compare(
-                decorated, bare_handler, n=n, repeats=repeats, args=(ORDER_ID,), before=before, after=after
-            )
-            row("@commerce_event handler vs handler + bare", o, b, r, "(target ≤ 1.2x)")
-            if mode == "log":
-                o, b, r = compare(
-                    bare_log, sdk_only_log, n=n, repeats=repeats, args=(ORDER_ID,), before=before, after=after
-                )
-                row("info: bare emit commerce.* vs non-commerce", o, b, r, "(our processor's share)")
-                o, b, r = compare(
-                    ours_record, sdk_only_log, n=n, repeats=repeats, args=(ORDER_ID,), before=before, after=after
-                )
-                row("info: record_event vs emit SDK-only", o, b, r, "(stricter baseline)")
-
-        # The same call with the delivery thread live (no gate): what a 2-core box sees under load.
-        RUNTIME.install(Settings(mode="log"), engine)
-        span = tracer.start_span("POST /checkout")
-        token = context.attach(trace.set_span_in_context(span))
-        m = max(n, 2000)
-        for _ in range(m):
-            ours_record(ORDER_ID)
-        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-        for _ in range(m):
-            ours_record(ORDER_ID)
-        wall, cpu = (time.perf_counter_ns() - t0) / m, (time.thread_time_ns() - c0) / m
-        context.detach(token)
-        span.end()
-        ok = engine.flush(60.0)
-        print(
-            f"\n  info: record_event, mode log, delivery thread live (no gate), {m} calls: "
-            f"{us(wall)} wall, {us(cpu)} caller-thread CPU per call"
-        )
+        sides = {"ours": ours, "bare": bare_emit}
+        if scenario == "a":
+            sides.update(decorated=dec, handler=bare_handler)
+        out = measure(sides, n, repeats, before, after)
         stats = engine.stats()
         engine.shutdown(10.0)
-        print(
-            f"\n  delivery check: flush ok={ok}, submitted={stats['submitted']}, exported={stats['exported']}, "
-            f"dropped={stats['dropped']}, rejected={stats['rejected']}"
-        )
-        if not ok or stats["dropped"] or stats["rejected"]:
-            raise SystemExit("delivery check failed")
+        if stats["dropped"] or stats["rejected"]:
+            raise SystemExit(f"delivery check failed: {stats}")
+    return out
+
+
+def child_peers(n: int, repeats: int) -> dict[str, float]:
+    import logging
+
+    out: dict[str, float] = {}
+    logging.getLogger("segment").setLevel(logging.CRITICAL)
+    logging.getLogger("posthog").setLevel(logging.CRITICAL)
+    host = "http://127.0.0.1:9"  # closed: the upload threads fail and back off; callers only enqueue
+    props = {k: v for k, v in DATA.items()}
+    sides: dict[str, Callable[[], Any]] = {}
+    try:
+        from segment.analytics import Client as SegmentClient
+
+        seg = SegmentClient("bench-key", host=host, max_queue_size=10_000_000, max_retries=0)
+
+        def segment_track() -> None:
+            seg.track(user_id=USER, event="Order Completed", properties=props)
+
+        sides["segment"] = segment_track
+    except ImportError:
+        pass
+    try:
+        from posthog import Posthog
+
+        ph = Posthog("bench-key", host=host, max_queue_size=10_000_000, max_retries=0)
+
+        def posthog_capture() -> None:
+            ph.capture("order completed", distinct_id=USER, properties=props)
+
+        sides["posthog"] = posthog_capture
+    except ImportError:
+        pass
+    if sides:
+        out = measure(sides, n, repeats)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ parent
+def run_child(scenario: str, n: int, repeats: int) -> tuple[dict[str, float], float]:
+    """One child process; repeated once when it started at load > 2 (the run at lower load is kept)."""
+    best: tuple[dict[str, float], float] | None = None
+    for _attempt in range(2):
+        load = os.getloadavg()[0]
+        cmd = [sys.executable, __file__, "--child", scenario, "--n", str(n), "--repeats", str(repeats)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit(f"child {scenario} failed:\n{proc.stdout}\n{proc.stderr}")
+        figures = json.loads(proc.stdout.strip().splitlines()[-1])
+        if best is None or load < best[1]:
+            best = (figures, load)
+        if load <= 2 or _attempt == 1:
+            break
+        print(f"    (load {load:.2f} > 2 at start: run again)", flush=True)
+    assert best is not None
+    return best
+
+
+def us(ns: float) -> str:
+    return f"{ns / 1000:6.2f} µs"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run (few calls, 3 repeats)")
-    parser.add_argument("--n", type=int, default=None, help="calls per timed loop (default 3000; quick 300)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (few calls, 3 repeats, 1 process)")
+    parser.add_argument("--n", type=int, default=None, help="calls per timed loop (default 2000; quick 300)")
     parser.add_argument("--repeats", type=int, default=None, help="timed loops per side (default 7; quick 3)")
+    parser.add_argument("--processes", type=int, default=None, help="processes per scenario (default 3)")
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
+    parser.add_argument("--child", choices=SCENARIOS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    n = args.n or (300 if args.quick else 3000)
+    n = args.n or (300 if args.quick else 2000)
     repeats = args.repeats or (3 if args.quick else 7)
-    clean_env()
-    print(f"bench_hot_path: python {sys.version.split()[0]}, {n} calls per loop, median of {repeats} loops")
-    print(__doc__.split("Fairness:")[1].strip().replace("\n", "\n  ").join(["  Method: ", ""]))
+    if args.child:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        figures = child_peers(n, repeats) if args.child == "peers" else child_otel(args.child, n, repeats)
+        print(json.dumps(figures))
+        return
+    procs = args.processes or (1 if args.quick else 3)
+    print(
+        f"bench_hot_path: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {n} calls per loop, "
+        f"median of {repeats} loops per process, median of {procs} processes; caller-thread CPU per call"
+    )
     t0 = time.monotonic()
-    bench_unconfigured(n, repeats)  # first: OTel providers can be set only once per process
-    bench_configured(n, repeats)
+    results: dict[str, list[dict[str, float]]] = {}
+    for scenario in args.only or SCENARIOS:
+        for i in range(procs):
+            figures, load = run_child(scenario, n, repeats)
+            print(f"  scenario {scenario} process {i + 1}: load average {load:.2f}", flush=True)
+            results.setdefault(scenario, []).append(figures)
+
+    def med(scenario: str, key: str) -> float:
+        return statistics.median(f[key] for f in results[scenario])
+
+    def ratio(scenario: str, a: str, b: str) -> float:
+        return statistics.median(f[a] / f[b] for f in results[scenario])
+
+    print(f"\n  {'row':<64} {'ours':>9} {'baseline':>9} {'ratio':>6}  target")
+    if "a" in results:
+        print(
+            f"  {'(a) record_event, only our processor vs bare logger.emit':<64} "
+            f"{us(med('a', 'ours'))} {us(med('a', 'bare'))} {ratio('a', 'ours', 'bare'):5.2f}x  ≤ 1.4x"
+        )
+        net = statistics.median(f["decorated"] - f["handler"] for f in results["a"])
+        extra = statistics.median(f["decorated"] - f["handler"] - f["ours"] for f in results["a"])
+        print(
+            f"  {'@commerce_event net of the handler vs (a) record_event':<64} "
+            f"{us(net)} {us(med('a', 'ours'))} {extra / 1000:+5.2f}µs  ≤ (a) + 1 µs"
+        )
+    if "b" in results:
+        print(
+            f"  {'(b) record_event beside BatchLogRecordProcessor vs bare emit + batch':<64} "
+            f"{us(med('b', 'ours'))} {us(med('b', 'bare'))} {ratio('b', 'ours', 'bare'):5.2f}x  ≤ 1.3x"
+        )
+    if results.get("peers") and results["peers"][0]:
+        for key, label in (("segment", "Segment analytics-python track()"), ("posthog", "PostHog capture()")):
+            if key in results["peers"][0]:
+                print(f"  {'peer: ' + label:<64} {us(med('peers', key))}")
+    elif "peers" in results:
+        print("  peers: not installed (pip install 'otel-commerce[bench]')")
     print(f"\ndone in {time.monotonic() - t0:.1f} s")
 
 

@@ -170,6 +170,15 @@ def test_oversized_event_is_rejected_not_retried(nats_server: NatsServer, uid: s
     engine.shutdown(5)
 
 
+def _stopped(pid: int) -> bool:
+    """True once ``pid`` is stopped by a signal (``/proc/<pid>/stat`` state ``T``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except OSError:
+        return False
+
+
 def test_a_missing_ack_times_out_and_is_retried_once_stored(server: NatsServer, uid: str) -> None:
     """Every ack has a deadline: with the broker frozen (SIGSTOP, the connection stays up) the batch fails after
     ack_timeout_seconds and is retried; once the broker resumes the event is stored exactly once."""
@@ -181,6 +190,9 @@ def test_a_missing_ack_times_out_and_is_retried_once_stored(server: NatsServer, 
     assert proc is not None
     os.kill(proc.pid, signal.SIGSTOP)
     try:
+        # kill() returns before the broker has stopped on a busy box: wait until it has (state T),
+        # or the next publish may still be acked (a faster record path made that race visible)
+        assert _poll(lambda: _stopped(proc.pid), timeout=5)
         engine.submit(_pending(uid, 1))
         assert _poll(lambda: engine.stats()["retried"] >= 2, timeout=15), engine.stats()
         assert engine.stats()["exported"] == 1

@@ -98,3 +98,24 @@ def test_ci_minimum_sdk_is_pyprojects_lower_bound() -> None:
     pinned = re.search(r"^SDK_MIN=([\d.]+)$", (ROOT / ".ci" / "run").read_text(), re.M)
     assert lower and pinned
     assert tuple(map(int, pinned.group(1).split("."))) == (*map(int, lower.group(1).split(".")), 0)[:3]
+
+
+def test_logger_processors_is_the_tuple_emit_calls_replaced_on_add() -> None:
+    """``logger_processors``: what an SDK logger's emit would call; a new tuple object after each add
+    (``record_event``'s fast path caches on that identity); None for a disabled logger or a non-SDK one."""
+    from opentelemetry.sdk._logs._internal import _disable_logger_configurator
+
+    lp = LoggerProvider(shutdown_on_exit=False)
+    logger = lp.get_logger("t")
+    ours = CommerceLogRecordProcessor()
+    lp.add_log_record_processor(ours)
+    before = _sdk.logger_processors(logger)
+    assert before == (ours,)
+    assert _sdk.logger_processors(logger) is before  # stable while nothing is added
+    other = SimpleLogRecordProcessor(InMemoryLogRecordExporter())
+    lp.add_log_record_processor(other)
+    after = _sdk.logger_processors(logger)
+    assert after == (ours, other) and after is not before
+    lp._set_logger_configurator(logger_configurator=_disable_logger_configurator)
+    assert _sdk.logger_processors(lp.get_logger("t")) is None  # emit would return before any processor
+    assert _sdk.logger_processors(object()) is None

@@ -1,8 +1,9 @@
 """Counters of the event pipeline as OTel metrics: ``commerce.events.<name>``.
 
 ``count("exported", 3, sink="jetstream")`` adds to the counter ``commerce.events.exported`` with the
-attribute ``sink``. Counters are created lazily on the global meter provider (a proxy until the app
-installs one, so counts are not lost to import order). Cheap and never raises.
+attribute ``sink``. The counters are observable counters created lazily on the global meter provider
+(a proxy until the app installs one, so counts are not lost to import order); ``count`` only adds to a
+running total, so it costs no SDK call on the caller's or the delivery thread. Never raises.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["METRIC_NAMES", "count"]
+__all__ = ["METRIC_NAMES", "count", "total"]
 
 logger = logging.getLogger("otel_commerce")
 
@@ -28,48 +29,90 @@ _DESCRIPTIONS = {
     "discarded": "Commerce events discarded because their transaction did not commit",
 }
 
-_counters: dict[str, Any] = {}
+#: Running totals per ``(name, sink, reason, via)``: ``count`` only adds here (under a lock: ~0.1 µs,
+#: no attribute dict, no SDK call); the observable counters report them when a reader collects.
+_totals: dict[tuple[str, str | None, str | None, str | None], int] = {}
+_totals_lock = threading.Lock()
+_observed: set[str] = set()
 _lock = threading.Lock()
 
 
-def _counter(name: str) -> Any:
-    counter = _counters.get(name)
-    if counter is None:
-        with _lock:
-            counter = _counters.get(name)
-            if counter is None:
-                from opentelemetry import metrics
+def _observe(name: str) -> None:
+    """Create the observable counter ``commerce.events.<name>`` once (on the global meter provider:
+    a proxy until the app installs one, which then takes the instrument over, totals included)."""
+    with _lock:
+        if name in _observed:
+            return
+        from opentelemetry import metrics
 
-                from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
+        from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 
-                meter = metrics.get_meter(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
-                counter = meter.create_counter(
-                    f"commerce.events.{name}", unit="{event}", description=_DESCRIPTIONS.get(name, "")
-                )
-                _counters[name] = counter
-    return counter
+        meter = metrics.get_meter(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
+        meter.create_observable_counter(
+            f"commerce.events.{name}",
+            callbacks=[_callback(name)],
+            unit="{event}",
+            description=_DESCRIPTIONS.get(name, ""),
+        )
+        _observed.add(name)
+
+
+def _callback(name: str) -> Any:
+    def observe(options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        with _totals_lock:
+            rows = [(key, n) for key, n in _totals.items() if key[0] == name]
+        out = []
+        for (_, sink, reason, via), n in rows:
+            attributes = {}
+            if sink is not None:
+                attributes["sink"] = sink
+            if reason is not None:
+                attributes["reason"] = reason
+            if via is not None:
+                attributes["via"] = via
+            out.append(Observation(n, attributes))
+        return out
+
+    return observe
 
 
 def count(name: str, n: int = 1, *, sink: str | None = None, reason: str | None = None, via: str | None = None) -> None:
-    """Add ``n`` to ``commerce.events.<name>`` with the given attributes (never raises)."""
+    """Add ``n`` to ``commerce.events.<name>`` with the given attributes (never raises).
+
+    Cumulative totals, reported by an observable counter at collection time: the per-call cost is one
+    dict update under a lock, whether or not an SDK ``MeterProvider`` is installed.
+    """
     if n <= 0:
         return
+    key = (name, sink, reason, via)
     try:
-        attributes: dict[str, str] = {}
-        if sink is not None:
-            attributes["sink"] = sink
-        if reason is not None:
-            attributes["reason"] = reason
-        if via is not None:
-            attributes["via"] = via
-        _counter(name).add(n, attributes)
+        with _totals_lock:
+            _totals[key] = _totals.get(key, 0) + n
+        if name not in _observed:
+            _observe(name)
     except Exception:  # pragma: no cover - metrics must never break delivery
         logger.debug("otel-commerce: cannot record metric %s", name, exc_info=True)
 
 
+def total(name: str, **attributes: str) -> int:
+    """The running total of ``commerce.events.<name>`` over the rows matching ``attributes`` (tests, stats)."""
+    with _totals_lock:
+        rows = list(_totals.items())
+    want = {k: v for k, v in attributes.items()}
+    out = 0
+    for (n, sink, reason, via), value in rows:
+        row = {"sink": sink, "reason": reason, "via": via}
+        if n == name and all(row.get(k) == v for k, v in want.items()):
+            out += value
+    return out
+
+
 def _reinit_after_fork() -> None:
-    global _lock
+    global _lock, _totals_lock
     _lock = threading.Lock()
+    _totals_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -38,6 +38,7 @@ from ._envelope import (
     check_text,
     clean_data,
     format_timestamp,
+    freeze_data,
 )
 from ._hashing import capi_hash
 from ._identity import event_id_for
@@ -728,12 +729,15 @@ def required_fields(event_type: str) -> tuple[str, ...]:
     return tuple(f for f, _, req in _field_kinds(event_type) if req)
 
 
-def check_fields(spec: EventSpec, data: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+def check_fields(
+    spec: EventSpec, data: dict[str, Any], *, required: bool = True, in_place: bool = False
+) -> dict[str, Any]:
     """Check ``data`` against the documented fields of ``spec`` (returns it, or a fixed copy).
 
     Required fields present (``required=True``); ids non-empty strings; text fields strings; money
     a number (not a string), finite, from 0 to 10^14 (the collector's Decimal64(4)); counts integers
     from 0 to 2^32-1; ``currency`` upper-cased, then checked against ISO 4217. Extra keys are free.
+    ``in_place``: fix ``data`` itself (the caller owns it: a frozen copy) instead of copying it.
     """
     out = data
     type_ = spec.type
@@ -745,21 +749,24 @@ def check_fields(spec: EventSpec, data: dict[str, Any], *, required: bool = True
                     f"{type_}: data needs field {f!r} (required without id=: {', '.join(required_fields(type_))})"
                 )
             continue
-        where = f"{type_}: data.{f}"
         new: Any = value
+        t = type(value)
+        # the common valid cases first: the error path (and its "where" text) is built only on error
         if kind is Kind.UNITS:
-            new = _money(value, where)
+            if not (t is float and 0.0 <= value < COLLECTOR_MAX_REVENUE):  # NaN fails the comparison too
+                new = _money(value, f"{type_}: data.{f}")
         elif kind is Kind.COUNT:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COLLECTOR_MAX_QUANTITY:
-                raise EventValidationError(f"{where} must be an integer from 0 to 2^32-1, got {value!r:.40}")
+                raise EventValidationError(f"{type_}: data.{f} must be an integer from 0 to 2^32-1, got {value!r:.40}")
         elif kind in (Kind.CURRENCY, Kind.CURRENCY_RAW):
-            new = _currency(value, where)
-        elif not isinstance(value, str):
-            raise EventValidationError(f"{where} must be a string, got {type(value).__name__}")
+            if not (t is str and value in _COMMON_CURRENCIES):
+                new = _currency(value, f"{type_}: data.{f}")
+        elif t is not str:
+            raise EventValidationError(f"{type_}: data.{f} must be a string, got {t.__name__}")
         elif kind is Kind.ID and not value.strip():
-            raise EventValidationError(f"{where} must not be empty")
+            raise EventValidationError(f"{type_}: data.{f} must not be empty")
         if new is not value:
-            if out is data:
+            if out is data and not in_place:
                 out = dict(data)
             out[f] = new
     return out
@@ -841,8 +848,12 @@ def check_data(
     id: str | None = None,
     max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
     extra_bytes: int = 0,
+    freeze: bool = False,
 ) -> dict[str, Any]:
     """The one ``data`` rule of every API: encodable by every hop, and the catalog's fields.
+
+    ``freeze``: return a copy sharing no dict or list with ``data`` (:func:`freeze_data`), made in the
+    same pass as the checks (``record_event``: later edits of the caller's data change nothing).
 
     Reserved keys refused, :func:`clean_data` (int64, finite, UTF-8, depth, JSON types, size bound;
     ``Decimal`` → float), then for a catalog type :func:`check_fields` — its required fields (the
@@ -852,11 +863,12 @@ def check_data(
     if not isinstance(data, Mapping):
         raise EventValidationError(f"{event_type}: data must be a mapping, got {type(data).__name__}")
     check_reserved(data, event_type)
-    out = clean_data(data, max_bytes=max_bytes, extra_bytes=extra_bytes + _ENVELOPE_OVERHEAD)
+    walk = freeze_data if freeze else clean_data
+    out = walk(data, max_bytes=max_bytes, extra_bytes=extra_bytes + _ENVELOPE_OVERHEAD)
     spec = CATALOG.get(event_type)
     if spec is None:
         return out
-    return check_fields(spec, out, required=id is None)
+    return check_fields(spec, out, required=id is None, in_place=freeze)
 
 
 def new_event(

@@ -35,6 +35,7 @@ __all__ = [
     "check_json_value",
     "check_text",
     "clean_data",
+    "freeze_data",
     "format_timestamp",
     "parse_timestamp",
     "to_order_items",
@@ -162,7 +163,7 @@ class _Walk:
         if t is dict or t is list or t is tuple or isinstance(v, (Mapping, list, tuple)):
             if depth >= MAX_DEPTH:
                 raise _Refused(f"is nested more than {MAX_DEPTH} levels deep")
-            if isinstance(v, Mapping):
+            if t is dict or (t is not list and t is not tuple and isinstance(v, Mapping)):
                 return self.mapping(v, depth + 1)
             return self.sequence(v, depth + 1)
         if isinstance(v, Decimal):
@@ -228,6 +229,77 @@ class _Walk:
         if out is None:
             return seq
         return out if type(seq) is list else tuple(out)
+
+
+class _Freeze(_Walk):
+    """:class:`_Walk` that also freezes: every mapping becomes a new ``dict`` and every list / tuple a new
+    ``list`` (JSON-shaped data shares nothing with the caller's any more; scalars are immutable). One
+    pass validates, converts and copies; error paths are built only when a value is refused."""
+
+    __slots__ = ()
+
+    def mapping(self, m: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        size = 0
+        for k, v in m.items():
+            if type(k) is not str:
+                if not isinstance(k, str):
+                    raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
+                k = str.__str__(k)
+            if not (k.isascii() or _str_ok(k)):
+                raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
+            t = type(v)
+            if t is str and v.isascii():
+                size += len(k) + len(v) + 7
+                out[k] = v
+            elif t is float and math.isfinite(v):
+                size += len(k) + 29
+                out[k] = v
+            elif t is int and INT64_MIN <= v <= INT64_MAX:
+                size += len(k) + 25
+                out[k] = v
+            else:
+                size += len(k) + 4
+                try:
+                    out[k] = self.value(v, depth)
+                except _Refused as r:
+                    r.path.append(f".{k}")
+                    raise
+        self.size += size
+        return out
+
+    def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
+        out: list[Any] = []
+        for i, v in enumerate(seq):
+            try:
+                out.append(self.value(v, depth))
+            except _Refused as r:
+                r.path.append(f"[{i}]")
+                raise
+        self.size += len(seq)
+        return out
+
+
+def freeze_data(
+    value: Mapping[str, Any], path: str = "data", *, max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES, extra_bytes: int = 0
+) -> dict[str, Any]:
+    """:func:`clean_data`'s rules and conversions, returning a frozen copy (no dict or list shared with
+    ``value``; tuples become lists) made in the same pass. Raises ``EventValidationError``."""
+    walk = _Freeze()
+    try:
+        out = walk.value(value, 0)
+    except _Refused as r:
+        raise EventValidationError(f"{_path(path, r.path)} {r.reason}") from None
+    if not isinstance(out, dict):
+        raise EventValidationError(f"{path} must be a mapping, got {type(value).__name__}")
+    if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
+        size = len(orjson.dumps(out)) + extra_bytes
+        if size > max_bytes:
+            raise EventValidationError(
+                f"{path} is too large: about {size} bytes encoded, over the bound of {max_bytes} bytes "
+                "(OTEL_COMMERCE_MAX_EVENT_BYTES)"
+            )
+    return out
 
 
 def clean_data(

@@ -168,6 +168,17 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
         #: ``record_event``'s fallback then delivers our events (``CommerceInstrumentor().uninstrument()``).
         self.acting = True
 
+    def take(self, pending: Pending) -> bool:
+        """Claim and deliver ``pending`` as :meth:`on_emit` does for a record carrying it (True when taken).
+
+        ``record_event``'s fast path when this processor is the only one on the provider: no SDK log
+        record is built for nobody to read.
+        """
+        if self.acting and pending.claim("processor"):
+            self._deliver(pending)
+            return True
+        return False
+
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         if not self.acting:
             return

@@ -33,6 +33,7 @@ __all__ = [
     "SimpleLogRecordProcessor",
     "installed_providers",
     "log_processors",
+    "logger_processors",
     "sdk_logger_provider",
     "span_processors",
 ]
@@ -42,6 +43,22 @@ def log_processors(provider: LoggerProvider) -> list[LogRecordProcessor]:
     """The processors added to ``provider``, in order (``_multi_log_record_processor._log_record_processors``)."""
     multi = getattr(provider, "_multi_log_record_processor", None)
     return list(getattr(multi, "_log_record_processors", ()))
+
+
+def logger_processors(logger: object) -> tuple[LogRecordProcessor, ...] | None:
+    """The processors an SDK ``Logger``'s ``emit`` would call, or None when it would call none of them.
+
+    ``logger._multi_log_record_processor._log_record_processors``: a tuple the provider *replaces* on
+    every ``add_log_record_processor`` (so its identity tells a caller that caches on it when the set
+    changed); None for a logger that is not the SDK's or that a logger configuration disabled
+    (``logger._logger_config.is_enabled``: such an ``emit`` returns before any processor).
+    """
+    config = getattr(logger, "_logger_config", None)
+    if config is None or getattr(config, "is_enabled", False) is not True:
+        return None
+    multi = getattr(logger, "_multi_log_record_processor", None)
+    chain = getattr(multi, "_log_record_processors", None)
+    return chain if type(chain) is tuple else None
 
 
 def span_processors(provider: TracerProvider) -> list[SpanProcessor]:

@@ -87,7 +87,7 @@ def _arg(default: Arg, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | N
 def _as_mapping(value: Any) -> Mapping[str, Any] | None:
     """A mapping view of a result or argument: a mapping, a pydantic v2 model (``model_dump()``), or a
     dataclass instance (its fields, shallow). None for anything else."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return value
     dump = getattr(type(value), "model_dump", None)
     if dump is not None and callable(dump):
@@ -101,10 +101,11 @@ def _as_mapping(value: Any) -> Mapping[str, Any] | None:
 def _to_pending(event_type: str, value: Any, org: str | None, key: str | None) -> Pending | None:
     if value is None:
         return None
-    if isinstance(value, CommerceEvent):
-        return _pending_from_event(value, key)
-    if isinstance(value, Order):
-        return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
+    if type(value) is not dict:
+        if isinstance(value, CommerceEvent):
+            return _pending_from_event(value, key)
+        if isinstance(value, Order):
+            return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
     mapping = _as_mapping(value)
     if mapping is not None:
         keep = CATALOG[event_type].data if event_type in CATALOG else ()
@@ -209,6 +210,9 @@ def _is_failure(error: BaseException) -> bool:
     return not (isinstance(disconnect, type) and isinstance(error, disconnect))
 
 
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()  # reusable: it holds no state
+
+
 class _Recorder:
     """What a decorated callable does after (or instead of) its handler returns."""
 
@@ -232,7 +236,7 @@ class _Recorder:
 
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
-            return nullcontext()
+            return _NO_SPAN
         return trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL).start_as_current_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

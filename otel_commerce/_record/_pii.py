@@ -26,7 +26,7 @@ from typing import Any
 
 from .._model import capi_hash
 
-__all__ = ["apply_pii", "is_pii_shaped", "mask_id", "pii_kind", "scrub_text", "split_key"]
+__all__ = ["apply_pii", "apply_pii_frozen", "is_pii_shaped", "mask_id", "pii_kind", "scrub_text", "split_key"]
 
 _EM = frozenset({"email", "emails", "em"})
 _PH = frozenset({"phone", "phones", "mobile", "mobiles", "msisdn", "telephone", "tel", "ph", "cellphone"})
@@ -197,6 +197,62 @@ def apply_pii(data: Mapping[str, Any], policy: str) -> dict[str, Any]:
 
 
 _DROP: Any = object()
+
+
+def apply_pii_frozen(data: dict[str, Any], policy: str) -> dict[str, Any]:
+    """:func:`apply_pii` on data the caller owns (a frozen copy: only dicts, lists and JSON scalars):
+    the same result, written into ``data`` and its nested containers instead of copies. Returns ``data``."""
+    if policy != "keep":
+        _pii_in_place(data, policy)
+    return data
+
+
+def _pii_in_place(data: dict[str, Any], policy: str) -> None:
+    drop: list[str] | None = None
+    kinds = _KIND_CACHE
+    for key, value in data.items():
+        kind = kinds[key] if key in kinds else pii_kind(key)
+        t = type(value)
+        if kind is None:
+            if t is dict:
+                _pii_in_place(value, policy)
+            elif t is list:
+                _pii_list(value, policy)
+            continue
+        if kind == "id":
+            if t is str:
+                if ("@" in value or "." in value or ":" in value) and is_pii_shaped(value):
+                    if policy == "drop":
+                        drop = [*(drop or ()), key]
+                    else:
+                        data[key] = mask_id(value)
+                continue
+        elif kind == "text":
+            if t is str:
+                data[key] = scrub_text(value)
+                continue
+        else:
+            if policy == "drop":
+                drop = [*(drop or ()), key]
+            else:
+                data[key] = _hash_all(kind, value)
+            continue
+        if t is dict:  # an id / text key holding a container: the policy applies inside it
+            _pii_in_place(value, policy)
+        elif t is list:
+            _pii_list(value, policy)
+    if drop:
+        for key in drop:
+            del data[key]
+
+
+def _pii_list(values: list[Any], policy: str) -> None:
+    for v in values:
+        t = type(v)
+        if t is dict:
+            _pii_in_place(v, policy)
+        elif t is list:
+            _pii_list(v, policy)
 
 
 def _apply_nested(value: Any, policy: str) -> Any:

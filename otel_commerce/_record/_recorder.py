@@ -31,11 +31,11 @@ from .._model import (
     uuid7,
 )
 from .._model._catalog import check_catalog_type, check_data, items_size
-from .._model._frozen import copy_items, copy_mapping
+from .._model._frozen import copy_items
 from .._model._time import to_unix_ns, utc
-from .._otel import _sdk, _slot
+from .._otel import CommerceLogRecordProcessor, _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
-from ._pii import apply_pii, mask_id
+from ._pii import apply_pii_frozen, mask_id
 from ._transaction import hold, holder_for
 
 __all__ = [
@@ -160,15 +160,17 @@ def build_pending(
         organization_id = organization_id or fields["organization_id"] or None
         user_id = fields["user_id"] if user_id is None else user_id
         id = order.id if id is None else id
-    if data is not None:
-        if not isinstance(data, Mapping):
-            raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
-        payload.update(copy_mapping(data))  # frozen: later edits of the caller's data change nothing
+    max_bytes = _slot.RUNTIME.settings.max_event_bytes
+    if data is not None and not isinstance(data, Mapping):
+        raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
+    if data is not None and order is not None:
+        payload.update(data)  # data adds or overrides the order's fields; frozen by the one pass below
+    elif data is not None:
+        payload = data  # type: ignore[assignment]  # checked and frozen in one pass below
+    # one pass validates, converts and freezes (later edits of the caller's data change nothing)
+    payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, extra_bytes=items_size(items), freeze=True)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
-    payload = check_data(
-        event_type, payload, id=id, max_bytes=_slot.RUNTIME.settings.max_event_bytes, extra_bytes=items_size(items)
-    )
     if id is None:
         if spec is not None:
             scope = {
@@ -180,7 +182,7 @@ def build_pending(
             id = entity_id(spec, scope, ts)
         else:
             id = uuid7()
-    payload = apply_pii(payload, _slot.RUNTIME.settings.pii)
+    payload = apply_pii_frozen(payload, _slot.RUNTIME.settings.pii)  # our frozen copy: digests in place
     event = new_event(
         event_type,
         id=id,
@@ -202,13 +204,25 @@ def build_pending(
 
 
 class _LoggerCache:
-    """``get_logger`` once per provider (the lookup is slower than an emit)."""
+    """``get_logger`` once per provider (the lookup is slower than an emit), and whether our processor
+    is the only one its ``emit`` would call (cached on the identity of the provider's processor tuple)."""
 
-    __slots__ = ("logger", "provider")
+    __slots__ = ("chain", "logger", "only", "provider")
 
     def __init__(self) -> None:
         self.provider: object = None
         self.logger: _logs.Logger | None = None
+        self.chain: object = None
+        self.only: CommerceLogRecordProcessor | None = None
+
+    def sole_processor(self) -> CommerceLogRecordProcessor | None:
+        """Our processor when it is the only one an emit would reach (exactly ours: not a subclass), else None."""
+        chain = _sdk.logger_processors(self.get())
+        if chain is not self.chain:
+            only = chain[0] if chain is not None and len(chain) == 1 else None
+            self.only = only if type(only) is CommerceLogRecordProcessor else None
+            self.chain = chain
+        return self.only
 
     def get(self) -> _logs.Logger:
         provider = _logs.get_logger_provider()
@@ -266,6 +280,14 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
                 # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
         if mode != "span" and _sdk.installed_providers()[0] is not None:  # else no pipeline: direct
+            sole = _LOGGERS.sole_processor()
+            if sole is not None and sole.acting:
+                # Only our processor would see a log record: build none (nobody would read it) and hand
+                # the event over as its on_emit would. A processor added later gets records again.
+                rt.counters["recorded"] += 1
+                if sole.take(pending):
+                    _metrics.count("recorded", via="otel")
+                return
             record = CommerceLogRecord(
                 timestamp=ts_ns,
                 body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,

@@ -1,0 +1,71 @@
+"""The one-pass record path gives what the separate steps gave: ``freeze_data`` = ``copy_json`` then
+``clean_data`` (same value, same errors, nothing shared), ``apply_pii_frozen`` = ``apply_pii``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otel_commerce import EventValidationError
+from otel_commerce._model._envelope import clean_data, freeze_data
+from otel_commerce._model._frozen import copy_json
+from otel_commerce._record._pii import apply_pii, apply_pii_frozen
+
+KEYS = st.sampled_from(
+    ["email", "e_mail", "phone_number", "ip", "user_agent", "order_id", "user_id", "message", "name",
+     "price", "quantity", "items", "customerEmailAddress", "remote_addr", "note"]
+)
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.sampled_from(["a@b.co", "10.0.0.1", "::1", "+1 415 555 0100", "x.y", "r:s"]),
+)
+JSONISH = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(KEYS, inner, max_size=4)),
+    max_leaves=12,
+)
+DATA = st.dictionaries(KEYS, JSONISH, max_size=6)
+
+
+def _ids(value: Any, out: set[int]) -> set[int]:
+    if isinstance(value, (dict, list)):
+        out.add(id(value))
+        for v in value.values() if isinstance(value, dict) else value:
+            _ids(v, out)
+    return out
+
+
+def _outcome(fn: Any, data: dict[str, Any]) -> Any:
+    try:
+        return ("ok", fn(data))
+    except EventValidationError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=150, deadline=None)
+@given(DATA)
+def test_freeze_data_is_copy_then_clean_in_one_pass(data: dict[str, Any]) -> None:
+    before = copy.deepcopy(data)
+    expected = _outcome(lambda d: clean_data(copy_json(d)), data)
+    got = _outcome(freeze_data, data)
+    assert got == expected
+    assert repr(data) == repr(before)  # the input is never changed
+    if got[0] == "ok":
+        assert not (_ids(got[1], set()) & _ids(data, set()))  # frozen: no dict or list shared
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop", "keep"])
+@settings(max_examples=80, deadline=None)
+@given(data=DATA)
+def test_pii_in_place_on_the_frozen_copy_equals_apply_pii(policy: str, data: dict[str, Any]) -> None:
+    try:
+        frozen = freeze_data(data, max_bytes=None)
+    except EventValidationError:
+        return
+    expected = apply_pii(copy.deepcopy(frozen), policy)
+    assert apply_pii_frozen(frozen, policy) == expected
