@@ -16,6 +16,8 @@
 ``OTEL_COMMERCE_LINGER_MS``            batching delay in milliseconds (default 50)
 ``OTEL_COMMERCE_MAX_ATTEMPTS``         attempts per event and sink before it is dropped (default 10)
 ``OTEL_COMMERCE_MAX_AGE_SECONDS``      age after which an undelivered event is dropped (default 300)
+``OTEL_COMMERCE_EXIT_TIMEOUT_MS``      one deadline for all exit work, in milliseconds (default 5000)
+``OTEL_COMMERCE_SIGNALS``              ``false`` to leave SIGTERM / SIGHUP alone (default ``true``)
 =====================================  ===========================================================
 """
 
@@ -42,6 +44,7 @@ _DEFAULT_BATCH_SIZE = 512
 _DEFAULT_LINGER_SECONDS = 0.05
 _DEFAULT_MAX_ATTEMPTS = 10
 _DEFAULT_MAX_AGE_SECONDS = 300.0  # below the 10-minute duplicate window
+_DEFAULT_EXIT_TIMEOUT_SECONDS = 5.0  # Kubernetes' default grace period is 30 s: leave the app most of it
 
 
 def _first(env: Mapping[str, str], *names: str) -> str:
@@ -113,6 +116,8 @@ class Settings:
     linger_seconds: float = _DEFAULT_LINGER_SECONDS
     max_attempts: int = _DEFAULT_MAX_ATTEMPTS
     max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS
+    exit_timeout_seconds: float = _DEFAULT_EXIT_TIMEOUT_SECONDS
+    handle_signals: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -154,6 +159,9 @@ class Settings:
             linger_seconds=_float(env, "OTEL_COMMERCE_LINGER_MS", _DEFAULT_LINGER_SECONDS * 1000) / 1000,
             max_attempts=_int(env, "OTEL_COMMERCE_MAX_ATTEMPTS", _DEFAULT_MAX_ATTEMPTS),
             max_age_seconds=_float(env, "OTEL_COMMERCE_MAX_AGE_SECONDS", _DEFAULT_MAX_AGE_SECONDS),
+            exit_timeout_seconds=_float(env, "OTEL_COMMERCE_EXIT_TIMEOUT_MS", _DEFAULT_EXIT_TIMEOUT_SECONDS * 1000)
+            / 1000,
+            handle_signals=_first(env, "OTEL_COMMERCE_SIGNALS").lower() not in ("0", "false", "no", "off"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None}) if overrides else settings
 

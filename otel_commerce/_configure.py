@@ -7,7 +7,7 @@ is none). In ``span`` mode it also adds the span exporter to an SDK ``TracerProv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from ._config import Settings
 from ._delivery._pending import OnError
+from ._lifecycle import export_settings_env
 from ._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from ._runtime import RUNTIME, build_engine
 
@@ -41,6 +42,7 @@ def configure(
     on_error: OnError | None = None,
     logger_provider: LoggerProvider | None = None,
     tracer_provider: TracerProvider | None = None,
+    export_env: Literal["settings", "all", "none"] = "settings",
     **settings: Any,
 ) -> Settings:
     """Configure otel-commerce for this process and return the settings in force.
@@ -48,7 +50,17 @@ def configure(
     Keyword arguments override the ``OTEL_COMMERCE_*`` environment (see ``Settings``). Calling it
     again replaces the engine (the old one is flushed and shut down) and never adds our processor
     twice. Raises :class:`ConfigurationError` for invalid settings.
+
+    Process hooks (README "Process lifecycle"): called from the main thread, it chains a SIGTERM handler
+    (``handle_signals=False`` / ``OTEL_COMMERCE_SIGNALS=false`` opts out). ``export_env`` writes the
+    effective settings to ``os.environ`` so that spawned ``multiprocessing`` children (which never run
+    code under ``if __name__ == "__main__"``) configure themselves alike: ``"settings"`` (default)
+    without credentials, ``"all"`` with them (token, password, collector headers), ``"none"``.
     """
+    if export_env not in ("settings", "all", "none"):
+        from ._errors import ConfigurationError
+
+        raise ConfigurationError(f"export_env must be 'settings', 'all' or 'none', got {export_env!r}")
     resolved = Settings.from_env(
         nats_url=nats_url, collector_endpoint=collector_endpoint, mode=mode, pii=pii, **settings
     )
@@ -56,6 +68,7 @@ def configure(
     old = RUNTIME.install(resolved, engine)
     if old is not None and old is not engine:
         old.shutdown(5.0)
+    export_settings_env(resolved, export_env)
     if on_error is not None and on_error not in RUNTIME.on_error:
         RUNTIME.on_error.append(on_error)
 

@@ -22,6 +22,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from . import _exit
 from ._catalog import CATALOG
 from ._delivery._pending import Pending
 from ._identity import event_id_for
@@ -42,7 +43,25 @@ __all__ = [
 
 logger = logging.getLogger("otel_commerce")
 _PREFIX = "commerce."
-_DEFAULT_FLUSH_SECONDS = 30.0
+
+
+def _shutdown_budget() -> float:
+    """Seconds a processor/exporter ``shutdown`` may wait: what is left of the exit deadline.
+
+    The SDK's own atexit hook calling ``shutdown`` is an exit path: it starts the deadline when it is
+    the first. A ``provider.shutdown()`` while the process runs gets one exit budget of its own.
+    """
+    left = _exit.remaining()
+    if left is None and _exit.interpreter_exiting():
+        _exit.begin("OTel SDK shutdown at exit")
+        left = _exit.remaining()
+    return _exit.exit_timeout() if left is None else left
+
+
+def _flush_budget(timeout_millis: int) -> float:
+    left = _exit.remaining()
+    seconds = timeout_millis / 1000
+    return seconds if left is None else min(seconds, left)
 
 
 def _hex(value: int | None, width: int) -> str:
@@ -163,10 +182,10 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
         self._deliver(pending)
 
     def shutdown(self) -> None:
-        self._flush(_DEFAULT_FLUSH_SECONDS)
+        self._flush(_shutdown_budget())
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._flush(timeout_millis / 1000)
+        return self._flush(_flush_budget(timeout_millis))
 
 
 class CommerceLogExporter(_Deliverer, LogRecordExporter):
@@ -195,13 +214,13 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._flush(_DEFAULT_FLUSH_SECONDS)
+        self._flush(_shutdown_budget())
         if self._live:
             self._live = False
             RUNTIME.log_exporters -= 1
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._flush(timeout_millis / 1000)
+        return self._flush(_flush_budget(timeout_millis))
 
 
 class CommerceSpanExporter(_Deliverer, SpanExporter):
@@ -244,7 +263,7 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._flush(_DEFAULT_FLUSH_SECONDS)
+        self._flush(_shutdown_budget())
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._flush(timeout_millis / 1000)
+        return self._flush(_flush_budget(timeout_millis))

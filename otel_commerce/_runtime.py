@@ -6,7 +6,6 @@ this one object; ``configure()`` and the env-driven entry points fill it.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace as _trace
 from opentelemetry._logs import _internal as _logs_internal
 
-from . import _metrics
+from . import _exit, _metrics
 from ._config import Settings
 from ._delivery._pending import Pending
 
@@ -56,8 +55,21 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
         max_attempts=settings.max_attempts,
         max_age_seconds=settings.max_age_seconds,
         on_error=on_error,
-        exit_hook=False,
+        exit_hook=True,  # shut down by the exit work, after _flush_providers_at_exit (see _exit)
     )
+
+
+def _hook_process(settings: Settings) -> None:
+    """Signals (main thread only), Celery / uWSGI checks, the exit deadline: whenever an engine is set up."""
+    from . import _lifecycle
+
+    _exit.set_exit_timeout(settings.exit_timeout_seconds)
+    try:
+        _lifecycle.install_signal_handlers(settings)
+        _lifecycle.hook_celery()
+        _lifecycle.check_uwsgi()
+    except Exception:  # pragma: no cover - hooks must never break recording
+        logger.debug("otel-commerce: installing process hooks failed", exc_info=True)
 
 
 class Runtime:
@@ -98,6 +110,8 @@ class Runtime:
                 if not self._engine_built:
                     try:
                         self._engine = build_engine(self.settings, self.report_error)
+                        if self._engine is not None:
+                            _hook_process(self.settings)
                     except Exception as exc:  # e.g. OTEL_COMMERCE_QUEUE_SIZE=0: never raise into a handler
                         logger.error("otel-commerce: cannot build the delivery engine, events are disabled: %s", exc)
                         self._engine = None
@@ -113,6 +127,8 @@ class Runtime:
             self._engine = engine
             self._engine_built = True
             self._noop_warned = False
+        if engine is not None:
+            _hook_process(settings)
         return old
 
     def reset(self) -> None:
@@ -188,31 +204,28 @@ class Runtime:
 
 RUNTIME = Runtime()
 
-_EXIT_TIMEOUT_SECONDS = 10.0
 
+def _flush_providers_at_exit() -> None:
+    """Exit work, before the engines shut down: flush the global OTel providers into the engine.
 
-def _at_exit() -> None:
-    """Shut the process-wide engine down last.
-
-    Registered when this module is first imported — before any OTel provider that holds one of our
-    processors/exporters can exist — so it runs *after* the providers' own exit hooks (atexit is
-    LIFO): the SDK flushes its batch processors into the engine first, then the engine delivers.
+    Providers created before otel_commerce was imported run their own exit hooks after ours (atexit
+    is LIFO): records still in their batch processors must reach the engine first. They get only
+    what is left of the exit deadline.
     """
     engine = RUNTIME._engine if RUNTIME._engine_built else None
     if engine is None:
         return
-    # Providers created before otel_commerce was imported run their exit hooks after this one: flush
-    # them first, so records still in their batch processors reach the engine before it stops.
     for provider in (_logs_internal._LOGGER_PROVIDER, _trace._TRACER_PROVIDER):
         flush = getattr(provider, "force_flush", None)
-        if flush is not None:
-            try:
-                flush(int(_EXIT_TIMEOUT_SECONDS * 1000))
-            except Exception:
-                logger.debug("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
-    engine.shutdown(_EXIT_TIMEOUT_SECONDS)
+        left = _exit.remaining()
+        if flush is None or (left is not None and left <= 0):
+            continue
+        try:
+            flush(int((left if left is not None else _exit.exit_timeout()) * 1000))
+        except Exception:
+            logger.debug("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
 
 
-atexit.register(_at_exit)
+_exit.register_exit_work(_flush_providers_at_exit, order=0)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=RUNTIME._after_fork)

@@ -20,7 +20,6 @@ and queue (never closing or running them), recreates its locks and starts afresh
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
 import os
@@ -34,7 +33,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from .. import _metrics
+from .. import _exit, _metrics
 from .._catalog import apply_marketing
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ._pending import OnError, Pending
@@ -54,8 +53,9 @@ _DEFAULT_MAX_ATTEMPTS = 10
 _DEFAULT_MAX_AGE_SECONDS = 300.0
 _DEFAULT_BACKOFF_INITIAL_SECONDS = 0.5
 _DEFAULT_BACKOFF_MAX_SECONDS = 30.0
-_ATEXIT_TIMEOUT_SECONDS = 10.0
 _READY_POLL_SECONDS = 0.5
+_START_BACKOFF_INITIAL_SECONDS = 0.2
+_START_BACKOFF_MAX_SECONDS = 5.0
 _SINK_CLOSE_SECONDS = 2.0
 _MAX_REMEMBERED_FAILURES = 10_000
 
@@ -117,6 +117,8 @@ class _Runtime:
     routed_max: int = 0  # highest seq moved from the submit queue into ``outstanding``
     waiters: list[_Waiter] = field(default_factory=list)
     stopping: bool = False
+    close_by: float | None = None  # monotonic deadline for closing the sinks (set by shutdown)
+    starting: bool = True  # holding forks (see _exit.enter_hold) until the loop and the sinks started
 
 
 _ENGINES: weakref.WeakSet[DeliveryEngine] = weakref.WeakSet()
@@ -131,10 +133,57 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _atexit_shutdown(ref: weakref.ReferenceType[DeliveryEngine]) -> None:
-    engine = ref()
-    if engine is not None:
-        engine.shutdown(_ATEXIT_TIMEOUT_SECONDS)
+def _exit_engines() -> None:
+    """Exit work: shut every engine with an exit hook down in parallel, within the exit deadline."""
+    engines = [e for e in list(_ENGINES) if e._exit_hook]
+    shutdown_all(engines)
+
+
+def shutdown_all(engines: Sequence[DeliveryEngine]) -> None:
+    """Shut ``engines`` down concurrently, each within what is left of the exit deadline."""
+    live = [e for e in engines if not e._closed]
+    if not live:
+        return
+    if len(live) == 1:
+        live[0].shutdown(_exit.remaining())
+        return
+    threads = [
+        threading.Thread(target=e.shutdown, args=(_exit.remaining(),), name="otel-commerce-exit", daemon=True)
+        for e in live
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        left = _exit.remaining()
+        t.join(None if left is None else left + 1.0)
+
+
+def _mp_exit() -> None:
+    _exit.run_exit("multiprocessing finalizer")
+
+
+_MP_FINALIZER_PID = 0
+
+
+def _register_mp_finalizer() -> None:
+    """In a ``multiprocessing`` child, run the exit work from its finalizers (children leave via ``os._exit``)."""
+    global _MP_FINALIZER_PID
+    pid = os.getpid()
+    if pid == _MP_FINALIZER_PID:
+        return
+    try:
+        import multiprocessing
+        import multiprocessing.util
+
+        if multiprocessing.parent_process() is None:
+            return
+        multiprocessing.util.Finalize(None, _mp_exit, exitpriority=100)
+        _MP_FINALIZER_PID = pid
+    except Exception:  # pragma: no cover - never break start-up
+        logger.debug("otel-commerce: cannot register a multiprocessing finalizer", exc_info=True)
+
+
+_exit.register_exit_work(_exit_engines, order=10)
 
 
 class DeliveryEngine:
@@ -181,12 +230,12 @@ class DeliveryEngine:
         self._on_error = on_error
         self._name = name
         self._init_state()
+        self._exit_hook = exit_hook  # the process-wide engine is shut down by the runtime's exit work instead
         _ENGINES.add(self)
-        if exit_hook:  # the process-wide engine is shut down by the runtime's hook instead (see _runtime)
-            atexit.register(_atexit_shutdown, weakref.ref(self))
 
     def _init_state(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may run exit work on a thread interrupted while holding it.
+        self._lock = threading.RLock()
         self._queue: deque[_Track] = deque()
         self._seq = 0
         self._idle = False
@@ -251,12 +300,20 @@ class DeliveryEngine:
             return False
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
-        """Wait until every event submitted so far is settled; True when all were delivered."""
+        """Wait until every event submitted so far is settled; True when all were delivered.
+
+        Safe from any thread, also while the delivery thread is still starting (the events already
+        queued are waited for, never reported delivered early).
+        """
         rt = self._rt
         if rt is not None and threading.current_thread() is rt.thread:
             return False  # called from on_error on the delivery thread: cannot wait on ourselves
         with self._lock:
             target = self._seq
+            rt = self._rt
+            start = rt is None and bool(self._queue) and not self._closed
+        if start:  # a submit queued an event but has not started the thread yet: start it ourselves
+            self._start()
             rt = self._rt
         done = True
         if rt is not None:
@@ -267,6 +324,8 @@ class DeliveryEngine:
                 done = not self._queue
             else:
                 done = waiter.event.wait(timeout_seconds)
+        elif self._queue:
+            done = False  # shut down with events left: they were counted as dropped
         with self._lock:
             failed = any(s <= target for s in self._failed)
             if done:
@@ -274,22 +333,43 @@ class DeliveryEngine:
         return done and not failed
 
     def shutdown(self, timeout_seconds: float | None = None) -> bool:
-        """Flush within ``timeout_seconds``, then drop (and count) what is left and close the sinks."""
+        """Flush within ``timeout_seconds``, then drop (count, log at WARNING) what is left and close the sinks.
+
+        At exit ``timeout_seconds`` is what is left of the exit deadline (``OTEL_COMMERCE_EXIT_TIMEOUT_MS``).
+        """
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         with self._lock:
             if self._closed:
                 return self._shutdown_ok
+            before = self._stats.get("dropped", 0)
         ok = self.flush(timeout_seconds)
         with self._lock:
             self._closed = True
             self._shutdown_ok = ok
             rt = self._rt
         if rt is not None:
+            if deadline is not None:
+                rt.close_by = deadline
             with contextlib.suppress(RuntimeError):
                 rt.loop.call_soon_threadsafe(self._begin_stop, rt)
             if rt.thread is not None and rt.thread is not threading.current_thread():
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0) + 0.5
                 rt.thread.join(remaining)
+        with self._lock:
+            lost = self._stats.get("dropped.reason.shutdown", 0)
+            dropped = self._stats.get("dropped", 0) - before
+            queued = len(self._queue)
+        if rt is not None and rt.thread is not None and rt.thread.is_alive():
+            queued += len(rt.outstanding)
+        if dropped > 0 or queued > 0:
+            logger.warning(
+                "otel-commerce: %s shut down with %d event(s) undelivered (%d dropped at shutdown%s%s)",
+                self._name,
+                dropped + queued,
+                lost,
+                f", {queued} still queued" if queued else "",
+                f", exit deadline {_exit.exit_timeout() * 1000:.0f} ms" if _exit.exit_in_progress() else "",
+            )
         return ok
 
     def stats(self) -> dict[str, int]:
@@ -311,6 +391,15 @@ class DeliveryEngine:
         with self._lock:
             if self._rt is not None or self._closed:
                 return
+            # Everything the delivery thread needs that imports modules or builds TLS contexts is done
+            # here, on the caller's thread: a fork() never copies them half-done from another thread.
+            for sink in self._sinks:
+                warm = getattr(sink, "warm", None)
+                if warm is not None:
+                    try:
+                        warm()
+                    except Exception:
+                        logger.debug("otel-commerce: warming sink %s failed", sink.name, exc_info=True)
             loop = asyncio.new_event_loop()
             rt = _Runtime(loop=loop, lanes=[_Lane(sink) for sink in self._sinks])
             rt.thread = threading.Thread(
@@ -319,20 +408,32 @@ class DeliveryEngine:
             self._rt = rt
             self._idle = False
             self._wake_sent = False
-        rt.thread.start()
+            _exit.enter_hold()  # forks wait (bounded) until the thread has started its loop and sinks
+        try:
+            rt.thread.start()
+        except BaseException:
+            self._end_start_up(rt)
+            raise
+        _register_mp_finalizer()
+
+    def _end_start_up(self, rt: _Runtime) -> None:
+        if rt.starting:
+            rt.starting = False
+            _exit.leave_hold()
 
     def _thread_main(self, rt: _Runtime) -> None:
         pid = os.getpid()
-        asyncio.set_event_loop(rt.loop)
-        # Our own nats / httpx calls must never be traced (nor recurse into our processor).
-        ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-        ctx = otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
-        otel_context.attach(ctx)
         try:
+            asyncio.set_event_loop(rt.loop)
+            # Our own nats / httpx calls must never be traced (nor recurse into our processor).
+            ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+            ctx = otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
+            otel_context.attach(ctx)
             rt.loop.run_until_complete(self._main(rt))
         except BaseException:  # pragma: no cover
             logger.exception("otel-commerce: the delivery loop failed")
         finally:
+            self._end_start_up(rt)
             if os.getpid() == pid:
                 with contextlib.suppress(Exception):
                     rt.loop.close()
@@ -342,24 +443,49 @@ class DeliveryEngine:
         rt.stop = asyncio.Event()
         for lane in rt.lanes:
             lane.wake = asyncio.Event()
-            try:
-                await lane.sink.start()
-            except Exception:
-                logger.exception("otel-commerce: cannot start sink %s", lane.sink.name)
+        # Each lane starts its own sink: one that cannot start never blocks or starves another.
+        started = [asyncio.Event() for _ in rt.lanes]
         tasks = [asyncio.ensure_future(self._intake(rt))]
-        tasks += [asyncio.ensure_future(self._lane_loop(rt, lane)) for lane in rt.lanes]
+        tasks += [asyncio.ensure_future(self._lane_loop(rt, lane, ev)) for lane, ev in zip(rt.lanes, started, strict=True)]
+        if started:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in started)), _exit.FORK_HOLD_SECONDS)
+        self._end_start_up(rt)
         await rt.stop.wait()
         rt.stopping = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._drop_everything(rt)
-        for lane in rt.lanes:
-            try:
-                await asyncio.wait_for(lane.sink.close(), _SINK_CLOSE_SECONDS)
-            except Exception:
-                logger.debug("otel-commerce: closing sink %s failed", lane.sink.name, exc_info=True)
+        close_by = rt.close_by
+        budget = _SINK_CLOSE_SECONDS if close_by is None else min(_SINK_CLOSE_SECONDS, close_by - time.monotonic())
+        results = await asyncio.gather(
+            *(asyncio.wait_for(lane.sink.close(), max(budget, 0.05)) for lane in rt.lanes), return_exceptions=True
+        )
+        for lane, result in zip(rt.lanes, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.debug("otel-commerce: closing sink %s failed: %r", lane.sink.name, result)
         self._check_waiters(rt)
+
+    async def _start_sink(self, lane: _Lane, started: asyncio.Event) -> None:
+        """Start the lane's sink, retrying with backoff while ``start()`` raises."""
+        failures = 0
+        while True:
+            try:
+                await lane.sink.start()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                level = logging.WARNING if failures % 30 == 1 else logging.DEBUG
+                logger.log(level, "otel-commerce: cannot start sink %s", lane.sink.name, exc_info=True)
+                started.set()  # start-up is over for this lane (forks need not wait for it)
+                await asyncio.sleep(
+                    backoff_seconds(failures, _START_BACKOFF_INITIAL_SECONDS, _START_BACKOFF_MAX_SECONDS)
+                )
+            finally:
+                started.set()
 
     def _begin_stop(self, rt: _Runtime) -> None:
         if rt.stop is not None:
@@ -453,9 +579,10 @@ class DeliveryEngine:
         if rt.waiters:
             self._check_waiters(rt)
 
-    async def _lane_loop(self, rt: _Runtime, lane: _Lane) -> None:
+    async def _lane_loop(self, rt: _Runtime, lane: _Lane, started: asyncio.Event) -> None:
         assert lane.wake is not None
         sink = lane.sink
+        await self._start_sink(lane, started)
         while True:
             if not lane.entries:
                 lane.wake.clear()
@@ -465,7 +592,11 @@ class DeliveryEngine:
             if not lane.entries:
                 continue
             if not sink.ready():
-                await sink.wait_ready(_READY_POLL_SECONDS)
+                t0 = time.monotonic()
+                if not await sink.wait_ready(_READY_POLL_SECONDS):
+                    left = _READY_POLL_SECONDS - (time.monotonic() - t0)
+                    if left > 0:  # a sink that answers at once must not make this lane spin
+                        await asyncio.sleep(left)
                 continue
             await self._wait_for_batch(rt, lane)
             batch = self._take(lane)

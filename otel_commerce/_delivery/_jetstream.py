@@ -131,6 +131,13 @@ class JetStreamSink:
         return (event.subject, payload, headers), len(payload)
 
     # ------------------------------------------------------------------ connection
+    def warm(self) -> None:
+        """On the caller's thread, before the delivery thread starts: build the TLS context nats-py would build."""
+        if "tls" not in self._options and any(u.startswith(("tls://", "wss://")) for u in self._servers):
+            import ssl
+
+            self._options["tls"] = ssl.create_default_context()
+
     async def start(self) -> None:
         conn = self._conn = _Connection()
         conn.task = asyncio.ensure_future(self._supervise(conn))

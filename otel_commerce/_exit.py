@@ -1,0 +1,205 @@
+"""One exit deadline for everything otel-commerce does at exit, whichever exit path reaches us first.
+
+The exit paths (``atexit``, the OTel SDK's atexit calling our processor's ``shutdown``, a signal, a web
+server's shutdown, a ``multiprocessing`` finalizer) all call :func:`run_exit`. The first call fixes the
+deadline (``OTEL_COMMERCE_EXIT_TIMEOUT_MS``, default 5000, from that moment) and runs the registered exit
+work once; later calls wait for it (within the same deadline) instead of starting their own budget.
+
+Also here: the fork hold. While a delivery thread is starting (loop, sink clients, TLS), a ``fork()``
+from another thread would copy a half-initialised HTTP stack or an OpenSSL lock held by that thread; the
+``before`` fork hook waits (at most :data:`FORK_HOLD_SECONDS`) until no start-up is in progress.
+
+This module imports nothing from otel-commerce: every layer may use it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+__all__ = [
+    "DEFAULT_EXIT_TIMEOUT_SECONDS",
+    "FORK_HOLD_SECONDS",
+    "begin",
+    "exit_in_progress",
+    "fork_hold",
+    "interpreter_exiting",
+    "register_exit_work",
+    "remaining",
+    "run_exit",
+    "set_exit_timeout",
+]
+
+logger = logging.getLogger("otel_commerce")
+
+DEFAULT_EXIT_TIMEOUT_SECONDS = 5.0
+#: The longest a ``fork()`` waits for a delivery thread's start-up to finish.
+FORK_HOLD_SECONDS = 1.0
+_ENV = "OTEL_COMMERCE_EXIT_TIMEOUT_MS"
+
+ExitWork = Callable[[], None]
+
+
+def _timeout_from_env() -> float:
+    raw = os.environ.get(_ENV, "").strip()
+    if not raw:
+        return DEFAULT_EXIT_TIMEOUT_SECONDS
+    try:
+        value = float(raw) / 1000
+    except ValueError:
+        value = -1.0
+    if value != value or value <= 0:  # invalid: Settings reports it; exit still has a bound
+        return DEFAULT_EXIT_TIMEOUT_SECONDS
+    return value
+
+
+class _ExitState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.timeout: float | None = None  # set by configure(); else read from the environment
+        self.deadline: float | None = None  # monotonic
+        self.reason = ""
+        self.done = threading.Event()
+        self.runner: threading.Thread | None = None
+        self.works: list[tuple[int, ExitWork]] = []  # (order, work); run in ascending order
+
+
+_STATE = _ExitState()
+
+
+def set_exit_timeout(seconds: float | None) -> None:
+    """The exit budget in seconds (None: ``OTEL_COMMERCE_EXIT_TIMEOUT_MS`` or 5 s)."""
+    _STATE.timeout = seconds
+
+
+def exit_timeout() -> float:
+    t = _STATE.timeout
+    return _timeout_from_env() if t is None else t
+
+
+def begin(reason: str) -> float:
+    """Fix the exit deadline now unless an earlier exit path did; returns the monotonic deadline."""
+    st = _STATE
+    with st.lock:
+        if st.deadline is None:
+            st.deadline = time.monotonic() + exit_timeout()
+            st.reason = reason
+        return st.deadline
+
+
+def exit_in_progress() -> bool:
+    return _STATE.deadline is not None
+
+
+def remaining() -> float | None:
+    """Seconds left before the exit deadline (0.0 once passed); None when no exit path has started."""
+    deadline = _STATE.deadline
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+
+def interpreter_exiting() -> bool:
+    """True during interpreter shutdown (``atexit`` handlers run after the main thread has stopped)."""
+    return not threading.main_thread().is_alive()
+
+
+def register_exit_work(work: ExitWork, order: int = 0) -> None:
+    """Run ``work()`` once at exit (lower ``order`` first); it must respect :func:`remaining`."""
+    with _STATE.lock:
+        if not any(w is work for _, w in _STATE.works):
+            _STATE.works.append((order, work))
+            _STATE.works.sort(key=lambda item: item[0])
+
+
+def run_exit(reason: str) -> None:
+    """Begin the exit deadline (if no earlier path did) and run the exit work once, bounded by it.
+
+    A second caller (another exit path) waits for the first one, within the same deadline.
+    """
+    st = _STATE
+    deadline = begin(reason)
+    with st.lock:
+        runner = st.runner
+        if runner is None:
+            st.runner = threading.current_thread()
+            works = [w for _, w in st.works]
+    if runner is not None:
+        if runner is not threading.current_thread():
+            st.done.wait(max(deadline - time.monotonic(), 0.0) + 0.5)
+        return
+    try:
+        for work in works:
+            try:
+                work()
+            except Exception:
+                logger.debug("otel-commerce: exit work %r failed", work, exc_info=True)
+    finally:
+        st.done.set()
+
+
+# ---------------------------------------------------------------------------------------- fork hold
+_hold = threading.Condition(threading.Lock())
+_busy = 0
+
+
+@contextlib.contextmanager
+def fork_hold() -> Iterator[None]:
+    """Hold ``fork()`` from other threads (at most :data:`FORK_HOLD_SECONDS` each) while inside."""
+    global _busy
+    with _hold:
+        _busy += 1
+    try:
+        yield
+    finally:
+        with _hold:
+            _busy -= 1
+            if _busy <= 0:
+                _hold.notify_all()
+
+
+def enter_hold() -> None:
+    global _busy
+    with _hold:
+        _busy += 1
+
+
+def leave_hold() -> None:
+    global _busy
+    with _hold:
+        _busy = max(_busy - 1, 0)
+        if _busy == 0:
+            _hold.notify_all()
+
+
+def _before_fork() -> None:
+    deadline = time.monotonic() + FORK_HOLD_SECONDS
+    with _hold:
+        while _busy > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.debug("otel-commerce: forking while a delivery thread is still starting")
+                return
+            _hold.wait(left)
+
+
+def _after_fork_in_child() -> None:
+    global _hold, _busy
+    _hold = threading.Condition(threading.Lock())
+    _busy = 0
+    st = _STATE
+    st.lock = threading.Lock()
+    st.deadline = None
+    st.reason = ""
+    st.done = threading.Event()
+    st.runner = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+# Registered when otel-commerce is first imported, so before any OTel provider holding our processor:
+# atexit is LIFO, the providers' own exit hooks (our processor's shutdown among them) run first.
+atexit.register(run_exit, "atexit")
