@@ -341,7 +341,7 @@ class DeliveryEngine:
         with self._lock:
             if self._closed:
                 return self._shutdown_ok
-            before = self._stats.get("dropped", 0)
+            before = self._dropped_by_sink()
         ok = self.flush(timeout_seconds)
         with self._lock:
             self._closed = True
@@ -355,22 +355,24 @@ class DeliveryEngine:
             if rt.thread is not None and rt.thread is not threading.current_thread():
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0) + 0.5
                 rt.thread.join(remaining)
-        with self._lock:
-            lost = self._stats.get("dropped.reason.shutdown", 0)
-            dropped = self._stats.get("dropped", 0) - before
-            queued = len(self._queue)
-        if rt is not None and rt.thread is not None and rt.thread.is_alive():
-            queued += len(rt.outstanding)
-        if dropped > 0 or queued > 0:
+        after = self._dropped_by_sink()
+        lost = {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
+        if lost:
             logger.warning(
-                "otel-commerce: %s shut down with %d event(s) undelivered (%d dropped at shutdown%s%s)",
+                "otel-commerce: %s shut down with undelivered events (%s)%s; see stats() and on_error",
                 self._name,
-                dropped + queued,
-                lost,
-                f", {queued} still queued" if queued else "",
-                f", exit deadline {_exit.exit_timeout() * 1000:.0f} ms" if _exit.exit_in_progress() else "",
+                ", ".join(f"{name}: {n}" for name, n in lost.items()),
+                f" at the {_exit.exit_timeout() * 1000:.0f} ms exit deadline" if _exit.exit_in_progress() else "",
             )
         return ok
+
+    def _dropped_by_sink(self) -> dict[str, int]:
+        """Dropped events per sink (``"unrouted"``: dropped before reaching a sink)."""
+        with self._lock:
+            stats = self._stats
+            out = {sink.name: stats.get(f"dropped.{sink.name}", 0) for sink in self._sinks}
+            out["unrouted"] = stats.get("dropped", 0) - sum(out.values())
+            return out
 
     def stats(self) -> dict[str, int]:
         """Counters: queued, submitted, exported, retried, dropped, rejected, and ``<counter>.<sink>``."""
