@@ -1,0 +1,170 @@
+"""One exit deadline, flush() before the delivery thread started, forks at any moment of the start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_collector import FakeCollector
+from lifecycle_support import PYTHON, child_env, silent_port, stream_ids, write_script
+from polling import poll
+
+from otel_commerce._catalog import event_from_args
+from otel_commerce._delivery import CollectorSink, DeliveryEngine, Pending
+from otel_commerce._natsserver import NatsServer
+
+
+@pytest.fixture
+def collector() -> Iterator[FakeCollector]:
+    with FakeCollector() as fc:
+        yield fc
+
+
+_EXIT_SCRIPT = """
+import sys
+import threading
+
+from opentelemetry import _logs
+from opentelemetry.sdk._logs import LoggerProvider
+
+import otel_commerce
+from lifecycle_record import record
+
+# The SDK's own atexit hook shuts this provider (and our processor) down: one more exit path.
+_logs.set_logger_provider(LoggerProvider())
+otel_commerce.configure()
+for i in range(50):
+    record(i)
+print("recorded", flush=True)
+if sys.argv[1] == "signal":
+    threading.Event().wait(60)  # until SIGTERM
+"""
+
+
+@pytest.mark.parametrize("path", ["exit", "signal"])
+def test_exit_with_both_sinks_unreachable_ends_within_the_deadline(tmp_path: Path, path: str) -> None:
+    """Sinks that accept connections and never answer: exit (atexit + the SDK's hook, or SIGTERM) takes at
+    most the deadline + 1 s, the 50 events are counted undelivered with a WARNING, and SIGTERM still gives 143."""
+    script = write_script(tmp_path, "exit_app.py", _EXIT_SCRIPT)
+    deadline_ms = 1500
+    with silent_port() as nats_port, silent_port() as http_port:
+        env = child_env(
+            TEST_PREFIX=f"exit_{uuid.uuid4().hex[:8]}",
+            OTEL_COMMERCE_NATS_URL=f"nats://127.0.0.1:{nats_port}",
+            OTEL_COMMERCE_COLLECTOR_ENDPOINT=f"http://127.0.0.1:{http_port}",
+            OTEL_COMMERCE_EXIT_TIMEOUT_MS=str(deadline_ms),
+        )
+        proc = subprocess.Popen(
+            [PYTHON, str(script), path], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        try:
+            assert proc.stdout.readline().strip() == "recorded"
+            t0 = time.monotonic()
+            if path == "signal":
+                proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=30)
+            took = time.monotonic() - t0
+        finally:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert rc == (-signal.SIGTERM if path == "signal" else 0), stderr
+    assert took <= deadline_ms / 1000 + 1.0, (took, stderr)
+    assert "undelivered events (jetstream: 50, collector: 50)" in stderr, stderr
+
+
+def _pending(name: str) -> Pending:
+    args = {"order_id": name, "org_name": "org_1", "user_id": "u", "email": "", "total_cents": 100}
+    event, items = event_from_args("order.completed", args)
+    return Pending(event=event, items=items)
+
+
+class _GatedStartEngine(DeliveryEngine):
+    """An engine whose first start, from the submitting thread, waits for a gate (the race made wide)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = threading.Event()
+        self.submitter: threading.Thread | None = None
+
+    def _start(self) -> None:
+        if threading.current_thread() is self.submitter:
+            self.gate.wait(10)
+        super()._start()
+
+
+def test_flush_from_another_thread_before_the_delivery_thread_started(collector: FakeCollector) -> None:
+    """A flush() racing the first submit (queued, thread not started yet) waits for that event."""
+    engine = _GatedStartEngine([CollectorSink(collector.url)], linger_seconds=0)
+    pending = _pending(f"flushrace_{uuid.uuid4().hex[:8]}")
+    submitter = threading.Thread(target=engine.submit, args=(pending,))
+    engine.submitter = submitter
+    submitter.start()
+    try:
+        assert poll(lambda: engine.stats()["queued"] == 1)  # queued; its thread not started
+        assert engine.flush(10) is True
+        assert collector.event_ids() == [pending.event_id]  # delivered before flush returned
+    finally:
+        engine.gate.set()
+        submitter.join(10)
+        engine.shutdown(5)
+
+
+_FORK_SCRIPT = """
+import json
+import os
+import random
+import sys
+import time
+
+import otel_commerce
+from lifecycle_record import record
+
+out = sys.argv[1]
+children = []
+for n in range(20):
+    otel_commerce.configure()  # a new engine: its delivery thread starts with the next event
+    record(f"parent_{n}")
+    time.sleep(random.uniform(0, 0.015))  # fault injection: fork at a random moment of that start-up
+    pid = os.fork()
+    if pid == 0:
+        event_id = record(f"child_{n}")
+        with open(os.path.join(out, str(n)), "w") as f:
+            f.write(event_id)
+        sys.exit(0)  # no flush(): the exit path delivers
+    children.append(pid)
+print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_twenty_forks_at_random_moments_of_the_start_up_all_deliver(
+    tmp_path: Path, collector: FakeCollector, nats_server: NatsServer
+) -> None:
+    script = write_script(tmp_path, "fork_app.py", _FORK_SCRIPT)
+    out = tmp_path / "ids"
+    out.mkdir()
+    env = child_env(
+        TEST_PREFIX=f"fork_{uuid.uuid4().hex[:8]}",
+        OTEL_COMMERCE_NATS_URL=nats_server.url,
+        OTEL_COMMERCE_COLLECTOR_ENDPOINT=collector.url,
+    )
+    proc = subprocess.run(
+        [PYTHON, str(script), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == [0] * 20, proc.stderr[-3000:]
+    child_ids = {p.read_text() for p in out.iterdir()}
+    assert len(child_ids) == 20
+    assert poll(lambda: child_ids <= set(collector.event_ids()), 10), len(child_ids - set(collector.event_ids()))
+    in_stream = stream_ids(nats_server.url)
+    assert all(in_stream[i] == 1 for i in child_ids), [i for i in child_ids if in_stream[i] != 1]
