@@ -67,6 +67,7 @@ class _ExitState:
         self.done = threading.Event()
         self.runner: threading.Thread | None = None
         self.works: list[tuple[int, ExitWork]] = []  # (order, work); run in ascending order
+        self.deferred: list[int] = []  # signals that arrived while the exit work ran on the main thread
 
 
 _STATE = _ExitState()
@@ -107,6 +108,16 @@ def interpreter_exiting() -> bool:
     return not threading.main_thread().is_alive()
 
 
+def running_here() -> bool:
+    """True when the exit work is running on the calling thread (a signal handler interrupted it)."""
+    return _STATE.runner is threading.current_thread() and not _STATE.done.is_set()
+
+
+def defer_signal(signum: int) -> None:
+    """Re-raise ``signum`` under its default disposition once the exit work running here is done."""
+    _STATE.deferred.append(signum)
+
+
 def register_exit_work(work: ExitWork, order: int = 0) -> None:
     """Run ``work()`` once at exit (lower ``order`` first); it must respect :func:`remaining`."""
     with _STATE.lock:
@@ -139,6 +150,20 @@ def run_exit(reason: str) -> None:
                 logger.debug("otel-commerce: exit work %r failed", work, exc_info=True)
     finally:
         st.done.set()
+        _raise_deferred()
+
+
+def _raise_deferred() -> None:
+    """A signal (e.g. ``Pool.terminate``'s SIGTERM) that arrived during the exit work ends the process now."""
+    st = _STATE
+    if not st.deferred or threading.current_thread() is not threading.main_thread():
+        return
+    import signal
+
+    signum = st.deferred[0]
+    st.deferred.clear()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 # ---------------------------------------------------------------------------------------- fork hold
@@ -196,6 +221,7 @@ def _after_fork_in_child() -> None:
     st.reason = ""
     st.done = threading.Event()
     st.runner = None
+    st.deferred = []
 
 
 if hasattr(os, "register_at_fork"):

@@ -88,6 +88,9 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         _hook_server(prev)
         prev(signum, frame)
         return
+    if _exit.running_here():  # the exit work was interrupted (Pool.terminate during the mp finalizer)
+        _exit.defer_signal(signum)  # never cut it short: the signal is re-raised when it is done
+        return
     try:
         name = signal.Signals(signum).name
     except ValueError:  # pragma: no cover
