@@ -168,3 +168,77 @@ def test_twenty_forks_at_random_moments_of_the_start_up_all_deliver(
     assert poll(lambda: child_ids <= set(collector.event_ids()), 10), len(child_ids - set(collector.event_ids()))
     in_stream = stream_ids(nats_server.url)
     assert all(in_stream[i] == 1 for i in child_ids), [i for i in child_ids if in_stream[i] != 1]
+
+
+_CHAIN_SCRIPT = """
+import signal
+import sys
+import threading
+
+import otel_commerce
+from lifecycle_record import record
+
+mode = sys.argv[1]
+calls = []
+
+
+def app_term(signum, frame):  # the application's own graceful stop
+    calls.append(signum)
+    print("app handler", flush=True)
+    sys.exit(0)
+
+
+def app_hup(signum, frame):  # e.g. a server's "reload"
+    print("app hup", flush=True)
+
+
+if mode == "app_handler":
+    signal.signal(signal.SIGTERM, app_term)
+    signal.signal(signal.SIGHUP, app_hup)
+    otel_commerce.configure()
+    assert signal.getsignal(signal.SIGHUP) is app_hup  # HUP means reload to that handler: left alone
+elif mode == "thread":
+    t = threading.Thread(target=otel_commerce.configure)
+    t.start()
+    t.join()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+else:
+    otel_commerce.configure()
+for i in range(20):
+    record(i)
+print("recorded", flush=True)
+threading.Event().wait(60)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "sig", "rc"),
+    [("app_handler", signal.SIGTERM, 0), ("default_hup", signal.SIGHUP, -signal.SIGHUP), ("thread", signal.SIGTERM, -15)],
+)
+def test_signal_handlers_chain_and_keep_the_exit_status(
+    tmp_path: Path, collector: FakeCollector, mode: str, sig: int, rc: int
+) -> None:
+    """The app's SIGTERM handler still runs (and its sys.exit delivers through atexit); a default SIGHUP
+    is flushed and re-raised (exit status kept); configured from a thread: one WARNING, nothing hooked."""
+    script = write_script(tmp_path, "chain_app.py", _CHAIN_SCRIPT)
+    prefix = f"chain_{mode}_{uuid.uuid4().hex[:8]}"
+    collector.delay_seconds = 0.3  # delivery slower than the signal: only a real flush delivers
+    env = child_env(TEST_PREFIX=prefix, OTEL_COMMERCE_COLLECTOR_ENDPOINT=collector.url)
+    proc = subprocess.Popen(
+        [PYTHON, str(script), mode], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline().strip() == "recorded", proc.stderr.read()
+        proc.send_signal(sig)
+        assert proc.wait(30) == rc
+    finally:
+        proc.kill()
+        proc.wait()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if mode == "app_handler":
+        assert "app handler" in out
+    if mode == "thread":
+        assert err.count("outside the main thread") == 1, err
+        return  # default disposition, not hooked: the process just died (documented)
+    assert len(set(collector.event_ids())) == 20, err  # this test's own collector: all 20 delivered
