@@ -242,3 +242,41 @@ def test_signal_handlers_chain_and_keep_the_exit_status(
         assert err.count("outside the main thread") == 1, err
         return  # default disposition, not hooked: the process just died (documented)
     assert len(set(collector.event_ids())) == 20, err  # this test's own collector: all 20 delivered
+
+
+class _NeverStartsSink(CollectorSink):
+    """A real collector sink whose start() always fails (e.g. a bad TLS file): retried with backoff."""
+
+    name = "never"
+
+    async def start(self) -> None:
+        raise OSError("cannot start this sink")
+
+
+class _NeverReadySink(CollectorSink):
+    """A real collector sink whose start() returns but which never gets ready (its client never built)."""
+
+    name = "never"
+
+    async def start(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("broken", [_NeverStartsSink, _NeverReadySink])
+def test_a_sink_that_cannot_start_neither_blocks_nor_starves_the_other(
+    collector: FakeCollector, broken: type[CollectorSink]
+) -> None:
+    """The other lane delivers at once, and the broken lane waits (no busy loop, no starved event loop)."""
+    engine = DeliveryEngine([broken(collector.url), CollectorSink(collector.url)], linger_seconds=0)
+    try:
+        sent = [_pending(f"lanes_{uuid.uuid4().hex[:8]}_{i}") for i in range(20)]
+        for p in sent:
+            engine.submit(p)
+        assert collector.wait_for(20, 10)  # the working lane delivers at once
+        cpu0, t0 = time.process_time(), time.monotonic()
+        assert not poll(lambda: engine.stats()["exported.never"] > 0, 1.0)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
+        assert cpu < 0.5, f"a waiting lane spins: {cpu:.0%} CPU"
+        assert sorted(collector.event_ids()) == sorted(p.event_id for p in sent)
+    finally:
+        engine.shutdown(1)
