@@ -60,7 +60,8 @@ def _timeout_from_env() -> float:
 
 class _ExitState:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Re-entrant: a signal handler may run exit work on the thread it interrupted inside this lock.
+        self.lock = threading.RLock()
         self.timeout: float | None = None  # set by configure(); else read from the environment
         self.deadline: float | None = None  # monotonic
         self.reason = ""
@@ -216,7 +217,7 @@ def _after_fork_in_child() -> None:
     _hold = threading.Condition(threading.Lock())
     _busy = 0
     st = _STATE
-    st.lock = threading.Lock()
+    st.lock = threading.RLock()
     st.deadline = None
     st.reason = ""
     st.done = threading.Event()
