@@ -133,7 +133,7 @@ def hook_celery() -> None:
     if _celery_hooked or "celery" not in sys.modules:
         return
     try:
-        from celery import signals as celery_signals  # type: ignore[import-not-found,unused-ignore]
+        from celery import signals as celery_signals  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except Exception:  # pragma: no cover
         return
 
