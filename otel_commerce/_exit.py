@@ -15,23 +15,26 @@ This module imports nothing from otel-commerce: every layer may use it.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 __all__ = [
     "DEFAULT_EXIT_TIMEOUT_SECONDS",
     "FORK_HOLD_SECONDS",
     "begin",
+    "defer_signal",
+    "enter_hold",
     "exit_in_progress",
-    "fork_hold",
+    "exit_timeout",
     "interpreter_exiting",
+    "leave_hold",
     "register_exit_work",
     "remaining",
     "run_exit",
+    "running_here",
     "set_exit_timeout",
 ]
 
@@ -172,22 +175,8 @@ _hold = threading.Condition(threading.Lock())
 _busy = 0
 
 
-@contextlib.contextmanager
-def fork_hold() -> Iterator[None]:
-    """Hold ``fork()`` from other threads (at most :data:`FORK_HOLD_SECONDS` each) while inside."""
-    global _busy
-    with _hold:
-        _busy += 1
-    try:
-        yield
-    finally:
-        with _hold:
-            _busy -= 1
-            if _busy <= 0:
-                _hold.notify_all()
-
-
 def enter_hold() -> None:
+    """Hold ``fork()`` from other threads (each waits at most :data:`FORK_HOLD_SECONDS`) until :func:`leave_hold`."""
     global _busy
     with _hold:
         _busy += 1

@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import errors as js_errors
 
+from .. import _exit
 from .._bootstrap import bootstrap
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
 from .._natsutil import max_payload, translate_nats_error
@@ -192,14 +193,22 @@ class JetStreamSink:
 
         nc: NATS | None = None
         try:
-            nc = await nats.connect(
-                self._servers,
-                disconnected_cb=on_disconnected,
-                reconnected_cb=on_reconnected,
-                closed_cb=on_closed,
-                error_cb=on_error,
-                **self._options,
-            )
+            # A TLS handshake holds OpenSSL state on this thread: forks wait for it (bounded, see _exit).
+            tls = self._options.get("tls") is not None
+            if tls:
+                _exit.enter_hold()
+            try:
+                nc = await nats.connect(
+                    self._servers,
+                    disconnected_cb=on_disconnected,
+                    reconnected_cb=on_reconnected,
+                    closed_cb=on_closed,
+                    error_cb=on_error,
+                    **self._options,
+                )
+            finally:
+                if tls:
+                    _exit.leave_hold()
             if self._ensure_stream:
                 try:
                     result = await bootstrap(nc.jetstream(timeout=self._ack_timeout))
