@@ -165,6 +165,13 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
 
     def __init__(self, engine: DeliveryEngine | None = None) -> None:
         super().__init__(engine)
+        if engine is None:
+            # Built where the pipeline is set up (the main thread, for opentelemetry-instrument), so the
+            # process hooks (SIGTERM...) are installed there rather than in the first request's thread.
+            try:
+                RUNTIME.engine  # noqa: B018
+            except Exception:  # pragma: no cover - never break the SDK's set-up
+                logger.debug("otel-commerce: building the engine early failed", exc_info=True)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record

@@ -280,3 +280,52 @@ def test_a_sink_that_cannot_start_neither_blocks_nor_starves_the_other(
         assert sorted(collector.event_ids()) == sorted(p.event_id for p in sent)
     finally:
         engine.shutdown(1)
+
+
+_ZERO_CODE_SCRIPT = """
+import threading
+
+from lifecycle_record import record
+
+
+def handler():  # events recorded from a request thread only: the hooks were set up at start-up
+    for i in range(20):
+        record(i)
+
+
+t = threading.Thread(target=handler)
+t.start()
+t.join()
+print("recorded", flush=True)
+threading.Event().wait(60)
+"""
+
+
+def test_zero_code_instrument_hooks_sigterm_at_start_up(tmp_path: Path, collector: FakeCollector) -> None:
+    """opentelemetry-instrument: SIGTERM is hooked from the main thread at start-up (no code), so events
+    recorded on another thread are delivered when the process is terminated, with exit status 143."""
+    instrument = Path(PYTHON).parent / "opentelemetry-instrument"
+    if not instrument.exists():
+        pytest.skip("opentelemetry-instrument not installed")
+    script = write_script(tmp_path, "zero_app.py", _ZERO_CODE_SCRIPT)
+    collector.delay_seconds = 0.3
+    env = child_env(
+        TEST_PREFIX=f"zero_{uuid.uuid4().hex[:8]}",
+        OTEL_COMMERCE_COLLECTOR_ENDPOINT=collector.url,
+        OTEL_PYTHON_DISTRO="commerce",
+        OTEL_PYTHON_CONFIGURATOR="commerce",
+    )
+    proc = subprocess.Popen(
+        [str(instrument), PYTHON, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline().strip() == "recorded", proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read()
+    assert "outside the main thread" not in err, err
+    assert len(set(collector.event_ids())) == 20, err
