@@ -18,7 +18,7 @@ from otel_commerce.subjects import STREAM_NAME
 PYTHON = sys.executable
 
 #: Imported by every child script: record one event whose referee id carries the test's prefix.
-RECORD = '''
+RECORD = """
 import os
 import otel_commerce
 
@@ -31,7 +31,7 @@ def record(i):
         organization_id="org_life",
         data={"referrer_id": "r", "referee_id": f"{PREFIX}_{i}", "referral_code": "C"},
     )
-'''
+"""
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -63,7 +63,12 @@ def test_exit_with_both_sinks_unreachable_ends_within_the_deadline(tmp_path: Pat
             OTEL_COMMERCE_EXIT_TIMEOUT_MS=str(deadline_ms),
         )
         proc = subprocess.Popen(
-            [PYTHON, str(script), path], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [PYTHON, str(script), path],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         try:
@@ -213,7 +218,11 @@ threading.Event().wait(60)
 
 @pytest.mark.parametrize(
     ("mode", "sig", "rc"),
-    [("app_handler", signal.SIGTERM, 0), ("default_hup", signal.SIGHUP, -signal.SIGHUP), ("thread", signal.SIGTERM, -15)],
+    [
+        ("app_handler", signal.SIGTERM, 0),
+        ("default_hup", signal.SIGHUP, -signal.SIGHUP),
+        ("thread", signal.SIGTERM, -15),
+    ],
 )
 def test_signal_handlers_chain_and_keep_the_exit_status(
     tmp_path: Path, collector: FakeCollector, mode: str, sig: int, rc: int
@@ -316,7 +325,12 @@ def test_zero_code_instrument_hooks_sigterm_at_start_up(tmp_path: Path, collecto
         OTEL_PYTHON_CONFIGURATOR="commerce",
     )
     proc = subprocess.Popen(
-        [str(instrument), PYTHON, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(instrument), PYTHON, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:

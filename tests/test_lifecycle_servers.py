@@ -135,7 +135,20 @@ def _uvicorn(port: int, *extra: str) -> list[str]:
 
 
 def _gunicorn(port: int, worker: str) -> list[str]:
-    return [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "-k", worker, "--graceful-timeout", "20", "app:app"]
+    return [
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        "2",
+        "-k",
+        worker,
+        "--graceful-timeout",
+        "20",
+        "app:app",
+    ]
 
 
 _SERVERS = {

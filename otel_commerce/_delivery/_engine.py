@@ -448,7 +448,9 @@ class DeliveryEngine:
         # Each lane starts its own sink: one that cannot start never blocks or starves another.
         started = [asyncio.Event() for _ in rt.lanes]
         tasks = [asyncio.ensure_future(self._intake(rt))]
-        tasks += [asyncio.ensure_future(self._lane_loop(rt, lane, ev)) for lane, ev in zip(rt.lanes, started, strict=True)]
+        tasks += [
+            asyncio.ensure_future(self._lane_loop(rt, lane, ev)) for lane, ev in zip(rt.lanes, started, strict=True)
+        ]
         if started:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in started)), _exit.FORK_HOLD_SECONDS)

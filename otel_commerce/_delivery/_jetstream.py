@@ -223,7 +223,9 @@ class JetStreamSink:
             self._connect_failures += 1
             # the first failure and then every 30th at WARNING: a wrong URL or credentials must show
             level = logging.WARNING if self._connect_failures % 30 == 1 else logging.DEBUG
-            logger.log(level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect"))
+            logger.log(
+                level, "otel-commerce: cannot connect to %s: %s", self._url, translate_nats_error(exc, "connect")
+            )
             if nc is not None:
                 try:
                     await asyncio.wait_for(nc.close(), 1.0)
