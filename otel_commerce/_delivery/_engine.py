@@ -230,10 +230,12 @@ class DeliveryEngine:
         self._on_error = on_error
         self._name = name
         self._init_state()
-        self._exit_hook = exit_hook  # the process-wide engine is shut down by the runtime's exit work instead
+        self._exit_hook = exit_hook  # False: not shut down at exit (the owner does it)
         _ENGINES.add(self)
+        self._warm_sinks()
 
     def _init_state(self) -> None:
+        self._warm_lock = threading.Lock()
         # Re-entrant: a signal handler may run exit work on a thread interrupted while holding it.
         self._lock = threading.RLock()
         self._queue: deque[_Track] = deque()
@@ -389,12 +391,11 @@ class DeliveryEngine:
         return out
 
     # ------------------------------------------------------------------ thread / loop lifecycle
-    def _start(self) -> None:
-        with self._lock:
-            if self._rt is not None or self._closed:
-                return
-            # Everything the delivery thread needs that imports modules or builds TLS contexts is done
-            # here, on the caller's thread: a fork() never copies them half-done from another thread.
+    def _warm_sinks(self) -> None:
+        """Everything the delivery thread needs that imports modules or builds TLS contexts, done on the
+        caller's thread (at construction, and again before a forked child's first start): a fork() never
+        copies them half-done from another thread."""
+        with self._warm_lock:
             for sink in self._sinks:
                 warm = getattr(sink, "warm", None)
                 if warm is not None:
@@ -402,6 +403,14 @@ class DeliveryEngine:
                         warm()
                     except Exception:
                         logger.debug("otel-commerce: warming sink %s failed", sink.name, exc_info=True)
+
+    def _start(self) -> None:
+        if self._rt is not None or self._closed:
+            return
+        self._warm_sinks()  # outside the engine lock: other threads' submit() never waits for it
+        with self._lock:
+            if self._rt is not None or self._closed:
+                return
             loop = asyncio.new_event_loop()
             rt = _Runtime(loop=loop, lanes=[_Lane(sink) for sink in self._sinks])
             rt.thread = threading.Thread(
