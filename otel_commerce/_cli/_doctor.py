@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -302,7 +303,9 @@ def _limit_checks(settings: Settings, env: Mapping[str, str]) -> list[Check]:
     return checks
 
 
-def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, timeout_seconds: float = 3.0) -> list[Check]:
+def run_checks(
+    settings: Settings, *, env: Mapping[str, str] | None = None, timeout_seconds: float = 3.0
+) -> list[Check]:
     """Every check for ``settings``; never raises (a failing check says why)."""
     env = os.environ if env is None else env
     checks: list[Check] = []
@@ -321,4 +324,18 @@ def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, time
         checks += _collector_checks(settings, timeout_seconds)
     checks.append(otel_pipeline_check(env))
     checks += _limit_checks(settings, env)
+    uwsgi = uwsgi_check()
+    if uwsgi is not None:
+        checks.append(uwsgi)
     return checks
+
+
+def uwsgi_check() -> Check | None:
+    """Under uWSGI (``run_checks`` called from the app): are threads enabled? None outside uWSGI."""
+    from .._runtime._lifecycle import UWSGI_HINT, uwsgi_without_threads
+
+    if "uwsgi" not in sys.modules:
+        return None
+    if uwsgi_without_threads():
+        return Check("uwsgi threads", False, "uWSGI runs without threads: the delivery thread never runs", UWSGI_HINT)
+    return Check("uwsgi threads", True, "uWSGI runs with threads enabled")
