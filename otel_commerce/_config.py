@@ -24,6 +24,8 @@
 ``OTEL_COMMERCE_SPOOL_DIR``            spool directory (default: the per-user state dir + ``/spool``)
 ``OTEL_COMMERCE_SPOOL_FSYNC``          ``none`` (default) | ``grouped`` | ``always``
 ``OTEL_COMMERCE_SPOOL_FSYNC_MS``       interval of the ``grouped`` fsync in milliseconds (default 100)
+``OTEL_COMMERCE_EXIT_TIMEOUT_MS``      one deadline for all exit work, in milliseconds (default 5000)
+``OTEL_COMMERCE_SIGNALS``              ``false`` to leave SIGTERM / SIGHUP alone (default ``true``)
 =====================================  ===========================================================
 
 Invalid values follow two rules (the first is OpenTelemetry's rule for its own env settings):
@@ -74,6 +76,7 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576 - 16_384
 _NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+_DEFAULT_EXIT_TIMEOUT_SECONDS = 5.0  # Kubernetes' default grace period is 30 s: leave the app most of it
 
 
 def _first(env: Mapping[str, str], *names: str) -> tuple[str, str]:
@@ -236,6 +239,8 @@ class Settings:
     spool_dir: str = ""
     spool_fsync: str = "none"
     spool_fsync_ms: float = 100.0
+    exit_timeout_seconds: float = _DEFAULT_EXIT_TIMEOUT_SECONDS
+    handle_signals: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -265,7 +270,7 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
-        for name, zero_ok in (("linger_seconds", True), ("max_age_seconds", False)):
+        for name, zero_ok in (("linger_seconds", True), ("max_age_seconds", False), ("exit_timeout_seconds", False)):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -275,7 +280,7 @@ class Settings:
                 or (value == 0 and not zero_ok)
             ):
                 raise ConfigurationError(f"{name} must be a finite number of seconds {'>=' if zero_ok else '>'} 0")
-        for name in ("collector_gzip", "disabled", "sdk_disabled"):
+        for name in ("collector_gzip", "disabled", "sdk_disabled", "handle_signals"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
         if not isinstance(self.collector_headers, Mapping) or not all(
@@ -369,6 +374,11 @@ class Settings:
             "spool_fsync": _enum(env, "OTEL_COMMERCE_SPOOL_FSYNC", SPOOL_FSYNC, "none"),
             "spool_fsync_ms": 1000 * (_ms(env, "OTEL_COMMERCE_SPOOL_FSYNC_MS", 0.1, allow_zero=False) or 0.1),
             "on_commit": _bool(env, "OTEL_COMMERCE_ON_COMMIT", False),
+            "exit_timeout_seconds": _ms(
+                env, "OTEL_COMMERCE_EXIT_TIMEOUT_MS", _DEFAULT_EXIT_TIMEOUT_SECONDS, allow_zero=False
+            )
+            or _DEFAULT_EXIT_TIMEOUT_SECONDS,
+            "handle_signals": _bool(env, "OTEL_COMMERCE_SIGNALS", True),
         }
         if nats_url:
             problem = _nats_url_problem(nats_url)

@@ -35,6 +35,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SPOOL_ROOT, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _restore_commerce_environment() -> Iterator[None]:
+    """``configure()`` exports its settings to ``os.environ`` (for spawned children, README "Process
+    lifecycle"): each test starts from the suite's own OTEL_COMMERCE_* environment, never a previous test's."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("OTEL_COMMERCE_")}
+    yield
+    for k in [k for k in os.environ if k.startswith("OTEL_COMMERCE_") and k not in before]:
+        del os.environ[k]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="module")
 def nats_server() -> Iterator[NatsServer]:
     """One real nats-server -js per test module, 127.0.0.1, free port, temp store."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -398,4 +399,18 @@ def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, time
         checks += spool_checks(settings)
     checks.append(otel_pipeline_check(env))
     checks += _limit_checks(settings, env)
+    uwsgi = uwsgi_check()
+    if uwsgi is not None:
+        checks.append(uwsgi)
     return checks
+
+
+def uwsgi_check() -> Check | None:
+    """Under uWSGI (``run_checks`` called from the app): are threads enabled? None outside uWSGI."""
+    from .._runtime._lifecycle import UWSGI_HINT, uwsgi_without_threads
+
+    if "uwsgi" not in sys.modules:
+        return None
+    if uwsgi_without_threads():
+        return Check("uwsgi threads", False, "uWSGI runs without threads: the delivery thread never runs", UWSGI_HINT)
+    return Check("uwsgi threads", True, "uWSGI runs with threads enabled")

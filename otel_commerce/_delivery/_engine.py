@@ -24,7 +24,6 @@ and queue (never closing or running them), recreates its locks and starts afresh
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
 import os
@@ -32,7 +31,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +40,8 @@ from opentelemetry import context as otel_context
 
 from .. import _log
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from . import _metrics
-from ._retry import is_throttle, retry_delay_seconds
+from . import _metrics, _process
+from ._retry import backoff_seconds, is_throttle, retry_delay_seconds
 from ._sink import ErrorCallback, Item, Sink, abandon
 
 __all__ = ["DeliveryEngine"]
@@ -58,8 +57,9 @@ _DEFAULT_MAX_ATTEMPTS = 10
 _DEFAULT_MAX_AGE_SECONDS = 300.0
 _DEFAULT_BACKOFF_INITIAL_SECONDS = 0.5
 _DEFAULT_BACKOFF_MAX_SECONDS = 30.0
-_ATEXIT_TIMEOUT_SECONDS = 10.0
 _READY_POLL_SECONDS = 0.5
+_START_BACKOFF_INITIAL_SECONDS = 0.2
+_START_BACKOFF_MAX_SECONDS = 5.0
 _SINK_CLOSE_SECONDS = 2.0
 _MAX_REMEMBERED_FAILURES = 10_000
 
@@ -141,6 +141,8 @@ class _Runtime:
     stopping: bool = False
     backlog: deque[_ReplayFile] = field(default_factory=deque)  # spool files to replay
     acks: list[Any] = field(default_factory=list)  # write-ahead records settled, acknowledged in one write
+    close_by: float | None = None  # monotonic deadline for closing the sinks (set by shutdown)
+    starting: bool = True  # holding forks (see _process.enter_hold) until the loop and the sinks started
 
 
 _ENGINES: weakref.WeakSet[DeliveryEngine] = weakref.WeakSet()
@@ -155,10 +157,27 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _atexit_shutdown(ref: weakref.ReferenceType[DeliveryEngine]) -> None:
-    engine = ref()
-    if engine is not None:
-        engine.shutdown(_ATEXIT_TIMEOUT_SECONDS)
+def exit_engines() -> list[DeliveryEngine]:
+    """The live engines built with ``exit_hook=True`` (shut down by the process's exit work)."""
+    return [e for e in list(_ENGINES) if e._exit_hook and not e._closed]
+
+
+def shutdown_all(engines: Sequence[DeliveryEngine], remaining: Callable[[], float | None]) -> None:
+    """Shut ``engines`` down concurrently, each within ``remaining()`` seconds (None: unbounded)."""
+    live = [e for e in engines if not e._closed]
+    if not live:
+        return
+    if len(live) == 1:
+        live[0].shutdown(remaining())
+        return
+    threads = [
+        threading.Thread(target=e.shutdown, args=(remaining(),), name="otel-commerce-exit", daemon=True) for e in live
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        left = remaining()
+        t.join(None if left is None else left + 1.0)
 
 
 class DeliveryEngine:
@@ -208,12 +227,14 @@ class DeliveryEngine:
         self._spool = spool  # an otel_commerce._delivery._spool.Spool (spill / wal) or None (off)
         self._wal = spool is not None and spool.mode == "wal"
         self._init_state()
+        self._exit_hook = exit_hook  # False: not shut down at exit (the owner does it)
         _ENGINES.add(self)
-        if exit_hook:  # the process-wide engine is shut down by the runtime's hook instead (see _runtime)
-            atexit.register(_atexit_shutdown, weakref.ref(self))
+        self._warm_sinks()
 
     def _init_state(self) -> None:
-        self._lock = threading.Lock()
+        self._warm_lock = threading.Lock()
+        # Re-entrant: a signal handler may run exit work on a thread interrupted while holding it.
+        self._lock = threading.RLock()
         self._queue: deque[_Track] = deque()
         self._overflow: deque[_Track] = deque()  # spool on: beyond the queue bound, spooled by the delivery thread
         self._last_spill = 0.0
@@ -287,12 +308,20 @@ class DeliveryEngine:
             return False
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
-        """Wait until every event submitted so far is settled; True when all were delivered."""
+        """Wait until every event submitted so far is settled; True when all were delivered.
+
+        Safe from any thread, also while the delivery thread is still starting (the events already
+        queued are waited for, never reported delivered early).
+        """
         rt = self._rt
         if rt is not None and threading.current_thread() is rt.thread:
             return False  # called from on_error on the delivery thread: cannot wait on ourselves
         with self._lock:
             target = self._seq
+            rt = self._rt
+            start = rt is None and bool(self._queue) and not self._closed
+        if start:  # a submit queued an event but has not started the thread yet: start it ourselves
+            self._start()
             rt = self._rt
         done = True
         if rt is not None:
@@ -303,6 +332,8 @@ class DeliveryEngine:
                 done = not self._queue
             else:
                 done = waiter.event.wait(timeout_seconds)
+        elif self._queue:
+            done = False  # shut down with events left: they were counted as dropped (or spooled)
         with self._lock:
             failed = any(s <= target for s in self._failed)
             if done:
@@ -310,23 +341,46 @@ class DeliveryEngine:
         return done and not failed
 
     def shutdown(self, timeout_seconds: float | None = None) -> bool:
-        """Flush within ``timeout_seconds``, then drop (and count) what is left and close the sinks."""
+        """Flush within ``timeout_seconds``, then drop (count, log at WARNING) what is left and close the sinks.
+
+        At exit ``timeout_seconds`` is what is left of the exit deadline (``OTEL_COMMERCE_EXIT_TIMEOUT_MS``).
+        """
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         with self._lock:
             if self._closed:
                 return self._shutdown_ok
+            before = self._dropped_by_sink()
         ok = self.flush(timeout_seconds)
         with self._lock:
             self._closed = True
             self._shutdown_ok = ok
             rt = self._rt
         if rt is not None:
+            if deadline is not None:
+                rt.close_by = deadline
             with contextlib.suppress(RuntimeError):
                 rt.loop.call_soon_threadsafe(self._begin_stop, rt)
             if rt.thread is not None and rt.thread is not threading.current_thread():
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0) + 0.5
                 rt.thread.join(remaining)
+        after = self._dropped_by_sink()
+        lost = {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
+        if lost:
+            logger.warning(
+                "otel-commerce: %s shut down with undelivered events (%s)%s; see stats() and on_error",
+                self._name,
+                ", ".join(f"{name}: {n}" for name, n in lost.items()),
+                _process.exit_note(),
+            )
         return ok
+
+    def _dropped_by_sink(self) -> dict[str, int]:
+        """Dropped events per sink (``"unrouted"``: dropped before reaching a sink)."""
+        with self._lock:
+            stats = self._stats
+            out = {sink.name: stats.get(f"dropped.{sink.name}", 0) for sink in self._sinks}
+            out["unrouted"] = stats.get("dropped", 0) - sum(out.values())
+            return out
 
     def stats(self) -> dict[str, int]:
         """Counters: queued, submitted, exported, retried, dropped, rejected, and ``<counter>.<sink>``."""
@@ -343,7 +397,23 @@ class DeliveryEngine:
         return out
 
     # ------------------------------------------------------------------ thread / loop lifecycle
+    def _warm_sinks(self) -> None:
+        """Everything the delivery thread needs that imports modules or builds TLS contexts, done on the
+        caller's thread (at construction, and again before a forked child's first start): a fork() never
+        copies them half-done from another thread."""
+        with self._warm_lock:
+            for sink in self._sinks:
+                warm = getattr(sink, "warm", None)
+                if warm is not None:
+                    try:
+                        warm()
+                    except Exception:
+                        logger.debug("otel-commerce: warming sink %s failed", sink.name, exc_info=True)
+
     def _start(self) -> None:
+        if self._rt is not None or self._closed:
+            return
+        self._warm_sinks()  # outside the engine lock: other threads' submit() never waits for it
         with self._lock:
             if self._rt is not None or self._closed:
                 return
@@ -355,20 +425,32 @@ class DeliveryEngine:
             self._rt = rt
             self._idle = False
             self._wake_sent = False
-        rt.thread.start()
+            _process.enter_hold()  # forks wait (bounded) until the thread has started its loop and sinks
+        try:
+            rt.thread.start()
+        except BaseException:
+            self._end_start_up(rt)
+            raise
+        _process.run_start_hooks()
+
+    def _end_start_up(self, rt: _Runtime) -> None:
+        if rt.starting:
+            rt.starting = False
+            _process.leave_hold()
 
     def _thread_main(self, rt: _Runtime) -> None:
         pid = os.getpid()
-        asyncio.set_event_loop(rt.loop)
-        # Our own nats / httpx calls must never be traced (nor recurse into our processor).
-        ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-        ctx = otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
-        otel_context.attach(ctx)
         try:
+            asyncio.set_event_loop(rt.loop)
+            # Our own nats / httpx calls must never be traced (nor recurse into our processor).
+            ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+            ctx = otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
+            otel_context.attach(ctx)
             rt.loop.run_until_complete(self._main(rt))
         except BaseException:  # pragma: no cover
             logger.exception("otel-commerce: the delivery loop failed")
         finally:
+            self._end_start_up(rt)
             if os.getpid() == pid:
                 with contextlib.suppress(Exception):
                     rt.loop.close()
@@ -378,14 +460,18 @@ class DeliveryEngine:
         rt.stop = asyncio.Event()
         for lane in rt.lanes:
             lane.wake = asyncio.Event()
-            try:
-                await lane.sink.start()
-            except Exception:
-                logger.exception("otel-commerce: cannot start sink %s", lane.sink.name)
+        # Each lane starts its own sink: one that cannot start never blocks or starves another.
+        started = [asyncio.Event() for _ in rt.lanes]
         tasks = [asyncio.ensure_future(self._intake(rt))]
-        tasks += [asyncio.ensure_future(self._lane_loop(rt, lane)) for lane in rt.lanes]
+        tasks += [
+            asyncio.ensure_future(self._lane_loop(rt, lane, ev)) for lane, ev in zip(rt.lanes, started, strict=True)
+        ]
         if self._spool is not None:
             tasks.append(asyncio.ensure_future(self._spool_replayer(rt)))
+        if started:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in started)), _process.FORK_HOLD_SECONDS)
+        self._end_start_up(rt)
         await rt.stop.wait()
         rt.stopping = True
         for task in tasks:
@@ -394,12 +480,38 @@ class DeliveryEngine:
         self._drop_everything(rt)
         if self._spool is not None:
             self._spool_close(rt)
-        for lane in rt.lanes:
-            try:
-                await asyncio.wait_for(lane.sink.close(), _SINK_CLOSE_SECONDS)
-            except Exception:
-                logger.debug("otel-commerce: closing sink %s failed", lane.sink.name, exc_info=True)
+        close_by = rt.close_by
+        budget = _SINK_CLOSE_SECONDS if close_by is None else min(_SINK_CLOSE_SECONDS, close_by - time.monotonic())
+        results = await asyncio.gather(
+            *(asyncio.wait_for(lane.sink.close(), max(budget, 0.05)) for lane in rt.lanes), return_exceptions=True
+        )
+        for lane, result in zip(rt.lanes, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.debug("otel-commerce: closing sink %s failed: %r", lane.sink.name, result)
         self._check_waiters(rt)
+
+    async def _start_sink(self, lane: _Lane, started: asyncio.Event) -> None:
+        """Start the lane's sink, retrying with backoff while ``start()`` raises."""
+        failures = 0
+        while True:
+            try:
+                await lane.sink.start()
+                if failures:
+                    _log.recovered(lane.sink.name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                logger.debug("otel-commerce: cannot start sink %s", lane.sink.name, exc_info=True)
+                # WARNING at once, then rate-limited summaries (otel_commerce._log)
+                _log.failure(lane.sink.name, "cannot start", _log.cause_of(exc), outage=True)
+                started.set()  # start-up is over for this lane (forks need not wait for it)
+                await asyncio.sleep(
+                    backoff_seconds(failures, _START_BACKOFF_INITIAL_SECONDS, _START_BACKOFF_MAX_SECONDS)
+                )
+            finally:
+                started.set()
 
     def _begin_stop(self, rt: _Runtime) -> None:
         if rt.stop is not None:
@@ -499,9 +611,10 @@ class DeliveryEngine:
         if rt.waiters:
             self._check_waiters(rt)
 
-    async def _lane_loop(self, rt: _Runtime, lane: _Lane) -> None:
+    async def _lane_loop(self, rt: _Runtime, lane: _Lane, started: asyncio.Event) -> None:
         assert lane.wake is not None
         sink = lane.sink
+        await self._start_sink(lane, started)
         while True:
             if not lane.entries:
                 lane.wake.clear()
@@ -514,7 +627,11 @@ class DeliveryEngine:
                 cause = getattr(sink, "last_error", "")  # the sink logged the first failure: add summaries
                 if cause:
                     _log.failure(sink.name, "unreachable", cause, count=0, waiting=len(lane.entries), outage=True)
-                await sink.wait_ready(_READY_POLL_SECONDS)
+                t0 = time.monotonic()
+                if not await sink.wait_ready(_READY_POLL_SECONDS):
+                    left = _READY_POLL_SECONDS - (time.monotonic() - t0)
+                    if left > 0:  # a sink that answers at once must not make this lane spin
+                        await asyncio.sleep(left)
                 continue
             await self._wait_for_batch(rt, lane)
             batch = self._take(lane)
@@ -675,7 +792,9 @@ class DeliveryEngine:
         rt.low = low
         if low > rt.routed_max:  # everything routed is settled: the next unsettled one is still queued
             with self._lock:
-                low = self._queue[0].seq if self._queue else (self._overflow[0].seq if self._overflow else self._seq + 1)
+                low = (
+                    self._queue[0].seq if self._queue else (self._overflow[0].seq if self._overflow else self._seq + 1)
+                )
         keep = []
         for waiter in rt.waiters:
             if waiter.target < low:
@@ -743,8 +862,10 @@ class DeliveryEngine:
 
     def _spool_tracks(self, rt: _Runtime, tracks: list[_Track], reason: str) -> None:
         """Spool events not yet routed (queue overflow, exit): owed to every sink (or ``only``)."""
-        ok = self._spool_write(tracks, None) if all(t.only is None for t in tracks) else all(
-            self._spool_write([t], sorted(t.only) if t.only is not None else None) for t in tracks
+        ok = (
+            self._spool_write(tracks, None)
+            if all(t.only is None for t in tracks)
+            else all(self._spool_write([t], sorted(t.only) if t.only is not None else None) for t in tracks)
         )
         if not ok:
             for track in tracks:

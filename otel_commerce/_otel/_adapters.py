@@ -41,7 +41,19 @@ __all__ = [
 
 logger = logging.getLogger("otel_commerce")
 _PREFIX = "commerce."
-_DEFAULT_FLUSH_SECONDS = 30.0
+
+
+def _shutdown_budget() -> float:
+    """Seconds a processor/exporter ``shutdown`` may wait: what is left of the exit deadline.
+
+    The SDK's own atexit hook calling ``shutdown`` is an exit path: it starts the deadline when it is
+    the first. A ``provider.shutdown()`` while the process runs gets one exit budget of its own.
+    """
+    return _slot.RUNTIME.exit_budget(None)
+
+
+def _flush_budget(timeout_millis: int) -> float:
+    return _slot.RUNTIME.exit_budget(timeout_millis / 1000)
 
 
 def _hex(value: int | None, width: int) -> str:
@@ -194,10 +206,10 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
             self._deliver(pending)
 
     def shutdown(self) -> None:
-        self._flush(_DEFAULT_FLUSH_SECONDS)
+        self._flush(_shutdown_budget())
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._flush(timeout_millis / 1000)
+        return self._flush(_flush_budget(timeout_millis))
 
 
 class CommerceLogExporter(_Deliverer, LogRecordExporter):
@@ -237,13 +249,13 @@ class CommerceLogExporter(_Deliverer, LogRecordExporter):
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._flush(_DEFAULT_FLUSH_SECONDS)
+        self._flush(_shutdown_budget())
         if self._live:
             self._live = False
             _slot.RUNTIME.log_exporters -= 1
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._flush(timeout_millis / 1000)
+        return self._flush(_flush_budget(timeout_millis))
 
 
 class CommerceSpanExporter(_Deliverer, SpanExporter):
@@ -286,7 +298,7 @@ class CommerceSpanExporter(_Deliverer, SpanExporter):
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._flush(_DEFAULT_FLUSH_SECONDS)
+        self._flush(_shutdown_budget())
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._flush(timeout_millis / 1000)
+        return self._flush(_flush_budget(timeout_millis))

@@ -37,6 +37,14 @@ class RuntimeSlot(Protocol):
 
     def flush(self, timeout_seconds: float | None = None) -> bool: ...
 
+    def exit_budget(self, seconds: float | None) -> float:
+        """Seconds a flush may take: ``seconds`` capped by what is left of the exit deadline.
+
+        ``None`` (a processor's / exporter's ``shutdown``): what is left of the exit deadline, starting it
+        when the interpreter is exiting (the SDK's atexit hook is an exit path), else one exit budget.
+        """
+        ...
+
 
 #: The runtime in force; set by :func:`fill` (``otel_commerce._runtime`` at import).
 RUNTIME: RuntimeSlot

@@ -8,7 +8,7 @@ is none). In ``span`` mode it also adds the span exporter to an SDK ``TracerProv
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import _logs, trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,6 +19,7 @@ from .._errors import ConfigurationError
 from .._model import OnError
 from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from .._otel._sdk import LoggerProvider, log_processors, span_processors
+from ._lifecycle import export_settings_env
 from ._state import RUNTIME
 
 __all__ = ["attach_processor", "attach_span_exporter", "configure", "flush", "shutdown", "stats"]
@@ -68,6 +69,7 @@ def configure(
     on_error: OnError | None = None,
     logger_provider: LoggerProvider | None = None,
     tracer_provider: TracerProvider | None = None,
+    export_env: Literal["settings", "all", "none"] = "settings",
     **settings: Any,
 ) -> Settings:
     """Configure otel-commerce for this process and return the settings in force.
@@ -77,7 +79,15 @@ def configure(
     twice. Raises :class:`ConfigurationError` for every invalid argument (wrong type, out of range,
     unknown name, unusable URL / TLS / credential file); invalid *environment* values never raise
     (see ``Settings``: a WARNING and the default, or an ERROR and that sink disabled).
+
+    Process hooks (README "Process lifecycle"): called from the main thread, it chains a SIGTERM handler
+    (``handle_signals=False`` / ``OTEL_COMMERCE_SIGNALS=false`` opts out). ``export_env`` writes the
+    effective settings to ``os.environ`` so that spawned ``multiprocessing`` children (which never run
+    code under ``if __name__ == "__main__"``) configure themselves alike: ``"settings"`` (default)
+    without credentials, ``"all"`` with them (token, password, collector headers), ``"none"``.
     """
+    if export_env not in ("settings", "all", "none"):
+        raise ConfigurationError(f"export_env must be 'settings', 'all' or 'none', got {export_env!r}")
     if on_error is not None and not callable(on_error):
         raise ConfigurationError(f"on_error must be callable, got {type(on_error).__name__}")
     if logger_provider is not None and not isinstance(logger_provider, LoggerProvider):
@@ -87,6 +97,7 @@ def configure(
     resolved = RUNTIME.apply_settings(
         dict(nats_url=nats_url, collector_endpoint=collector_endpoint, mode=mode, pii=pii, **settings)
     )
+    export_settings_env(resolved, export_env)
     if on_error is not None and on_error not in RUNTIME.on_error:
         RUNTIME.on_error.append(on_error)
 

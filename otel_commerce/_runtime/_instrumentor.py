@@ -49,7 +49,10 @@ class CommerceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         settings = RUNTIME.settings  # reads the environment now: a typo is logged at start-up
         if settings.disabled:
             return
-        _ = RUNTIME.engine  # built now (logged if it cannot be), not on the first event
+        # Built now (logged if it cannot be), not on the first event: opentelemetry-instrument runs this on
+        # the main thread, so the process hooks (SIGTERM, README "Process lifecycle") are installed there
+        # rather than in the first request's thread.
+        _ = RUNTIME.engine
         provider = kwargs.get("logger_provider")
         if not isinstance(provider, LoggerProvider):
             provider = sdk_logger_provider()

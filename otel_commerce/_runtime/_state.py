@@ -6,7 +6,6 @@ this one object; ``configure()`` and the env-driven entry points fill it.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -15,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _log
 from .._config import Settings
-from .._delivery import _metrics
+from .._delivery import _metrics, exit_engines, shutdown_all
 from .._model import Pending
 from .._otel import _sdk, _slot
+from . import _exit
 
 if TYPE_CHECKING:
     from .._delivery import DeliveryEngine
@@ -73,8 +73,21 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
         max_attempts=settings.max_attempts,
         max_age_seconds=settings.max_age_seconds,
         on_error=on_error,
-        exit_hook=False,
+        exit_hook=True,  # shut down by the exit work, after _flush_providers_at_exit (see _exit)
     )
+
+
+def _hook_process(settings: Settings) -> None:
+    """Signals (main thread only), Celery / uWSGI checks, the exit deadline: whenever an engine is set up."""
+    from . import _lifecycle
+
+    _exit.set_exit_timeout(settings.exit_timeout_seconds)
+    try:
+        _lifecycle.install_signal_handlers(settings)
+        _lifecycle.hook_celery()
+        _lifecycle.check_uwsgi()
+    except Exception:  # pragma: no cover - hooks must never break recording
+        logger.debug("otel-commerce: installing process hooks failed", exc_info=True)
 
 
 class Runtime:
@@ -132,6 +145,8 @@ class Runtime:
                 if not self._engine_built:
                     try:
                         self._engine = build_engine(self.settings, self.report_error)
+                        if self._engine is not None:
+                            _hook_process(self.settings)
                     except Exception as exc:  # e.g. OTEL_COMMERCE_QUEUE_SIZE=0: never raise into a handler
                         logger.error("otel-commerce: cannot build the delivery engine, events are disabled: %s", exc)
                         self._engine = None
@@ -148,6 +163,8 @@ class Runtime:
             self._engine_built = True
             self._noop_warned = False
             self._announce(settings)
+        if engine is not None:
+            _hook_process(settings)
         return old
 
     def apply_settings(self, settings: dict[str, Any]) -> Settings:
@@ -236,6 +253,16 @@ class Runtime:
         engine = self._engine if self._engine_built else None
         return True if engine is None else engine.flush(timeout_seconds)
 
+    def exit_budget(self, seconds: float | None) -> float:
+        """Seconds a flush may take: ``seconds`` capped by what is left of the exit deadline (see ``_slot``)."""
+        left = _exit.remaining()
+        if seconds is None:
+            if left is None and _exit.interpreter_exiting():
+                _exit.begin("OTel SDK shutdown at exit")
+                left = _exit.remaining()
+            return _exit.exit_timeout() if left is None else left
+        return seconds if left is None else min(seconds, left)
+
     def _after_fork(self) -> None:
         self._lock = threading.RLock()
 
@@ -243,15 +270,13 @@ class Runtime:
 RUNTIME = Runtime()
 _slot.fill(RUNTIME)  # how _record and _otel reach it (they cannot import this layer)
 
-_EXIT_TIMEOUT_SECONDS = 10.0
 
+def _flush_providers_at_exit() -> None:
+    """Exit work, before the engines shut down: flush the global OTel providers into the engine.
 
-def _at_exit() -> None:
-    """Shut the process-wide engine down last.
-
-    Registered when this module is first imported — before any OTel provider that holds one of our
-    processors/exporters can exist — so it runs *after* the providers' own exit hooks (atexit is
-    LIFO): the SDK flushes its batch processors into the engine first, then the engine delivers.
+    Providers created before otel_commerce was imported run their own exit hooks after ours (atexit
+    is LIFO): records still in their batch processors must reach the engine first. They get only
+    what is left of the exit deadline.
     """
     engine = RUNTIME._engine if RUNTIME._engine_built else None
     if engine is None:
@@ -260,14 +285,25 @@ def _at_exit() -> None:
     # them first, so records still in their batch processors reach the engine before it stops.
     for provider in _sdk.installed_providers():
         flush = getattr(provider, "force_flush", None)
-        if flush is not None:
-            try:
-                flush(int(_EXIT_TIMEOUT_SECONDS * 1000))
-            except Exception:
-                logger.debug("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
-    engine.shutdown(_EXIT_TIMEOUT_SECONDS)
+        left = _exit.remaining()
+        if flush is None or (left is not None and left <= 0):
+            continue
+        try:
+            flush(int((left if left is not None else _exit.exit_timeout()) * 1000))
+        except Exception:
+            logger.debug("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
 
 
-atexit.register(_at_exit)
+def _shutdown_engines_at_exit() -> None:
+    """Exit work, after the providers' flush: every engine with an exit hook, in parallel, within the deadline.
+
+    What is not delivered by then is spooled when the spool is on, else counted and logged at WARNING
+    (``DeliveryEngine.shutdown``).
+    """
+    shutdown_all(exit_engines(), _exit.remaining)
+
+
+_exit.register_exit_work(_flush_providers_at_exit, order=0)
+_exit.register_exit_work(_shutdown_engines_at_exit, order=10)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=RUNTIME._after_fork)

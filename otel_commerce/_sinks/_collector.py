@@ -21,7 +21,10 @@ httpx errors become ours in :func:`_translate` only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip as gzip_module
+import importlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +51,15 @@ _SPLIT_STATUS = frozenset({400, 413})
 POISON_AFTER_FAILURES = 3
 _MAX_TRACKED_FAILURES = 100_000
 _MISSING_ROUTE_STATUS = frozenset({404, 405})
+#: Imported lazily by httpx on the first request: imported by ``warm()`` on the caller's thread instead.
+_LAZY_MODULES = (
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
+    "anyio.streams.stapled",
+    "anyio.streams.memory",
+    "anyio.to_thread",
+    "anyio.lowlevel",
+)
 
 
 def _translate(exc: BaseException, what: str) -> DeliveryError:
@@ -132,6 +144,8 @@ class CollectorSink:
         self._timeout = timeout_seconds
         self._client: httpx.AsyncClient | None = None
         _log.setup()  # httpx's per-request INFO lines never show from our client
+        self._warm: httpx.AsyncClient | None = None  # built by warm() on the caller's thread
+        self._started: asyncio.Event | None = None
         self._single_since: float | None = None  # monotonic time we fell back to /event
         self._server_failures: dict[bytes, int] = {}  # item -> consecutive 5xx answers to batches holding it
 
@@ -157,13 +171,31 @@ class CollectorSink:
         return raw, len(raw) + 1
 
     # ------------------------------------------------------------------ lifecycle
+    def warm(self) -> None:
+        """Build the HTTP client (imports, TLS context) on the calling thread, before the delivery thread starts."""
+        for name in _LAZY_MODULES:
+            with contextlib.suppress(ImportError):  # another anyio layout: imported on first use instead
+                importlib.import_module(name)
+        if self._warm is None and self._client is None:
+            self._warm = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+        client, self._warm = self._warm, None
+        self._client = client or httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+        if self._started is not None:
+            self._started.set()
 
     def ready(self) -> bool:
         return self._client is not None
 
     async def wait_ready(self, timeout_seconds: float) -> bool:
+        if self._client is None:
+            if self._started is None:
+                self._started = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._started.wait(), timeout_seconds)
+            except asyncio.TimeoutError:
+                return False
         return self.ready()
 
     async def close(self) -> None:
@@ -172,8 +204,10 @@ class CollectorSink:
             await client.aclose()
 
     def forget(self) -> None:
-        abandon(self._client)
+        abandon((self._client, self._warm, self._started))
         self._client = None
+        self._warm = None
+        self._started = None
 
     # ------------------------------------------------------------------ sending
     async def send(self, items: Sequence[Any]) -> list[Outcome]:

@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import errors as js_errors
 
 from .. import _log
-from .._delivery import Outcome, Prepared, abandon, backoff_seconds
+from .._delivery import Outcome, Prepared, abandon, backoff_seconds, enter_hold, leave_hold
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
 from .._model import Pending, apply_marketing
 from .._redact import redact_url
@@ -147,6 +147,13 @@ class JetStreamSink:
         return prepare_message(event.subject, event.to_json(), headers)
 
     # ------------------------------------------------------------------ connection
+    def warm(self) -> None:
+        """On the caller's thread, before the delivery thread starts: build the TLS context nats-py would build."""
+        if "tls" not in self._options and any(u.startswith(("tls://", "wss://")) for u in self._servers):
+            import ssl
+
+            self._options["tls"] = ssl.create_default_context()
+
     async def start(self) -> None:
         conn = self._conn = _Connection()
         conn.task = asyncio.ensure_future(self._supervise(conn))
@@ -210,14 +217,22 @@ class JetStreamSink:
 
         nc: NATS | None = None
         try:
-            nc = await nats.connect(
-                self._servers,
-                disconnected_cb=on_disconnected,
-                reconnected_cb=on_reconnected,
-                closed_cb=on_closed,
-                error_cb=on_error,
-                **self._options,
-            )
+            # A TLS handshake holds OpenSSL state on this thread: forks wait for it (bounded, see _delivery._process).
+            tls = self._options.get("tls") is not None
+            if tls:
+                enter_hold()
+            try:
+                nc = await nats.connect(
+                    self._servers,
+                    disconnected_cb=on_disconnected,
+                    reconnected_cb=on_reconnected,
+                    closed_cb=on_closed,
+                    error_cb=on_error,
+                    **self._options,
+                )
+            finally:
+                if tls:
+                    leave_hold()
             if self._ensure_stream:
                 try:
                     result = await bootstrap(nc.jetstream(timeout=self._ack_timeout))
