@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,54 @@ def test_corrupt_and_torn_tails_are_skipped_and_counted(tmp_path: Path) -> None:
     assert len(flipped.records) == 8 and flipped.corrupt == 1
     assert (tmp_path.stat().st_mode & 0o777) == 0o700 or tmp_path == tmp_path  # tmp_path is not ours
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_wal_segment_torn_tail_in_the_mapped_layout(tmp_path: Path) -> None:
+    """Format 2: a live ``wal`` segment is preallocated and written through a mapping; its zero padding ends
+    the data (not corruption), a record torn inside the padding (kill -9 mid-copy) is skipped and counted,
+    a flipped byte too, and a format 1 file (records appended with write(), no padding) is still read."""
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    refs = [spool.append_wal(orjson.dumps({"n": i})) for i in range(9)]
+    spool.ack(refs[:2])  # an ack record between the wal records
+    spool.append_wal(orjson.dumps({"n": 9}))
+    (path,) = _data_files(tmp_path)
+    whole = path.read_bytes()  # what a kill -9 now leaves: the page cache holds the records, then zeros
+    live = read_file(path)
+    i9 = whole.rindex(b'{"n":9}')
+    copies = tmp_path / "copies"  # the live file stays as it is (still mapped by the spool)
+    copies.mkdir()
+    copy = copies / path.name
+    copy.write_bytes(whole[: i9 + 3] + b"\0" * (len(whole) - i9 - 3))  # record 9 torn mid-copy
+    torn = read_file(copy)
+    copy.write_bytes(whole[:i9] + b'{"n":7}' + whole[i9 + 7 :])  # a flipped byte: only the checksum sees it
+    flipped = read_file(copy)
+    v1 = copies / "old.wal"  # a format 1 file, as the previous release wrote it
+    v1.write_bytes(b"".join(_frame_v1(k, orjson.dumps(p)) for k, p in ((1, {"key": {}}), (2, [1, {"n": 1}]),
+                                                                          (2, [2, {"n": 2}]), (4, [1]))))
+    old = read_file(v1)
+    v1.write_bytes(v1.read_bytes() + b"\0" * 64)  # format 1 has no padding: zeros there are a torn tail
+    old_zeros = read_file(v1)
+    print(
+        f"\n[spool] mapped wal segment: {len(whole)} B on disk, {live.end} B of records; live {len(live.records)} "
+        f"read / {live.corrupt} skipped; torn {len(torn.records)} / {torn.corrupt} ({torn.corrupt_bytes} B); "
+        f"flipped {len(flipped.records)} / {flipped.corrupt}; format 1: {len(old.records)} read, "
+        f"+zeros {old_zeros.corrupt} skipped ({old_zeros.corrupt_bytes} B)"
+    )
+    assert len(whole) >= 1 << 20 and live.version == 2  # preallocated
+    assert [r[0]["n"] for r in live.records] == list(range(2, 10)) and live.corrupt == 0
+    assert [r[0]["n"] for r in torn.records] == list(range(2, 9)) and torn.corrupt == 1 and torn.corrupt_bytes > 0
+    assert [r[0]["n"] for r in flipped.records] == list(range(2, 9)) and flipped.corrupt == 1
+    assert old.version == 1 and [r[0]["n"] for r in old.records] == [2] and old.corrupt == 0
+    assert old_zeros.corrupt == 1 and old_zeros.corrupt_bytes == 64
+    spool.close()  # acked 2 of 10: the segment stays, truncated to its records
+    (closed,) = _data_files(tmp_path)
+    assert closed.stat().st_size == read_file(closed).end and len(read_file(closed).records) == 8
+    assert (closed.stat().st_mode & 0o777) == 0o600
+
+
+def _frame_v1(kind: int, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(bytes((kind,))))
+    return struct.pack("<BBII", 1, kind, len(payload), crc) + payload
 
 
 # --------------------------------------------------------------------------- kill -9 of a wal producer
