@@ -150,6 +150,23 @@ def test_wal_segment_torn_tail_in_the_mapped_layout(tmp_path: Path) -> None:
     assert (closed.stat().st_mode & 0o777) == 0o600
 
 
+@pytest.mark.parametrize("fsync", ["grouped", "always"])
+def test_wal_fsync_policies_write_the_same_layout(tmp_path: Path, fsync: str) -> None:
+    """``grouped`` (mapped, fsynced by another thread) and ``always`` (pwrite + fsync per record, unmapped):
+    both preallocated format 2 segments read back in order, acknowledged records left out, nothing corrupt."""
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", fsync=fsync, fsync_interval_seconds=0.01)
+    refs = [spool.append_wal(orjson.dumps({"n": i})) for i in range(5)]
+    spool.ack(refs[:1])
+    spool.append_wal(orjson.dumps({"n": 5}))
+    spool.sync()
+    (path,) = _data_files(tmp_path)
+    res = read_file(path)
+    print(f"\n[spool] wal fsync={fsync}: {path.stat().st_size} B on disk, {len(res.records)} read, {res.corrupt} skipped")
+    assert path.stat().st_size >= 1 << 20 and res.version == 2 and res.corrupt == 0
+    assert [r[0]["n"] for r in res.records] == [1, 2, 3, 4, 5]
+    spool.close()
+
+
 def _frame_v1(kind: int, payload: bytes) -> bytes:
     crc = zlib.crc32(payload, zlib.crc32(bytes((kind,))))
     return struct.pack("<BBII", 1, kind, len(payload), crc) + payload
@@ -357,6 +374,37 @@ def test_dead_parent_files_are_adopted_once_while_its_forked_child_lives(tmp_pat
         release.touch()
         if proc.poll() is None:
             proc.kill()
+
+
+_WAL_FORK = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    for i in range(3):
+        spool.append_wal(b'{"who":"parent","i":%d}' % i)
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited mapping is gone; its records go to a file of its own
+        spool.append_wal(b'{"who":"child","i":0}')
+        os._exit(0 if spool._segments[0].path.name.split("-")[1] == str(os.getpid()) else 3)
+    spool.append_wal(b'{"who":"parent","i":3}')
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status))  # like a crash: nothing closed
+    """
+)
+
+
+def test_wal_forked_child_never_writes_into_the_parents_mapping(tmp_path: Path) -> None:
+    """After fork() the child unmaps and closes the inherited segment (never writes, truncates or unlocks it)."""
+    proc = subprocess.run([sys.executable, "-c", _WAL_FORK, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    files = {p.name.split("-")[1]: [r[0] for r in read_file(p).records] for p in _data_files(tmp_path)}
+    print(f"\n[spool] wal fork: records per owner pid {files}")
+    parent = next(v for v in files.values() if v and v[0]["who"] == "parent")
+    child = next(v for v in files.values() if v and v[0]["who"] == "child")
+    assert [e["i"] for e in parent] == [0, 1, 2, 3] and {e["who"] for e in parent} == {"parent"}
+    assert child == [{"who": "child", "i": 0}] and len(files) == 2
 
 
 def _pid_alive(pid: int) -> bool:

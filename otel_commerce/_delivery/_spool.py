@@ -25,7 +25,8 @@ Format versions (of a file = of its first record, the header):
   GIL never released — the data is in the page cache, so it survives ``kill -9`` / ``os._exit`` like a
   ``write()``). Its written records are followed by zero bytes: a zero version byte is the end of the data,
   not corruption; a non-zero byte after it is a torn tail (counted). A closed or rotated segment is truncated
-  to its records.
+  to its records. With fsync policy ``always`` the segment is preallocated the same way but written with
+  ``pwrite`` (each record is fsynced: the system call costs nothing next to it).
 
 Ownership: each spool holds ``fcntl.flock(LOCK_EX)`` on its own lockfile, opened ``O_CLOEXEC``; a file
 whose lock can be taken belongs to a dead process. Adoption takes that lock (non-blocking: exactly one live
@@ -328,7 +329,7 @@ class _Segment:
         self.unacked = 0
         self.rotated = False
         self.mm: mmap.mmap | None = None  # a wal segment's shared mapping (until rotated / closed)
-        self.capacity = 0  # the mapping's length
+        self.capacity = 0  # a wal segment's preallocated length (until rotated / closed)
 
     def put(self, data: bytes) -> None:
         """Append ``data`` at ``size``: into the mapping while it fits, else with ``pwrite`` (never both at once)."""
@@ -344,8 +345,9 @@ class _Segment:
         mm, self.mm = self.mm, None
         if mm is not None:
             mm.close()
-            if truncate:
-                os.ftruncate(self.fd, self.size)
+        if truncate and self.capacity:
+            self.capacity = 0
+            os.ftruncate(self.fd, self.size)
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -375,7 +377,8 @@ if hasattr(os, "register_at_fork"):
 class Spool:
     """One engine's spool in one process (see module docstring). Thread-safe.
 
-    ``append_wal`` runs on the caller's thread (one ``write()``; ``fsync`` only with policy ``always``);
+    ``append_wal`` runs on the caller's thread (a ``memcpy`` into a mapped segment; policy ``always``: a
+    ``pwrite`` and an ``fsync``);
     everything else on the delivery thread. Raises nothing into callers except ``OSError`` from
     ``open_lock`` (the engine turns any failure into a counted, warned drop).
     """
@@ -462,7 +465,8 @@ class Spool:
         try:
             capacity = -(-max(self._segment_bytes, len(self._header) + need) // _PAGE) * _PAGE
             _preallocate(fd, capacity)
-            seg.mm = mmap.mmap(fd, capacity)  # MAP_SHARED, read + write
+            if self.fsync != "always":  # always: pwrite + fsync (see append_wal)
+                seg.mm = mmap.mmap(fd, capacity)  # MAP_SHARED, read + write
             seg.capacity = capacity
             seg.put(self._header)
         except BaseException:
@@ -474,24 +478,19 @@ class Spool:
         return seg
 
     def _write(self, seg: _Segment, data: bytes) -> None:
-        start = seg.size
         if seg.mm is not None or seg.path.suffix == ".wal":
             seg.put(data)
         else:
             os.write(seg.fd, data)
             seg.size += len(data)
         if self.fsync == "always":
-            self._sync_now(seg, start)
+            self._sync_now(seg)
         elif self.fsync == "grouped":
             self._mark_dirty(seg)
 
-    def _sync_now(self, seg: _Segment, start: int) -> None:
-        """Policy ``always``: ``msync`` the pages written since ``start`` (``fsync`` for a plain file)."""
-        if seg.mm is not None and seg.size <= seg.capacity:
-            first = start - start % _PAGE
-            seg.mm.flush(first, seg.size - first)
-        else:
-            os.fsync(seg.fd)
+    def _sync_now(self, seg: _Segment) -> None:
+        """Policy ``always``: ``fsync`` now (its segments are written with ``pwrite``, never mapped)."""
+        os.fsync(seg.fd)
 
     def _mark_dirty(self, seg: _Segment) -> None:
         self._dirty.add(seg)
@@ -533,28 +532,32 @@ class Spool:
         """Append one event (``payload``: orjson bytes) before ``record_event`` returns; ack it later.
 
         One record (frame + ``[number, payload]``) copied into the segment's shared mapping: no system call
-        and the GIL kept, except when a segment is full (a new preallocated file every ``_SEGMENT_BYTES``)
-        and with policy ``always`` (an ``msync`` of the record's pages).
+        and the GIL kept, except when a segment is full (a new preallocated file every ``_SEGMENT_BYTES``).
+        Policy ``always``: ``pwrite`` + ``fsync`` instead (milliseconds; a write fault into a mapped page
+        being written back would wait for the journal with the GIL held, stalling every thread).
         """
         with self._lock:
             number = self._wal_number + 1
             body = b"[%d,%b]" % (number, payload)
             length = len(body)
             seg = self._wal
-            if seg is None or seg.mm is None or seg.size + _FRAME.size + length > seg.capacity:
+            if seg is None or seg.size + _FRAME.size + length > seg.capacity:
                 seg = self._rotate_wal(_FRAME.size + length)
-            mm = seg.mm
-            assert mm is not None  # a current segment is mapped
             pos = seg.size
-            end = pos + _FRAME.size + length
-            _FRAME.pack_into(mm, pos, FORMAT_VERSION, KIND_WAL, length, zlib.crc32(body, _CRC_WAL))
-            mm[pos + _FRAME.size : end] = body
-            seg.size = end
+            crc = zlib.crc32(body, _CRC_WAL)
+            mm = seg.mm
+            if mm is not None:
+                end = pos + _FRAME.size + length
+                _FRAME.pack_into(mm, pos, FORMAT_VERSION, KIND_WAL, length, crc)
+                mm[pos + _FRAME.size : end] = body
+                seg.size = end
+            else:  # policy always: one pwrite (the fsync below releases the GIL anyway)
+                seg.put(_FRAME.pack(FORMAT_VERSION, KIND_WAL, length, crc) + body)
             self._wal_number = number
             seg.unacked += 1
             self.stats["wal"] += 1
             if self.fsync == "always":
-                self._sync_now(seg, pos)
+                self._sync_now(seg)
             elif self.fsync == "grouped":
                 self._mark_dirty(seg)
         return seg, number
