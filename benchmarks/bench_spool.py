@@ -82,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     modes = [("memory", "none", args.events), ("spill", "none", args.events), ("wal", "none", args.events),
              ("wal", "grouped", args.events), ("wal", "always", min(args.events, 500))]  # fmt: skip
-    print("load average before: %.2f %.2f %.2f" % os.getloadavg())
+    print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with NatsServer() as server:
         rows: dict[str, list[tuple[float, float, float, float]]] = {}  # per round: wall, cpu, rate, vs memory
         for run in range(args.runs):
@@ -92,7 +92,7 @@ def main() -> None:
                 wall, cpu, rate = _one(server.url, mode, fsync, n, f"{run}{name}{os.getpid()}")
                 base = base or rate
                 rows.setdefault(name, []).append((wall, cpu, rate, rate / base))
-    print("load average after:  %.2f %.2f %.2f" % os.getloadavg())
+    print("load average after:  " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"median of {args.runs} rounds, {args.events} events (wal/always: {min(args.events, 500)})")
     print(f"{'mode':<14}{'submit µs wall':>16}{'µs caller cpu':>15}{'events/s':>11}{'vs memory':>11}")
     for name, runs in rows.items():
