@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,71 @@ def test_corrupt_and_torn_tails_are_skipped_and_counted(tmp_path: Path) -> None:
     assert len(flipped.records) == 8 and flipped.corrupt == 1
     assert (tmp_path.stat().st_mode & 0o777) == 0o700 or tmp_path == tmp_path  # tmp_path is not ours
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_wal_segment_torn_tail_in_the_mapped_layout(tmp_path: Path) -> None:
+    """Format 2: a live ``wal`` segment is preallocated and written through a mapping; its zero padding ends
+    the data (not corruption), a record torn inside the padding (kill -9 mid-copy) is skipped and counted,
+    a flipped byte too, and a format 1 file (records appended with write(), no padding) is still read."""
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    refs = [spool.append_wal(orjson.dumps({"n": i})) for i in range(9)]
+    spool.ack(refs[:2])  # an ack record between the wal records
+    spool.append_wal(orjson.dumps({"n": 9}))
+    (path,) = _data_files(tmp_path)
+    whole = path.read_bytes()  # what a kill -9 now leaves: the page cache holds the records, then zeros
+    live = read_file(path)
+    i9 = whole.rindex(b'{"n":9}')
+    copies = tmp_path / "copies"  # the live file stays as it is (still mapped by the spool)
+    copies.mkdir()
+    copy = copies / path.name
+    copy.write_bytes(whole[: i9 + 3] + b"\0" * (len(whole) - i9 - 3))  # record 9 torn mid-copy
+    torn = read_file(copy)
+    copy.write_bytes(whole[:i9] + b'{"n":7}' + whole[i9 + 7 :])  # a flipped byte: only the checksum sees it
+    flipped = read_file(copy)
+    v1 = copies / "old.wal"  # a format 1 file, as the previous release wrote it
+    v1.write_bytes(b"".join(_frame_v1(k, orjson.dumps(p)) for k, p in ((1, {"key": {}}), (2, [1, {"n": 1}]),
+                                                                          (2, [2, {"n": 2}]), (4, [1]))))
+    old = read_file(v1)
+    v1.write_bytes(v1.read_bytes() + b"\0" * 64)  # format 1 has no padding: zeros there are a torn tail
+    old_zeros = read_file(v1)
+    print(
+        f"\n[spool] mapped wal segment: {len(whole)} B on disk, {live.end} B of records; live {len(live.records)} "
+        f"read / {live.corrupt} skipped; torn {len(torn.records)} / {torn.corrupt} ({torn.corrupt_bytes} B); "
+        f"flipped {len(flipped.records)} / {flipped.corrupt}; format 1: {len(old.records)} read, "
+        f"+zeros {old_zeros.corrupt} skipped ({old_zeros.corrupt_bytes} B)"
+    )
+    assert len(whole) >= 1 << 20 and live.version == 2  # preallocated
+    assert [r[0]["n"] for r in live.records] == list(range(2, 10)) and live.corrupt == 0
+    assert [r[0]["n"] for r in torn.records] == list(range(2, 9)) and torn.corrupt == 1 and torn.corrupt_bytes > 0
+    assert [r[0]["n"] for r in flipped.records] == list(range(2, 9)) and flipped.corrupt == 1
+    assert old.version == 1 and [r[0]["n"] for r in old.records] == [2] and old.corrupt == 0
+    assert old_zeros.corrupt == 1 and old_zeros.corrupt_bytes == 64
+    spool.close()  # acked 2 of 10: the segment stays, truncated to its records
+    (closed,) = _data_files(tmp_path)
+    assert closed.stat().st_size == read_file(closed).end and len(read_file(closed).records) == 8
+    assert (closed.stat().st_mode & 0o777) == 0o600
+
+
+@pytest.mark.parametrize("fsync", ["grouped", "always"])
+def test_wal_fsync_policies_write_the_same_layout(tmp_path: Path, fsync: str) -> None:
+    """``grouped`` (mapped, fsynced by another thread) and ``always`` (pwrite + fsync per record, unmapped):
+    both preallocated format 2 segments read back in order, acknowledged records left out, nothing corrupt."""
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", fsync=fsync, fsync_interval_seconds=0.01)
+    refs = [spool.append_wal(orjson.dumps({"n": i})) for i in range(5)]
+    spool.ack(refs[:1])
+    spool.append_wal(orjson.dumps({"n": 5}))
+    spool.sync()
+    (path,) = _data_files(tmp_path)
+    res = read_file(path)
+    print(f"\n[spool] wal fsync={fsync}: {path.stat().st_size} B on disk, {len(res.records)} read, {res.corrupt} skipped")
+    assert path.stat().st_size >= 1 << 20 and res.version == 2 and res.corrupt == 0
+    assert [r[0]["n"] for r in res.records] == [1, 2, 3, 4, 5]
+    spool.close()
+
+
+def _frame_v1(kind: int, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(bytes((kind,))))
+    return struct.pack("<BBII", 1, kind, len(payload), crc) + payload
 
 
 # --------------------------------------------------------------------------- kill -9 of a wal producer
@@ -307,6 +374,37 @@ def test_dead_parent_files_are_adopted_once_while_its_forked_child_lives(tmp_pat
         release.touch()
         if proc.poll() is None:
             proc.kill()
+
+
+_WAL_FORK = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    for i in range(3):
+        spool.append_wal(b'{"who":"parent","i":%d}' % i)
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited mapping is gone; its records go to a file of its own
+        spool.append_wal(b'{"who":"child","i":0}')
+        os._exit(0 if spool._segments[0].path.name.split("-")[1] == str(os.getpid()) else 3)
+    spool.append_wal(b'{"who":"parent","i":3}')
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status))  # like a crash: nothing closed
+    """
+)
+
+
+def test_wal_forked_child_never_writes_into_the_parents_mapping(tmp_path: Path) -> None:
+    """After fork() the child unmaps and closes the inherited segment (never writes, truncates or unlocks it)."""
+    proc = subprocess.run([sys.executable, "-c", _WAL_FORK, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    files = {p.name.split("-")[1]: [r[0] for r in read_file(p).records] for p in _data_files(tmp_path)}
+    print(f"\n[spool] wal fork: records per owner pid {files}")
+    parent = next(v for v in files.values() if v and v[0]["who"] == "parent")
+    child = next(v for v in files.values() if v and v[0]["who"] == "child")
+    assert [e["i"] for e in parent] == [0, 1, 2, 3] and {e["who"] for e in parent} == {"parent"}
+    assert child == [{"who": "child", "i": 0}] and len(files) == 2
 
 
 def _pid_alive(pid: int) -> bool:

@@ -17,6 +17,17 @@ sinks still owed), ack (wal record numbers settled by every sink). A torn or cor
 bad checksum, unknown kind) ends the read of that file and is counted — never a crash. A reader accepts every
 version up to its own (later versions read earlier files).
 
+Format versions (of a file = of its first record, the header):
+
+- 1: records appended with ``write()``; the file ends with the last record.
+- 2: the same records; a ``.wal`` segment is preallocated (``posix_fallocate``, :data:`_SEGMENT_BYTES`) and
+  written through a shared file mapping (``mmap``: a ``memcpy`` on the caller's thread, no system call, the
+  GIL never released — the data is in the page cache, so it survives ``kill -9`` / ``os._exit`` like a
+  ``write()``). Its written records are followed by zero bytes: a zero version byte is the end of the data,
+  not corruption; a non-zero byte after it is a torn tail (counted). A closed or rotated segment is truncated
+  to its records. With fsync policy ``always`` the segment is preallocated the same way but written with
+  ``pwrite`` (each record is fsynced: the system call costs nothing next to it).
+
 Ownership: each spool holds ``fcntl.flock(LOCK_EX)`` on its own lockfile, opened ``O_CLOEXEC``; a file
 whose lock can be taken belongs to a dead process. Adoption takes that lock (non-blocking: exactly one live
 process wins), renames the dead owner's data files into its own name (atomic), then removes the dead
@@ -28,9 +39,11 @@ files on first use — so a dead parent's files are adoptable while its forked c
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
+import mmap
 import os
 import secrets
 import struct
@@ -67,9 +80,11 @@ FsyncPolicy = Literal["none", "grouped", "always"]
 MODES: tuple[SpoolMode, ...] = ("off", "spill", "wal")
 FSYNC_POLICIES: tuple[FsyncPolicy, ...] = ("none", "grouped", "always")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # see the module docstring; version 1 files are still read
 _FRAME = struct.Struct("<BBII")
 KIND_HEADER, KIND_WAL, KIND_SPILL, KIND_ACK = 1, 2, 3, 4
+_CRC_WAL = zlib.crc32(bytes((KIND_WAL,)))
+_PAGE = mmap.PAGESIZE
 _KINDS = frozenset({KIND_HEADER, KIND_WAL, KIND_SPILL, KIND_ACK})
 _MAX_RECORD = 64 * 1024 * 1024
 _SEGMENT_BYTES = 16 * 1024 * 1024
@@ -194,6 +209,8 @@ class ReadResult:
     corrupt: int = 0  # records skipped (torn / corrupt tail): at least 1 when any byte was unreadable
     corrupt_bytes: int = 0
     acked: int = 0
+    version: int = 0  # the file's format version (its first record's); 0 when none could be read
+    end: int = 0  # bytes of readable records (a version 2 segment's zero padding excluded)
 
 
 def read_file(path: Path | str) -> ReadResult:
@@ -206,6 +223,8 @@ def read_file(path: Path | str) -> ReadResult:
     acked: set[int] = set()
     pos, n = 0, len(data)
     while pos < n:
+        if data[pos] == 0 and out.version != 1:
+            break  # version 2: the end of the written records (the rest is preallocated zeros)
         if n - pos < _FRAME.size:
             break
         version, kind, length, crc = _FRAME.unpack_from(data, pos)
@@ -219,6 +238,8 @@ def read_file(path: Path | str) -> ReadResult:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError:
             break
+        if not out.version:
+            out.version = version
         if kind == KIND_HEADER:
             out.header = obj
         elif kind == KIND_WAL:
@@ -229,10 +250,13 @@ def read_file(path: Path | str) -> ReadResult:
         else:
             acked.update(int(i) for i in obj)
         pos = end
-    if pos < n:
-        out.corrupt_bytes = n - pos
+    out.end = pos
+    # after the last record: version 1 ends there; version 2 may have zero padding (not corruption)
+    bad = n - pos if out.version == 1 else len(data[pos:].rstrip(b"\0"))
+    if bad:
+        out.corrupt_bytes = bad
         out.corrupt = 1
-        logger.warning("otel-commerce: spool file %s: %d unreadable byte(s) at its end skipped", path, n - pos)
+        logger.warning("otel-commerce: spool file %s: %d unreadable byte(s) at its end skipped", path, bad)
     for number, rec in order:
         if number < 0:
             out.records.append(rec)
@@ -290,19 +314,52 @@ def scan(directory: Path) -> list[SpoolFile]:
             res = read_file(path)
         except OSError:
             continue
-        out.append(SpoolFile(path, res.header, len(res.records), st.st_size, st.st_mtime, alive[stem], res.corrupt))
+        size = res.end + res.corrupt_bytes  # a live segment's preallocated zeros are not counted
+        out.append(SpoolFile(path, res.header, len(res.records), size, st.st_mtime, alive[stem], res.corrupt))
     return out
 
 
 class _Segment:
-    __slots__ = ("fd", "path", "rotated", "size", "unacked")
+    __slots__ = ("capacity", "fd", "mm", "path", "rotated", "size", "unacked")
 
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
-        self.size = 0
+        self.size = 0  # bytes of records written
         self.unacked = 0
         self.rotated = False
+        self.mm: mmap.mmap | None = None  # a wal segment's shared mapping (until rotated / closed)
+        self.capacity = 0  # a wal segment's preallocated length (until rotated / closed)
+
+    def put(self, data: bytes) -> None:
+        """Append ``data`` at ``size``: into the mapping while it fits, else with ``pwrite`` (never both at once)."""
+        end = self.size + len(data)
+        if self.mm is not None and end <= self.capacity:
+            self.mm[self.size : end] = data
+        else:
+            os.pwrite(self.fd, data, self.size)
+        self.size = end
+
+    def unmap(self, truncate: bool) -> None:
+        """Close the mapping; ``truncate``: cut the preallocated zeros off the file (a compact file)."""
+        mm, self.mm = self.mm, None
+        if mm is not None:
+            mm.close()
+        if truncate and self.capacity:
+            self.capacity = 0
+            os.ftruncate(self.fd, self.size)
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes of disk: a full disk fails here (OSError), never as SIGBUS in a later ``memcpy``."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except AttributeError:  # pragma: no cover - no posix_fallocate (macOS): a sparse file
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, size)  # pragma: no cover - a filesystem without fallocate: a sparse file
 
 
 _SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
@@ -320,7 +377,8 @@ if hasattr(os, "register_at_fork"):
 class Spool:
     """One engine's spool in one process (see module docstring). Thread-safe.
 
-    ``append_wal`` runs on the caller's thread (one ``write()``; ``fsync`` only with policy ``always``);
+    ``append_wal`` runs on the caller's thread (a ``memcpy`` into a mapped segment; policy ``always``: a
+    ``pwrite`` and an ``fsync``);
     everything else on the delivery thread. Raises nothing into callers except ``OSError`` from
     ``open_lock`` (the engine turns any failure into a counted, warned drop).
     """
@@ -365,7 +423,7 @@ class Spool:
         self._segments: list[_Segment] = []
         self._spill: _Segment | None = None
         self._spill_full: list[_Segment] = []  # rotated spill files, not yet handed to a replay
-        self._dirty: set[int] = set()
+        self._dirty: set[_Segment] = set()  # written since the last grouped fsync
         self._syncer: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -398,15 +456,46 @@ class Spool:
         seg.size = len(self._header)
         return seg
 
+    def _new_wal(self, need: int) -> _Segment:
+        """A preallocated, mapped wal segment (format 2) with room for the header and ``need`` bytes."""
+        self._counter += 1
+        path = self.directory / f"{self._stem}.{self._counter:06d}.wal"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        seg = _Segment(fd, path)
+        try:
+            capacity = -(-max(self._segment_bytes, len(self._header) + need) // _PAGE) * _PAGE
+            _preallocate(fd, capacity)
+            if self.fsync != "always":  # always: pwrite + fsync (see append_wal)
+                seg.mm = mmap.mmap(fd, capacity)  # MAP_SHARED, read + write
+            seg.capacity = capacity
+            seg.put(self._header)
+        except BaseException:
+            seg.mm = None
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        return seg
+
     def _write(self, seg: _Segment, data: bytes) -> None:
-        os.write(seg.fd, data)
-        seg.size += len(data)
+        if seg.mm is not None or seg.path.suffix == ".wal":
+            seg.put(data)
+        else:
+            os.write(seg.fd, data)
+            seg.size += len(data)
         if self.fsync == "always":
-            os.fsync(seg.fd)
+            self._sync_now(seg)
         elif self.fsync == "grouped":
-            self._dirty.add(seg.fd)
-            if self._syncer is None:
-                self._start_syncer()
+            self._mark_dirty(seg)
+
+    def _sync_now(self, seg: _Segment) -> None:
+        """Policy ``always``: ``fsync`` now (its segments are written with ``pwrite``, never mapped)."""
+        os.fsync(seg.fd)
+
+    def _mark_dirty(self, seg: _Segment) -> None:
+        self._dirty.add(seg)
+        if self._syncer is None:
+            self._start_syncer()
 
     def _start_syncer(self) -> None:
         stop = self._stop
@@ -419,31 +508,72 @@ class Spool:
             self.sync()
 
     def sync(self) -> None:
-        """fsync every file written since the last sync (the ``grouped`` policy's thread calls this)."""
+        """fsync every file written since the last sync (the ``grouped`` policy's thread calls this).
+
+        A duplicate descriptor per file, taken under the lock, is synced outside it (appends never wait for
+        a disk) and cannot be a reused descriptor number if the segment is closed meanwhile. For a mapped
+        segment ``fsync`` writes the pages dirtied through the mapping too (Linux: ``msync(MS_SYNC)`` is an
+        ``fsync`` of the range; the page cache is the same).
+        """
         with self._lock:
             dirty, self._dirty = self._dirty, set()
-        for fd in dirty:
-            with contextlib.suppress(OSError):  # closed meanwhile (deleted segment)
+            fds = []
+            for seg in dirty:
+                with contextlib.suppress(OSError):
+                    if seg.fd >= 0:
+                        fds.append(os.dup(seg.fd))
+        for fd in fds:
+            with contextlib.suppress(OSError):
                 os.fsync(fd)
+            os.close(fd)
 
     # ------------------------------------------------------------------ wal (caller's thread)
     def append_wal(self, payload: bytes) -> tuple[_Segment, int]:
-        """Append one event (``payload``: orjson bytes) before ``record_event`` returns; ack it later."""
+        """Append one event (``payload``: orjson bytes) before ``record_event`` returns; ack it later.
+
+        One record (frame + ``[number, payload]``) copied into the segment's shared mapping: no system call
+        and the GIL kept, except when a segment is full (a new preallocated file every ``_SEGMENT_BYTES``).
+        Policy ``always``: ``pwrite`` + ``fsync`` instead (milliseconds; a write fault into a mapped page
+        being written back would wait for the journal with the GIL held, stalling every thread).
+        """
         with self._lock:
-            self._ensure_open()
+            number = self._wal_number + 1
+            body = b"[%d,%b]" % (number, payload)
+            length = len(body)
             seg = self._wal
-            if seg is None or seg.size >= self._segment_bytes:
-                if seg is not None:
-                    seg.rotated = True
-                seg = self._wal = self._new_file("wal")
-                self._segments.append(seg)
-            self._wal_number += 1
-            number = self._wal_number
-            body = b"[" + str(number).encode() + b"," + payload + b"]"
-            self._write(seg, frame(KIND_WAL, body))
+            if seg is None or seg.size + _FRAME.size + length > seg.capacity:
+                seg = self._rotate_wal(_FRAME.size + length)
+            pos = seg.size
+            crc = zlib.crc32(body, _CRC_WAL)
+            mm = seg.mm
+            if mm is not None:
+                end = pos + _FRAME.size + length
+                _FRAME.pack_into(mm, pos, FORMAT_VERSION, KIND_WAL, length, crc)
+                mm[pos + _FRAME.size : end] = body
+                seg.size = end
+            else:  # policy always: one pwrite (the fsync below releases the GIL anyway)
+                seg.put(_FRAME.pack(FORMAT_VERSION, KIND_WAL, length, crc) + body)
+            self._wal_number = number
             seg.unacked += 1
             self.stats["wal"] += 1
+            if self.fsync == "always":
+                self._sync_now(seg)
+            elif self.fsync == "grouped":
+                self._mark_dirty(seg)
         return seg, number
+
+    def _rotate_wal(self, need: int) -> _Segment:
+        """Start a new segment (the full one is unmapped and truncated; acks reach it by ``pwrite``)."""
+        self._ensure_open()
+        old = self._wal
+        seg = self._new_wal(need)
+        if old is not None:
+            old.rotated = True
+            with contextlib.suppress(OSError):
+                old.unmap(truncate=True)
+        self._wal = seg
+        self._segments.append(seg)
+        return seg
 
     def ack(self, refs: Iterable[tuple[Any, int]]) -> None:
         """Mark wal records settled by every sink (one write per segment); drop finished segments."""
@@ -462,7 +592,8 @@ class Spool:
                     self._write(seg, frame(KIND_ACK, orjson.dumps(numbers)))
 
     def _remove(self, seg: _Segment) -> None:
-        self._dirty.discard(seg.fd)
+        self._dirty.discard(seg)
+        seg.unmap(truncate=False)
         with contextlib.suppress(OSError):
             os.close(seg.fd)
         seg.fd = -1
@@ -501,7 +632,7 @@ class Spool:
             segs = [*self._spill_full, *([self._spill] if self._spill is not None else [])]
             self._spill, self._spill_full = None, []
             for seg in segs:
-                self._dirty.discard(seg.fd)
+                self._dirty.discard(seg)
                 with contextlib.suppress(OSError):
                     os.fsync(seg.fd)
                     os.close(seg.fd)
@@ -588,6 +719,8 @@ class Spool:
                 if seg.fd < 0:
                     continue
                 with contextlib.suppress(OSError):
+                    seg.unmap(truncate=True)  # the records stay; the preallocated zeros go
+                with contextlib.suppress(OSError):
                     if self.fsync != "none" or seg.path.suffix == ".spill":
                         os.fsync(seg.fd)
                     os.close(seg.fd)
@@ -604,7 +737,14 @@ class Spool:
                 self._lock_fd = -1
 
     def _forget_after_fork(self) -> None:
-        """In a forked child: close (never unlock) the inherited descriptors; our own files on first use."""
+        """In a forked child: close (never unlock) the inherited descriptors and unmap the inherited
+        mappings (the parent's segments: never written, truncated or synced here); our own files on first use.
+        """
+        for seg in self._segments:
+            mm, seg.mm = seg.mm, None
+            if mm is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    mm.close()  # munmap in this process only
         fds = [self._lock_fd, *(s.fd for s in self._segments), *(s.fd for s in self._spill_full)]
         if self._spill is not None:
             fds.append(self._spill.fd)
