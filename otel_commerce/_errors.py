@@ -25,6 +25,7 @@ __all__ = [
     "PermanentDeliveryError",
     "StreamError",
     "TransientDeliveryError",
+    "install_hint",
 ]
 
 
@@ -68,3 +69,25 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """A failure that retrying cannot fix (rejected by the server)."""
+
+
+def install_hint(extra: str) -> str:
+    """The pip command that installs ``extra`` of *this* installation (otel-commerce is not on PyPI).
+
+    From a checkout (``pip install -e .`` or ``pip install .``, recorded by pip in ``direct_url.json``,
+    PEP 610): ``pip install -e '<checkout>[extra]'``; otherwise the command to run in a checkout.
+    """
+    import json
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        info = json.loads(distribution("otel-commerce").read_text("direct_url.json") or "{}")
+    except (PackageNotFoundError, ValueError):
+        info = {}
+    url = info.get("url", "") if isinstance(info, dict) else ""
+    if isinstance(url, str) and url.startswith("file://") and "dir_info" in info:
+        path = unquote(urlsplit(url).path)
+        flag = "-e " if info["dir_info"].get("editable") else ""
+        return f"pip install {flag}'{path}[{extra}]'"
+    return f"pip install -e '.[{extra}]' (in an otel-commerce checkout)"

@@ -24,7 +24,7 @@ released; ``close()`` of an autobegun transaction fires neither a commit nor a r
   asyncio task (tracked from the session's begin events; the most recently begun wins); with none in
   progress the event is delivered at once. ``AsyncSession`` works through its ``sync_session``.
 
-Requires ``pip install "otel-commerce[sqlalchemy]"`` (SQLAlchemy >= 2.0).
+Requires the ``sqlalchemy`` extra (``pip install -e ".[sqlalchemy]"`` in a checkout) (SQLAlchemy >= 2.0).
 """
 
 from __future__ import annotations

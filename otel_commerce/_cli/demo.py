@@ -174,7 +174,7 @@ def demo_command(
     from ._natsserver import find_nats_server
 
     try:
-        require_collector_extra()
+        require_collector_extra("demo")
         binary = find_nats_server()
     except ConfigurationError as exc:
         fail(str(exc), 2)

@@ -70,9 +70,12 @@ def _phone_lib() -> Any:
             _phonenumbers = phonenumbers
         except ImportError:
             if os.environ.get("OTEL_COMMERCE_PHONE_REGION"):
+                from .._errors import install_hint
+
                 logger.warning(
                     "otel-commerce: OTEL_COMMERCE_PHONE_REGION is set but phonenumbers is not installed "
-                    "(pip install 'otel-commerce[phone]'): phones are hashed as digits only"
+                    "(%s): phones are hashed as digits only",
+                    install_hint("phone"),
                 )
     return _phonenumbers
 

@@ -1,8 +1,8 @@
 """The local collector: Hanzo collector API + OTLP/HTTP logs, stored in SQLite, optionally forwarded.
 
 ``EventStore``, ``EventQuery``, the settings (``load_settings``, ``exposure_warning``) and
-``type_for_name`` need only the standard library; ``create_app`` and ``serve`` (alias ``run``) need the ``collector`` extra (``pip install
-'otel-commerce[collector]'``: starlette, uvicorn, opentelemetry-proto), imported on first use;
+``type_for_name`` need only the standard library; ``create_app`` and ``serve`` (alias ``run``) need the ``collector`` extra (``pip install -e
+'.[collector]'`` in a checkout: starlette, uvicorn, opentelemetry-proto), imported on first use;
 ``require_collector_extra()`` raises a clear ``ConfigurationError`` when it is missing.
 """
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, install_hint
 
 __all__ = ["require_collector_extra"]
 
 _MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "opentelemetry.proto": "opentelemetry-proto"}
 
 
-def require_collector_extra() -> None:
-    """Raise ``ConfigurationError`` naming what is missing unless the collector's dependencies import."""
+def require_collector_extra(extra: str = "collector") -> None:
+    """Raise ``ConfigurationError`` naming what is missing unless the collector's dependencies import.
+
+    ``extra`` is the extra the message asks for: ``"demo"`` from the demo, which needs the collector and
+    a nats-server binary (``[demo]`` includes ``[collector]``).
+    """
     missing = []
     for module, dist in _MODULES.items():
         try:
@@ -23,5 +27,6 @@ def require_collector_extra() -> None:
             missing.append(dist)
     if missing:
         raise ConfigurationError(
-            f"the collector needs {', '.join(missing)}: install it with `pip install 'otel-commerce[collector]'`"
+            f"the {'demo' if extra == 'demo' else 'collector'} needs {', '.join(missing)}: "
+            f"install it with `{install_hint(extra)}`"
         )
