@@ -48,14 +48,24 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._errors import ConfigurationError
 from ._redact import MASK, redact, redact_headers, redact_url, register_secret, secret_header
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MODES", "PII_POLICIES", "Settings"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MODES", "PII_POLICIES", "Settings", "route_url"]
 
 logger = logging.getLogger("otel_commerce")
+
+def route_url(endpoint: str, route: str) -> str:
+    """``endpoint`` with ``route`` (``"/events"``) appended to its *path*; query and fragment kept.
+
+    ``http://h:8091/base?token=q`` + ``/events`` → ``http://h:8091/base/events?token=q`` (string
+    concatenation would give ``…?token=q/events``, a 404 at the collector).
+    """
+    parts = urlsplit(endpoint)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + route))
+
 
 Mode = Literal["log", "span", "both"]
 PiiPolicy = Literal["hash", "drop", "keep"]

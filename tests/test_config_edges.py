@@ -181,3 +181,11 @@ def test_configure_raises_configuration_error_for_every_invalid_argument(
     with pytest.raises(ConfigurationError):
         configure(**kwargs)
     assert RUNTIME.engine is None  # nothing was installed
+
+
+def test_route_url_appends_to_the_path_and_keeps_the_query() -> None:
+    from otel_commerce._config import route_url
+
+    assert route_url("http://h:1?token=q", "/events") == "http://h:1/events?token=q"
+    assert route_url("http://h:1/base/?token=q&x=1", "/health") == "http://h:1/base/health?token=q&x=1"
+    assert route_url("https://h", "/event") == "https://h/event"

@@ -221,3 +221,50 @@ def test_delivery_thread_calls_are_never_traced(collector: FakeCollector) -> Non
         assert [s.name for s in spans.get_finished_spans()] == ["GET"]  # a call of ours is traced
     finally:
         instrumentor.uninstrument()
+
+
+def test_endpoint_with_path_and_query_posts_to_path_events_keeping_the_query(tmp_path: Any) -> None:
+    """`configure(collector_endpoint="http://h:p/base?token=qq")` posts to `/base/events?token=qq` (not
+    `/base?token=qq/events`): a real server that answers 404 to anything else."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append(self.path)
+            ok = self.path == "/base/events?token=qq"
+            answer = json.dumps({"status": "ok", "count": len(json.loads(body)["events"])} if ok else {"error": "no"})
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}/base?token=qq"
+        script = (
+            "import otel_commerce\n"
+            f"otel_commerce.configure(collector_endpoint={endpoint!r}, handle_signals=False)\n"
+            "otel_commerce.record_event('loyalty.points_earned', organization_id='acme', id='p1', data={'n': 1})\n"
+            "assert otel_commerce.flush(10), otel_commerce.stats()\n"
+            "s = otel_commerce.stats(); print(s.get('exported'), s.get('rejected'))\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_COMMERCE_NATS", "PUBSUB_URL"))}
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr
+    assert seen and set(seen) == {"/base/events?token=qq"}, seen
+    assert "404" not in proc.stderr and "rejected" not in proc.stderr.lower(), proc.stderr

@@ -142,3 +142,27 @@ print(json.dumps([first, second]))
     assert first["OTEL_COMMERCE_LINGER_MS"] == "200"
     assert "OTEL_COMMERCE_NATS_TOKEN" not in first and "OTEL_COMMERCE_COLLECTOR_HEADERS" not in first
     assert second["OTEL_COMMERCE_NATS_TOKEN"] == "s3cret"
+
+
+
+def test_export_env_leaves_out_urls_carrying_secrets(tmp_path: Path) -> None:
+    """A collector endpoint with `?token=` or user-info, a NATS URL with a user part: written only with "all"."""
+    script = """
+import json, os
+import otel_commerce
+otel_commerce.configure(collector_endpoint="http://127.0.0.1:9/base?token=qq1",
+                        nats_url="nats://u:pw1@127.0.0.1:9", handle_signals=False)
+first = {k: v for k, v in os.environ.items() if k.startswith("OTEL_COMMERCE_")}
+otel_commerce.configure(collector_endpoint="http://me:pw2@127.0.0.1:9", handle_signals=False)
+second = {k: v for k, v in os.environ.items() if k.startswith("OTEL_COMMERCE_")}
+otel_commerce.configure(export_env="all", collector_endpoint="http://127.0.0.1:9?token=qq1", handle_signals=False)
+third = {k: v for k, v in os.environ.items() if k.startswith("OTEL_COMMERCE_")}
+print(json.dumps([first, second, third]))
+"""
+    env = {k: v for k, v in child_env(OTEL_COMMERCE_SIGNALS="false").items() if "_NATS_URL" not in k and "_ENDPOINT" not in k}
+    proc = subprocess.run([PYTHON, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, second, third = json.loads(proc.stdout)
+    for exported in (first, second):
+        assert not any(secret in v for v in exported.values() for secret in ("qq1", "pw1", "pw2")), exported
+    assert third["OTEL_COMMERCE_COLLECTOR_ENDPOINT"] == "http://127.0.0.1:9?token=qq1"

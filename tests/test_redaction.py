@@ -141,8 +141,8 @@ def test_collector_token_file_start_line_forwarder_log_and_exposure_warning(
     proc = subprocess.Popen(
         [sys.executable, "-m", "otel_commerce.cli", "collector", "--port", str(port), "--db", str(tmp_path / "c.db"),
          "--nats-url", nats_url],
-        env=env,
-        stdout=subprocess.DEVNULL,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=(tmp_path / "access.log").open("w"),  # uvicorn's access log goes to stdout
         stderr=log.open("w"),
         text=True,
     )  # fmt: skip
@@ -162,6 +162,9 @@ def test_collector_token_file_start_line_forwarder_log_and_exposure_warning(
             base + "/event", json={"event": "x", "event_id": "e-1"}, headers={"Authorization": f"Bearer {COLLECTOR_TOKEN}"}
         )
         assert ok.status_code == 200
+        # a token in a query string (some proxies / clients put it there) never reaches uvicorn's access log
+        assert httpx.get(base + "/health?token=qs-secret-77&x=1").status_code == 200
+        assert poll(lambda: "/health?token=" in (tmp_path / "access.log").read_text(), 15)
         assert poll(lambda: "Authorization Violation" in log.read_text(), 15)  # the forwarder's log line
     finally:
         proc.terminate()
@@ -169,6 +172,8 @@ def test_collector_token_file_start_line_forwarder_log_and_exposure_warning(
     out, err = "", log.read_text()
     assert f"127.0.0.1:{port}" in err and "(bearer auth on)" in err and "nats://***@127.0.0.1" in err, err
     assert "Authorization Violation" in err, err  # the forwarder's log line, redacted
+    access = (tmp_path / "access.log").read_text()
+    assert "qs-secret-77" not in access + err and "/health?token=***&x=1" in access, access
     _clean(out + err)
     # bound beyond loopback without a token: a loud warning
     proc = subprocess.Popen(

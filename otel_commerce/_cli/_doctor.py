@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .._config import Settings
+from .._config import Settings, route_url
 from .._log import cause_of
 from .._redact import MASK, redact, redact_headers, redact_url
 
@@ -203,10 +203,12 @@ def _collector_checks(settings: Settings, timeout_seconds: float) -> list[Check]
 
     base = settings.collector_endpoint.rstrip("/")
     shown = redact_url(base)
+    health_url, events_url = route_url(base, "/health"), route_url(base, "/events")
+    shown_health, shown_events = redact_url(health_url), redact_url(events_url)
     try:
         with httpx.Client(timeout=timeout_seconds, headers=dict(settings.collector_headers)) as client:
-            health = client.get(base + "/health")
-            posted = client.post(base + "/events", json={"events": []})
+            health = client.get(health_url)
+            posted = client.post(events_url, json={"events": []})
     except httpx.HTTPError as exc:
         return [
             Check(
@@ -218,13 +220,13 @@ def _collector_checks(settings: Settings, timeout_seconds: float) -> list[Check]
         ]
     checks = []
     if health.status_code == 200:
-        checks.append(Check("collector health", True, f"GET {shown}/health: 200"))
+        checks.append(Check("collector health", True, f"GET {shown_health}: 200"))
     else:
         checks.append(
             Check(
                 "collector health",
                 False,
-                f"GET {shown}/health: HTTP {health.status_code}",
+                f"GET {shown_health}: HTTP {health.status_code}",
                 "OTEL_COMMERCE_COLLECTOR_ENDPOINT must be the base URL that serves /health and /events",
             )
         )
@@ -233,7 +235,7 @@ def _collector_checks(settings: Settings, timeout_seconds: float) -> list[Check]
             Check(
                 "collector auth",
                 False,
-                f"POST {shown}/events: HTTP {posted.status_code} (credentials refused)",
+                f"POST {shown_events}: HTTP {posted.status_code} (credentials refused)",
                 "set OTEL_COMMERCE_COLLECTOR_HEADERS=Authorization=Bearer%20<token> to the collector's token",
             )
         )
@@ -242,12 +244,12 @@ def _collector_checks(settings: Settings, timeout_seconds: float) -> list[Check]
             Check(
                 "collector auth",
                 False,
-                f"POST {shown}/events: HTTP {posted.status_code} (no such route)",
+                f"POST {shown_events}: HTTP {posted.status_code} (no such route)",
                 "OTEL_COMMERCE_COLLECTOR_ENDPOINT must be the base URL that serves /events",
             )
         )
     else:
-        checks.append(Check("collector auth", True, f"POST {shown}/events accepted our credentials"))
+        checks.append(Check("collector auth", True, f"POST {shown_events} accepted our credentials"))
     return checks
 
 

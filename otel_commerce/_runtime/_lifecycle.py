@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, Literal
 
 from .._config import Settings
+from .._redact import redact_url
 from . import _exit
 
 __all__ = [
@@ -228,7 +229,8 @@ def _env_value(name: str, value: Any) -> str:
 def export_settings_env(settings: Settings, export: Literal["settings", "all", "none"] = "settings") -> list[str]:
     """Write the effective settings to ``os.environ`` for spawned children; returns the names written.
 
-    ``"settings"`` writes everything but credentials (a NATS URL carrying a user/token is skipped too);
+    ``"settings"`` writes everything but credentials (token, password, collector headers; a NATS URL or
+    collector endpoint carrying user-info or a token-like query parameter such as ``?token=`` is skipped too);
     ``"all"`` includes them; ``"none"`` writes nothing. Values equal to the defaults are not written.
     """
     if export == "none":
@@ -245,8 +247,8 @@ def export_settings_env(settings: Settings, export: Literal["settings", "all", "
         value = getattr(settings, f.name)
         if value == getattr(defaults, f.name):
             continue
-        if f.name == "nats_url" and export != "all" and "@" in value:
-            continue  # credentials in the URL's user part
+        if f.name in ("nats_url", "collector_endpoint") and export != "all" and redact_url(value) != value:
+            continue  # credentials in the URL's user part or a token-like query parameter
         os.environ[env_name] = _env_value(f.name, value)
         written.append(env_name)
     return written

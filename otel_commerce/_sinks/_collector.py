@@ -34,6 +34,7 @@ import httpx
 import orjson
 
 from .. import _log
+from .._config import route_url
 from .._delivery import Outcome, Prepared, abandon, is_retryable_status, parse_retry_after
 from .._errors import DeliveryError, EventValidationError, PermanentDeliveryError, TransientDeliveryError
 from .._model import Pending, collector_from_event
@@ -137,6 +138,7 @@ class CollectorSink:
         if not endpoint or not endpoint.startswith(("http://", "https://")):
             raise ValueError(f"collector endpoint must be an http(s) URL, got {endpoint!r}")
         self._endpoint = endpoint.rstrip("/")
+        self._urls = {route: route_url(self._endpoint, route) for route in ("/events", "/event")}
         self._headers = {"Content-Type": "application/json", **dict(headers or {})}
         if gzip:
             self._headers["Content-Encoding"] = "gzip"
@@ -226,14 +228,14 @@ class CollectorSink:
         assert self._client is not None
         if self._gzip:
             body = gzip_module.compress(body, compresslevel=6)
-        return await self._client.post(self._endpoint + route, content=body)
+        return await self._client.post(self._urls[route], content=body)
 
     async def _post_batch(self, items: Sequence[Any], lo: int, hi: int) -> httpx.Response | DeliveryError:
         body = b'{"events":[' + b",".join(items[lo:hi]) + b"]}"
         try:
             return await self._post("/events", body)
         except Exception as exc:
-            return _translate(exc, f"POST {redact_url(self._endpoint)}/events ({hi - lo} events)")
+            return _translate(exc, f"POST {redact_url(self._urls['/events'])} ({hi - lo} events)")
 
     async def _send_batch(self, items: Sequence[Any], lo: int, hi: int, results: list[Outcome]) -> None:
         failures = self._server_failures
@@ -257,14 +259,14 @@ class CollectorSink:
             _log.failure(  # a wrong path shows here (and as rejected http_404 if /event is missing too)
                 self.name,
                 "wrong path",
-                f"POST {redact_url(self._endpoint)}/events ({hi - lo} events) answered HTTP {answer.status_code}: "
+                f"POST {redact_url(self._urls['/events'])} ({hi - lo} events) answered HTTP {answer.status_code}: "
                 "sending one event per request",
             )
             self._single_since = time.monotonic()
             await self._send_each(items, lo, hi, results)
             return
         self._track(items, lo, hi, answer.status_code)
-        error = _status_error(answer, f"POST {redact_url(self._endpoint)}/events ({hi - lo} events)")
+        error = _status_error(answer, f"POST {redact_url(self._urls['/events'])} ({hi - lo} events)")
         if error is None:
             return
         if answer.status_code in _SPLIT_STATUS:
@@ -286,7 +288,7 @@ class CollectorSink:
 
     async def _probe(self) -> DeliveryError | None:
         """POST an empty batch: None when the server answers 2xx (it is up: not an outage), else the error."""
-        what = f"POST {redact_url(self._endpoint)}/events (empty probe)"
+        what = f"POST {redact_url(self._urls['/events'])} (empty probe)"
         try:
             response = await self._post("/events", b'{"events":[]}')
         except Exception as exc:
@@ -310,7 +312,7 @@ class CollectorSink:
         if named is not None:
             for index, message in named.items():
                 results[lo + index] = PermanentDeliveryError(
-                    f"POST {redact_url(self._endpoint)}/events: HTTP {answer.status_code}: event refused: {message}",
+                    f"POST {redact_url(self._urls['/events'])}: HTTP {answer.status_code}: event refused: {message}",
                     status=answer.status_code,
                 )
             return
@@ -326,7 +328,7 @@ class CollectorSink:
                 errors.append(half)
             else:
                 self._track(items, a, b, half.status_code)
-                errors.append(_status_error(half, f"POST {redact_url(self._endpoint)}/events ({b - a} events)"))
+                errors.append(_status_error(half, f"POST {redact_url(self._urls['/events'])} ({b - a} events)"))
         statuses = [a.status_code if isinstance(a, httpx.Response) else None for a in answers]
         if statuses[0] == statuses[1] and statuses[0] in _SPLIT_STATUS and _refused_indexes_none(answers):
             for (a, b), err in zip(halves, errors, strict=True):  # both halves fail the same way: reject both
@@ -346,7 +348,7 @@ class CollectorSink:
         if hi - lo == 1:
             self._server_failures.pop(items[lo], None)
             results[lo] = PermanentDeliveryError(
-                f"POST {redact_url(self._endpoint)}/events: the server failed on this event {POISON_AFTER_FAILURES}+ times "
+                f"POST {redact_url(self._urls['/events'])}: the server failed on this event {POISON_AFTER_FAILURES}+ times "
                 "while it accepted others: rejected as a poison event",
                 status=500,
             )
@@ -359,7 +361,7 @@ class CollectorSink:
             if isinstance(half, DeliveryError):
                 self._fill(results, a, b, half)
                 continue
-            err = _status_error(half, f"POST {redact_url(self._endpoint)}/events ({b - a} events)")
+            err = _status_error(half, f"POST {redact_url(self._urls['/events'])} ({b - a} events)")
             if err is None:
                 self._track(items, a, b, half.status_code)
             elif half.status_code >= 500:
@@ -377,7 +379,7 @@ class CollectorSink:
             await self._isolate_server_failure(items, a, b, results)
 
     async def _send_each(self, items: Sequence[Any], lo: int, hi: int, results: list[Outcome]) -> None:
-        what = f"POST {redact_url(self._endpoint)}/event"
+        what = f"POST {redact_url(self._urls['/event'])}"
         for i in range(lo, hi):
             try:
                 response = await self._post("/event", items[i])

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from .._errors import EventValidationError
+from .._redact import redact, redact_url
 from ._forward import Forwarder
 from ._hanzo import hanzo_event
 from ._otlp import decode_json_request, decode_protobuf_request, events_from_request, export_response
@@ -275,6 +276,32 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
+class RedactAccessLog(logging.Filter):
+    """Masks secrets in uvicorn's access-log arguments: ``/events?token=s`` is logged as ``/events?token=***``.
+
+    uvicorn's ``AccessFormatter`` unpacks ``record.args`` (client, method, path, version, status), so
+    each string argument is redacted in place rather than the message being rewritten.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        return True
+
+
+def _redact_arg(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    return redact(redact_url(value) if "?" in value else value)
+
+
+def install_access_log_redaction() -> None:
+    """Add :class:`RedactAccessLog` to the ``uvicorn.access`` logger once (``create_app`` calls it)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactAccessLog) for f in access.filters):
+        access.addFilter(RedactAccessLog())
+
+
 def create_app(
     store: EventStore | None = None,
     *,
@@ -291,6 +318,7 @@ def create_app(
     """
     if max_body_bytes <= 0:
         raise ValueError("max_body_bytes must be positive")
+    install_access_log_redaction()  # a token in a query string never reaches the access log
     own_store = store is None
     the_store = store if store is not None else EventStore(db_path or DEFAULT_DB_PATH)
     forwarder = Forwarder(the_store, nats_url) if nats_url else None
