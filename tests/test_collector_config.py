@@ -66,3 +66,11 @@ def test_otel_commerce_collector_config_loads(monkeypatch: pytest.MonkeyPatch) -
     assert settings.nats_url == "nats://nats:4222" and settings.auth_token is None
     assert settings.db.endswith("events.db") and settings.max_body_bytes == 5 * 1024 * 1024
     assert load_settings(CONFIG_DIR / "otel-commerce-collector.yaml", port=9000).port == 9000
+
+
+def test_collector_config_readme_agrees_with_the_main_readme() -> None:
+    """No `OTEL_LOGS_EXPORTER=otlp,commerce` requirement, no "envelope as its body" (the body is unset by default)."""
+    text = (Path(__file__).resolve().parent.parent / "collector-config" / "README.md").read_text()
+    flat = " ".join(text.split())
+    assert "OTEL_LOGS_EXPORTER=otlp,commerce" not in flat
+    assert "envelope as its body" not in flat and "the body is unset unless" in flat
