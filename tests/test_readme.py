@@ -47,3 +47,26 @@ def test_install_lines_work_from_a_checkout() -> None:
     bare = [line for line in text.splitlines() if re.search(r"pip install[^\n]*otel-commerce(\[|\s|$|`)", line)]
     assert [line for line in bare if "@ file://" not in line] == []
     assert 'pip install -e ".[instrument,otlp]"' in README and 'pip install -e ".[demo]"' in README
+
+
+def _section(title: str) -> str:
+    return README.split(f"\n## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_transactions_snippets_run_as_written() -> None:
+    """Every ```python block of the README's Transactions section runs unchanged and records its event (held
+    until the block / the commit releases it)."""
+    import subprocess
+    import sys
+
+    blocks = re.findall(r"```python\n(.*?)```", _section("Transactions"), re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        script = (
+            "from otel_commerce.testing import capture_events\n"
+            "with capture_events() as events:\n"
+            + "".join(f"    {line}\n" for line in block.splitlines())
+            + "assert [(e.type, e.organization_id, e.id) for e in events] == [('order.completed', 'acme', 'o1')], events\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, block + proc.stderr
