@@ -40,7 +40,7 @@ pytestmark = pytest.mark.skipif(
 APP = textwrap.dedent(
     """
     import json
-    from opentelemetry import _logs
+    from opentelemetry import _logs, trace
     import otel_commerce
     from otel_commerce import flush, record_event
     from otel_commerce._otel._sdk import log_processors
@@ -55,6 +55,7 @@ APP = textwrap.dedent(
         "exporter": type(log_processors(_logs.get_logger_provider())[0]._exporter).__name__,
         "settings": {"linger_seconds": otel_commerce._runtime.RUNTIME.settings.linger_seconds,
                      "nats_url": otel_commerce._runtime.RUNTIME.settings.nats_url},
+        "tracer": type(trace.get_tracer_provider()).__name__,
         "fallback": s["fallback"], "dropped": s.get("dropped", 0), "exported": s.get("exported", 0),
     }))
     """
@@ -76,6 +77,8 @@ async def test_example_config_file_burst_loses_nothing(
     # built from the file: our exporter behind `simple`, its keyword arguments in force; our processor added
     assert out["processors"] == ["SimpleLogRecordProcessor", "CommerceLogRecordProcessor"]
     assert out["exporter"] == "CommerceLogExporter"
+    # the file's tracer_provider section: an SDK provider, so events in request spans carry trace ids
+    assert out["tracer"] == "TracerProvider" and "no trace ids" not in proc.stderr, proc.stderr[-2000:]
     assert out["settings"] == {"linger_seconds": 0.05, "nats_url": nats_server.url}
     assert out["ids"] == out["exported"] == 5000 and out["fallback"] == 0 and out["dropped"] == 0
     info = await js.stream_info("COMMERCE")

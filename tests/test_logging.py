@@ -223,6 +223,34 @@ def test_configure_without_tracer_provider_warns_once() -> None:
         ).stderr
         for kind in ("none", "sdk")
     }
-    assert runs["none"].count("will carry no trace ids") == 1, runs["none"]
+    assert runs["none"].count("carry no trace ids") == 1, runs["none"]
     assert "trace.set_tracer_provider(TracerProvider())" in runs["none"]
+    assert "trace ids" not in runs["sdk"], runs["sdk"]
+
+
+_ENV_ONLY_SCRIPT = """
+import sys
+import otel_commerce
+if sys.argv[1] == "sdk":
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    trace.set_tracer_provider(TracerProvider())
+for i in range(3):  # no configure(): the environment-only path
+    otel_commerce.record_event("loyalty.points_earned", organization_id="acme", id=f"p{i}", data={"n": i})
+"""
+
+
+def test_env_only_first_event_without_tracer_provider_warns_once() -> None:
+    """No configure(), no SDK TracerProvider: the first event outside a span logs one WARNING (stderr, via the
+    library's own last-resort handler) naming the fix; with a provider installed, nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_COMMERCE_COLLECTOR_ENDPOINT="http://127.0.0.1:9", OTEL_COMMERCE_EXIT_TIMEOUT_MS="100")  # a sink
+    runs = {
+        kind: subprocess.run(
+            [sys.executable, "-c", _ENV_ONLY_SCRIPT, kind], env=env, capture_output=True, text=True, timeout=60
+        ).stderr
+        for kind in ("none", "sdk")
+    }
+    assert runs["none"].count("carry no trace ids") == 1, runs["none"]
+    assert "opentelemetry-instrument" in runs["none"] and "set_tracer_provider" in runs["none"], runs["none"]
     assert "trace ids" not in runs["sdk"], runs["sdk"]

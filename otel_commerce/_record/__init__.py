@@ -11,7 +11,8 @@ from ._recorder import (
     event_attributes,
     flat_attributes,
     record_event,
+    warn_without_tracer_provider,
 )
 from ._transaction import Transaction, transaction
 
-__all__ = ['CommerceLogRecord', 'apply_pii', 'build_pending', 'commerce_event', 'emit_pending', 'envelope_body', 'event_attributes', 'flat_attributes', 'pii_kind', 'record_event', 'Transaction', 'transaction']
+__all__ = ['CommerceLogRecord', 'apply_pii', 'build_pending', 'commerce_event', 'emit_pending', 'envelope_body', 'event_attributes', 'flat_attributes', 'pii_kind', 'record_event', 'Transaction', 'transaction', 'warn_without_tracer_provider']

@@ -200,7 +200,36 @@ def build_pending(
         event.span_id = format(sc.span_id, "016x")
         trace_state = sc.trace_state.to_header() if sc.trace_state else ""  # empty in the common case
         return Pending(event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=trace_state)
+    if not _trace_ids_checked:
+        warn_without_tracer_provider()
     return Pending(event=event, items=items)
+
+
+_trace_ids_checked = False
+
+
+def warn_without_tracer_provider(provider: object | None = None) -> None:
+    """Once per process: WARNING when no SDK ``TracerProvider`` is set (``provider`` or the global one).
+
+    Called by ``configure()`` and, on the environment-only path, when the first event is recorded
+    outside a valid span: without an SDK provider no span is ever valid, so events carry no trace ids.
+    """
+    global _trace_ids_checked
+    if _trace_ids_checked:
+        return
+    from opentelemetry.sdk.trace import TracerProvider
+
+    _trace_ids_checked = True  # a global SDK provider stays installed (the API sets it once)
+    if isinstance(provider or trace.get_tracer_provider(), TracerProvider):
+        return
+    import logging
+
+    logging.getLogger("otel_commerce").warning(
+        "otel-commerce: no OpenTelemetry TracerProvider is set, so commerce events carry no trace ids. "
+        "Run under opentelemetry-instrument with a traces exporter (e.g. OTEL_TRACES_EXPORTER=otlp, or "
+        "=none to keep spans local), or set one first: trace.set_tracer_provider(TracerProvider()) "
+        "(opentelemetry.sdk.trace)."
+    )
 
 
 class _LoggerCache:

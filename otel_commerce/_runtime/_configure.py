@@ -19,26 +19,18 @@ from .._errors import ConfigurationError
 from .._model import OnError
 from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from .._otel._sdk import LoggerProvider, log_processors, span_processors
+from .._record import warn_without_tracer_provider
 from ._lifecycle import export_settings_env
 from ._state import RUNTIME
 
 __all__ = ["attach_processor", "attach_span_exporter", "configure", "flush", "shutdown", "stats"]
 
 logger = logging.getLogger("otel_commerce")
-_warned_no_tracer = False
 
 
 def _warn_without_tracer_provider(tracer_provider: TracerProvider | None) -> None:
     """Warn once when no SDK ``TracerProvider`` is set: events would carry no trace ids."""
-    global _warned_no_tracer
-    if _warned_no_tracer or isinstance(tracer_provider or trace.get_tracer_provider(), TracerProvider):
-        return
-    _warned_no_tracer = True
-    logger.warning(
-        "otel-commerce: no OpenTelemetry TracerProvider is set, so commerce events will carry no trace ids. "
-        "Set one first: trace.set_tracer_provider(TracerProvider()) (opentelemetry.sdk.trace), "
-        "or run under opentelemetry-instrument."
-    )
+    warn_without_tracer_provider(tracer_provider)
 
 
 def attach_processor(provider: LoggerProvider) -> CommerceLogRecordProcessor:
