@@ -163,7 +163,10 @@ def parse_headers(raw: str, name: str = "OTEL_COMMERCE_COLLECTOR_HEADERS") -> di
             continue
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
-            raise ConfigurationError(f"{name}: entry {position} is not key=value")
+            raise ConfigurationError(
+                f"{name}: entry {position} is not key=value (the format: name=value pairs separated by "
+                "commas, values URL-encoded, a space as %20 — not `Name: value`)"
+            )
         headers[unquote(key.strip())] = unquote(value.strip())
     return headers
 
@@ -320,6 +323,8 @@ class Settings:
                 value = redact_url(value)
             elif f.name == "collector_headers":
                 value = redact_headers(value)
+            elif f.name == "spool" and not value:
+                value = "spill (default)"  # spill when the spool directory is writable, else off
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -349,7 +354,8 @@ class Settings:
         try:
             headers = parse_headers(_first(env, "OTEL_COMMERCE_COLLECTOR_HEADERS")[0])
         except ConfigurationError as exc:
-            collector_error = collector_error or ("OTEL_COMMERCE_COLLECTOR_HEADERS", str(exc))
+            name = "OTEL_COMMERCE_COLLECTOR_HEADERS"  # named once in the log line, not twice
+            collector_error = collector_error or (name, str(exc).removeprefix(f"{name}: "))
         max_age = _ms(env, "OTEL_COMMERCE_MAX_AGE_MS", _DEFAULT_MAX_AGE_SECONDS, allow_zero=False)
         if max_age is None:
             max_age = _deprecated_seconds(

@@ -193,3 +193,52 @@ def test_spool_check_shows_mode_filesystem_and_backlog(server: NatsServer, tmp_p
     assert f"fix: mount a persistent volume at {volatile} or set OTEL_COMMERCE_SPOOL_DIR" in result.stdout
     assert "ok   spool backlog: no spooled event waiting" in result.stdout
     assert not volatile.exists()
+
+
+def test_invalid_headers_name_the_variable_and_the_format_not_set_an_endpoint() -> None:
+    """`Authorization: Bearer x` (HTTP syntax, not key=value): doctor names OTEL_COMMERCE_COLLECTOR_HEADERS and the
+    format, once, and does not ask to set OTEL_COMMERCE_COLLECTOR_ENDPOINT (it is set)."""
+    code, report, output = _doctor(
+        OTEL_COMMERCE_COLLECTOR_ENDPOINT="http://127.0.0.1:9", OTEL_COMMERCE_COLLECTOR_HEADERS="Authorization: Bearer x"
+    )
+    checks = report["checks"]
+    assert code == 1, output
+    settings = [c for c in checks if c["name"] == "settings"]  # type: ignore[union-attr,index]
+    assert len(settings) == 1 and not settings[0]["ok"], checks
+    detail = settings[0]["detail"]
+    assert detail.startswith("OTEL_COMMERCE_COLLECTOR_HEADERS: entry 1 is not key=value") and "%20" in detail, detail
+    assert detail.count("OTEL_COMMERCE_COLLECTOR_HEADERS") == 1 and "sink is disabled" in detail, detail
+    assert "set OTEL_COMMERCE_NATS_URL" not in str(checks) and "set OTEL_COMMERCE_COLLECTOR_ENDPOINT" not in str(checks)
+
+
+def test_spool_settings_show_their_effective_values() -> None:
+    from otel_commerce import Settings
+    import platformdirs
+
+    _, report, _ = _doctor(OTEL_COMMERCE_COLLECTOR_ENDPOINT="http://127.0.0.1:9")
+    rows = report["settings"]
+    assert rows["spool"] == {"value": "spill (default)", "source": "default"}  # type: ignore[index]
+    resolved = Path(platformdirs.user_state_dir("otel-commerce")) / "spool"  # OTEL_COMMERCE_SPOOL_DIR unset
+    assert rows["spool_dir"]["value"] == f"{resolved} (default)"  # type: ignore[index]
+    assert "spool='spill (default)'" in repr(Settings())
+
+
+def test_pipeline_line_names_opentelemetry_instrument_only_when_installed(tmp_path: Path) -> None:
+    """Without opentelemetry-instrumentation, doctor does not promise that opentelemetry-instrument adds our processor."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "if sys.argv[1] == 'without': sys.modules['opentelemetry.instrumentation'] = None\n"
+        "sys.argv = ['otel-commerce', 'doctor', '--json']\n"
+        "from otel_commerce.cli import main; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PUBSUB_URL", "ANALYTICS_"))}
+    details = {}
+    for kind in ("without", "with"):
+        proc = subprocess.run([sys.executable, "-c", code, kind], env=env, capture_output=True, text=True, timeout=60)
+        checks = orjson.loads(proc.stdout.strip().splitlines()[-1])["checks"]
+        details[kind] = next(c["detail"] for c in checks if c["name"] == "otel pipeline")
+    assert "under opentelemetry-instrument the commerce instrumentor adds" in details["with"]
+    assert "must call otel_commerce.configure()" in details["without"] and "[instrument]" in details["without"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -478,6 +481,24 @@ def bootstrap_command(
 
 
 # --------------------------------------------------------------------------- doctor
+@contextlib.contextmanager
+def _recorded_setting_problems() -> Iterator[list[tuple[int, str]]]:
+    """``(level, message)`` of every WARNING/ERROR the ``otel_commerce`` logger emits inside the block."""
+    found: list[tuple[int, str]] = []
+
+    class _Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found.append((record.levelno, record.getMessage().removeprefix("otel-commerce: ")))
+
+    handler = _Recorder(logging.WARNING)
+    log = logging.getLogger("otel_commerce")
+    log.addHandler(handler)
+    try:
+        yield found
+    finally:
+        log.removeHandler(handler)
+
+
 def doctor_command(
     nats_url: Annotated[
         str | None,
@@ -511,14 +532,22 @@ def doctor_command(
     from ._doctor import Check, run_checks, setting_sources
 
     arguments = {"nats_url": nats_url, "collector_endpoint": collector_endpoint}
-    try:
-        settings = Settings.from_env(None, nats_url=nats_url, collector_endpoint=collector_endpoint)
-    except ConfigurationError as exc:
-        checks = [Check("settings", False, redact(str(exc)), "fix the variable named above")]
-        rows: list[tuple[str, str, str]] = []
-    else:
+    settings: Settings | None = None
+    checks: list[Check] = []
+    with _recorded_setting_problems() as logged:
+        try:
+            settings = Settings.from_env(None, nats_url=nats_url, collector_endpoint=collector_endpoint)
+        except ConfigurationError as exc:
+            checks = [Check("settings", False, redact(str(exc)), "fix the variable named above")]
+    rows: list[tuple[str, str, str]] = []
+    if settings is not None:
+        # what reading the environment logged: an ERROR disabled a sink (name that variable, not "set one")
+        for level, message in logged:
+            warning = level < logging.ERROR
+            checks.append(Check("settings", warning, redact(message), "fix the variable named above", warning))
         rows = setting_sources(settings, arguments=arguments)
-        checks = run_checks(settings, timeout_seconds=timeout)
+        disabled = any(level >= logging.ERROR for level, _ in logged)
+        checks += run_checks(settings, timeout_seconds=timeout, sinks_disabled=disabled)
     problems = [c for c in checks if not c.ok]
     if as_json:
         print_json_line(

@@ -105,8 +105,19 @@ def setting_sources(
                 if env.get(var, "").strip():
                     source = f"env {var}"
                     break
-        rows.append((f.name, shown_value(f.name, getattr(settings, f.name)), source))
+        rows.append((f.name, _effective(f.name, getattr(settings, f.name)), source))
     return rows
+
+
+def _effective(name: str, value: Any) -> str:
+    """The value in force: an unset spool mode is ``spill (default)``, an unset spool directory the resolved one."""
+    if name == "spool" and not value:
+        return "spill (default)"
+    if name == "spool_dir" and not value:
+        from .._delivery._spool import default_dir
+
+        return f"{default_dir()} (default)"
+    return shown_value(name, value)
 
 
 # --------------------------------------------------------------------------- NATS
@@ -265,6 +276,21 @@ def otel_pipeline_check(env: Mapping[str, str] | None = None) -> Check:
     provider = _logs.get_logger_provider()
     if any(isinstance(p, CommerceLogRecordProcessor) for p in log_processors(provider)):  # type: ignore[arg-type]
         return Check("otel pipeline", True, "our processor is on this process's LoggerProvider")
+    import importlib.util
+
+    try:
+        instrument = importlib.util.find_spec("opentelemetry.instrumentation") is not None
+    except (ImportError, ValueError):
+        instrument = False
+    if not instrument:
+        from .._errors import install_hint
+
+        return Check(
+            "otel pipeline",
+            True,
+            "not in this process: the application must call otel_commerce.configure() "
+            f"(opentelemetry-instrument is not installed; for zero-code set-up: {install_hint('instrument')})",
+        )
     exporters = [e.strip() for e in env.get("OTEL_LOGS_EXPORTER", "").split(",")]
     if "commerce" in exporters:
         return Check("otel pipeline", True, "opentelemetry-instrument will install the commerce exporter")
@@ -278,7 +304,8 @@ def otel_pipeline_check(env: Mapping[str, str] | None = None) -> Check:
         "otel pipeline",
         True,
         "not in this process: the application must call otel_commerce.configure() "
-        "or run under opentelemetry-instrument with OTEL_LOGS_EXPORTER=otlp,commerce",
+        "or run under opentelemetry-instrument with the commerce instrumentor enabled "
+        "(remove commerce from OTEL_PYTHON_DISABLED_INSTRUMENTATIONS)",
     )
 
 
@@ -380,11 +407,30 @@ def spool_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def run_checks(settings: Settings, *, env: Mapping[str, str] | None = None, timeout_seconds: float = 3.0) -> list[Check]:
-    """Every check for ``settings``; never raises (a failing check says why)."""
+def run_checks(
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_seconds: float = 3.0,
+    sinks_disabled: bool = False,
+) -> list[Check]:
+    """Every check for ``settings``; never raises (a failing check says why).
+
+    ``sinks_disabled``: reading the environment disabled a sink (an invalid variable, reported by the
+    caller): then "no sink" points at that error instead of asking to set an endpoint.
+    """
     env = os.environ if env is None else env
     checks: list[Check] = []
-    if not settings.has_sink:
+    if not settings.has_sink and sinks_disabled:
+        checks.append(
+            Check(
+                "sinks",
+                False,
+                "no sink in force: the configured sink is disabled by the invalid setting above",
+                "fix the variable named above",
+            )
+        )
+    elif not settings.has_sink:
         checks.append(
             Check(
                 "sinks",
