@@ -212,8 +212,9 @@ def test_invalid_headers_name_the_variable_and_the_format_not_set_an_endpoint() 
 
 
 def test_spool_settings_show_their_effective_values() -> None:
-    from otel_commerce import Settings
     import platformdirs
+
+    from otel_commerce import Settings
 
     _, report, _ = _doctor(OTEL_COMMERCE_COLLECTOR_ENDPOINT="http://127.0.0.1:9")
     rows = report["settings"]

@@ -70,3 +70,22 @@ def test_transactions_snippets_run_as_written() -> None:
         )
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, block + proc.stderr
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_readme_table() -> None:
+    """Each `OTEL_COMMERCE_*` name in the package appears in README "Environment" (full name, or `_SUFFIX` in a
+    row that starts with a full name)."""
+    names = set()
+    for path in (ROOT / "otel_commerce").rglob("*.py"):
+        names |= set(re.findall(r"OTEL_COMMERCE_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")))
+    assert len(names) > 30
+    table = _section("Wiring it up").split("### Environment", 1)[1].split("\nDurations in the environment", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `OTEL_")]
+    documented = set()
+    for row in rows:
+        first = row.split("|")[1]
+        documented |= set(re.findall(r"OTEL_COMMERCE_[A-Z0-9_]+", first))
+        documented |= {"OTEL_COMMERCE" + s for s in re.findall(r"`(_[A-Z0-9_]+)`", first)}
+        documented |= {"OTEL_COMMERCE_NATS" + s for s in re.findall(r"/ `(_[A-Z0-9_]+)`", first)}
+    missing = sorted(names - documented - {"OTEL_COMMERCE_MAX_AGE_SECONDS"})  # the deprecated alias: in the MAX_AGE_MS row
+    assert missing == [], missing
