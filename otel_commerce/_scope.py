@@ -11,6 +11,6 @@ __all__ = ["SCHEMA_URL", "SCOPE_NAME", "SCOPE_VERSION"]
 
 SCOPE_NAME = "otel_commerce"
 #: The package version (also ``otel_commerce.__version__``).
-SCOPE_VERSION = "0.1.0"
+SCOPE_VERSION = "0.2.0"
 #: The OpenTelemetry semantic-conventions schema our records, span events and metrics follow.
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"

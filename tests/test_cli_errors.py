@@ -111,3 +111,15 @@ def test_bootstrap_prints_each_difference_once_in_cli_words() -> None:
     assert both.count("do not cover") == 1 and both.count("60s is shorter than 600s") == 1, both
     assert "duplicate_window" not in both and "reconcile=True" not in both
     assert "--reconcile" in proc.stdout
+
+
+def test_trace_with_a_bad_trace_id_is_one_error_line_and_exit_2() -> None:
+    """`otel-commerce trace zz`: one `error:` line, exit 2, no click usage block."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_commerce.cli", "trace", "zz"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: 'zz' is not a trace id (32 hex digits)"], proc.stderr

@@ -59,6 +59,6 @@ def test_stats_replay_and_drop(tmp_path: Path, nats_server: NatsServer, monkeypa
     assert rows == [7, 40]
     assert replay.exit_code == 0, replay.output
     assert len(ours) == 40 and len(set(ours)) == 40
-    assert refused.exit_code == 1 and left_after_no == 1
+    assert refused.exit_code == 1 and left_after_no == 1 and "nothing dropped" in refused.output
     assert dropped.exit_code == 0 and "7 event(s)" in dropped.output
     assert not list(tmp_path.glob("*.spill")) and os.path.isdir(tmp_path)

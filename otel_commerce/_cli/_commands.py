@@ -248,7 +248,10 @@ def trace_command(
     as_json: JsonOption = False,
 ) -> None:
     """Every commerce event of one trace, in time order (exit code 1 when there is none)."""
-    tid = parse_trace_id(trace_id)
+    try:
+        tid = parse_trace_id(trace_id)
+    except typer.BadParameter as exc:  # one `error:` line, exit 2 (not click's usage block)
+        fail(exc.message, 2)
     start = parse_when(since)
     rows: list[tuple[dict[str, Any], str]]
     if nats_url:

@@ -133,7 +133,11 @@ def drop_command(
     directory: DirOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete spooled events for good (files of dead processes last written before --before)."""
+    """Delete spooled events for good (files of dead processes last written before --before).
+
+    Exit code 0 when files were dropped or none matched; 1 when the confirmation is answered no
+    ("nothing dropped").
+    """
     from .._delivery._spool import scan
 
     when = parse_when(before, option="--before")
@@ -145,6 +149,7 @@ def drop_command(
         out_console.print("nothing to drop")
         return
     if not yes and not typer.confirm(f"Delete {len(victims)} file(s) with {events} event(s) for good?"):
+        out_console.print("nothing dropped")
         raise typer.Exit(1)
     for f in victims:
         f.path.unlink(missing_ok=True)
