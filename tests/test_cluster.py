@@ -9,6 +9,7 @@ import time
 import uuid
 
 import nats
+import nats.errors
 import pytest
 from nats.js import errors as js_errors
 from nats.js.api import StreamConfig
@@ -108,7 +109,19 @@ def test_stream_leader_sigkill_mid_stream_loses_and_duplicates_nothing(nats_clus
         finally:
             await nc.close()
 
-    stored, ids = asyncio.run(read())
+    async def read_settled() -> tuple[int, list[str]]:
+        """The restarted node may still be catching up (JetStream API timeouts while the cluster settles):
+        bounded retries of the whole read, never of what it counts."""
+        for attempt in range(20):
+            try:
+                return await read()
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError) as exc:
+                if attempt == 19:
+                    raise AssertionError(f"the cluster did not settle for reading: {exc!r}") from exc
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    stored, ids = asyncio.run(read_settled())
     lost = n - len(set(ids))
     duplicated = len(ids) - len(set(ids))
     print(
