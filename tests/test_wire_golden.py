@@ -16,6 +16,9 @@ from otel_commerce._model import apply_marketing, event_from_args, new_event
 from otel_commerce._model._catalog import Kind
 from otel_commerce._model._wire import encode_envelope
 from otel_commerce._record import build_pending
+from otel_commerce._sinks import JetStreamSink, headers_for_ids
+from otel_commerce._sinks._jetstream import event_header_block, header_block
+from otel_commerce._sinks._selftrace import message_headers
 
 ITEMS = [
     OrderItem(product_id="p1", product_name="Shirt", sku="SH-1", quantity=2, price=10.0),
@@ -109,3 +112,35 @@ def test_any_data_encodes_to_the_old_bytes(event_type: str, data: dict[str, Any]
     event = CommerceEvent(id="h-1", type=event_type, organization_id="acme", user_id=user_id, data=dict(data),
                           timestamp=datetime(2030, 5, 6, 7, 8, 9, 1, tzinfo=timezone.utc))  # fmt: skip
     assert encode_envelope(event, ITEMS) == _old_path(event, ITEMS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.uuids().map(str), st.text(max_size=8)),
+    st.one_of(st.just("ab" * 16), st.just("0" * 32), st.text(alphabet="0123456789abcdef", max_size=33)),
+    st.one_of(st.just("cd" * 8), st.just("0" * 16), st.text(alphabet="0123456789abcdef", max_size=17)),
+    st.integers(0, 511),
+    st.one_of(st.just(""), st.just("k=v,x=y"), st.text(max_size=6)),
+)
+def test_the_sinks_header_block_is_the_one_nats_py_writes_for_the_old_headers(
+    event_id: str, trace_id: str, span_id: str, flags: int, state: str
+) -> None:
+    """The sink writes its header block directly; it is byte for byte the block nats-py wrote for the headers
+    dict the sink used to pass (``headers_for_ids``), and self-tracing reads the same headers back."""
+    headers = headers_for_ids({"Nats-Msg-Id": event_id}, trace_id, span_id, flags, state)
+    block = event_header_block(event_id, trace_id, span_id, flags, state)
+    assert block == header_block(headers)
+    if all("\r" not in v and "\n" not in v and v == v.strip() for v in headers.values()):
+        assert message_headers(("s", b"", None, 0, block)) == headers
+
+
+def test_prepare_gives_the_old_message(uid: str) -> None:
+    pending = build_pending("order.completed", organization_id="acme", user_id="u", id=f"{uid}-o",
+                            data={"order_id": f"{uid}-o", "revenue": 9.5, "currency": "EUR", "email": "a@b.co"})  # fmt: skip
+    assert pending.event is not None
+    pending.event.trace_id, pending.event.span_id, pending.trace_state = "12" * 16, "34" * 8, "v=1"
+    (subject, payload, _, wire_size, hdr), size = JetStreamSink("nats://127.0.0.1:1").prepare(pending)  # type: ignore[misc]
+    ev = pending.event
+    old_headers = headers_for_ids({"Nats-Msg-Id": ev.event_id}, ev.trace_id, ev.span_id, pending.trace_flags, "v=1")
+    assert (subject, payload, hdr) == (ev.subject, _old_path(ev, pending.items), header_block(old_headers))
+    assert wire_size == len(payload) + len(hdr) and size == len(payload)

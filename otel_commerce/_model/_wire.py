@@ -10,6 +10,7 @@ two for every catalog type).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from ._time import to_unix_seconds
 __all__ = ["encode_envelope"]
 
 _EMPTY = (None, "")
+_LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _ga4_block(rule: GA4Rule, fields: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -91,7 +93,8 @@ def _capi_block(meta: MetaRule, fields: dict[str, Any], event: CommerceEvent) ->
             elif key == "external_id":
                 ext = str(fields.get(f) or "")
         if em:
-            em = capi_hash("em", em)
+            # record_event already wrote a SHA-256 digest (PII policy): kept as is, as capi_hash would
+            em = em if len(em) == 64 and _LOWER_HEX64.fullmatch(em) else capi_hash("em", em)
             if em:
                 ud["em"] = em
         if ext:

@@ -36,10 +36,10 @@ from .._errors import DeliveryError, PermanentDeliveryError, StreamError, Transi
 from .._model import Pending, encode_envelope
 from .._redact import redact_url
 from ._bootstrap import bootstrap
-from ._natsutil import headers_for_ids, max_payload, translate_nats_error
+from ._natsutil import max_payload, translate_nats_error
 from ._selftrace import start_send_spans
 
-__all__ = ["JetStreamSink", "header_block", "header_block_size", "prepare_message"]
+__all__ = ["JetStreamSink", "event_header_block", "header_block", "header_block_size", "prepare_message"]
 
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # nats-py's header key rule (RFC 7230 token)
 
@@ -147,10 +147,9 @@ class JetStreamSink:
         # one pass: envelope + GA4 / Meta CAPI blocks straight to JSON bytes (same bytes as
         # apply_marketing + to_json, tests/test_wire_golden.py); the event itself is left unchanged
         payload = encode_envelope(event, pending.items)
-        headers = headers_for_ids(
-            {"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state
-        )
-        return prepare_message(event.subject, payload, headers)
+        hdr = event_header_block(event.event_id, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state)
+        # no headers dict is kept (fewer objects per queued event): self-tracing reads the block back
+        return (event.subject, payload, None, len(payload) + len(hdr), hdr), len(payload)
 
     # ------------------------------------------------------------------ connection
     def warm(self) -> None:
@@ -398,6 +397,23 @@ def header_block(headers: dict[str, str] | None) -> bytes:
         if not _HEADER_KEY.fullmatch(k):
             raise nats_errors.BadHeaderError(k)
         parts.append(f"{k}: {value.strip().translate(_NEWLINES)}\r\n".encode())
+    parts.append(_CRLF)
+    return b"".join(parts)
+
+
+_MSG_ID = b"NATS/1.0\r\nNats-Msg-Id: "
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+def event_header_block(event_id: str, trace_id: str, span_id: str, trace_flags: int = 1, trace_state: str = "") -> bytes:
+    """``header_block(headers_for_ids({"Nats-Msg-Id": event_id}, trace_id, span_id, trace_flags, trace_state))``,
+    written directly (no dict): ``Nats-Msg-Id``, then the W3C ``traceparent`` / ``tracestate`` of the event."""
+    parts = [_MSG_ID, event_id.strip().translate(_NEWLINES).encode(), _CRLF]
+    if len(trace_id) == 32 and len(span_id) == 16 and trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
+        parts.append(f"traceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n".encode())
+        if trace_state:
+            parts.append(f"tracestate: {trace_state.strip().translate(_NEWLINES)}\r\n".encode())
     parts.append(_CRLF)
     return b"".join(parts)
 
