@@ -4,7 +4,7 @@ previous path, ``apply_marketing(event, items).to_json()``, for every catalog ty
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -144,3 +144,17 @@ def test_prepare_gives_the_old_message(uid: str) -> None:
     old_headers = headers_for_ids({"Nats-Msg-Id": ev.event_id}, ev.trace_id, ev.span_id, pending.trace_flags, "v=1")
     assert (subject, payload, hdr) == (ev.subject, _old_path(ev, pending.items), header_block(old_headers))
     assert wire_size == len(payload) + len(hdr) and size == len(payload)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc),  # before the epoch: floored
+        datetime(2024, 1, 1, 12, 0, 0, 999999, tzinfo=timezone.utc),
+        datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2001, 9, 9, 1, 46, 40),  # naive = UTC
+    ],
+)
+def test_capi_event_time_is_the_old_one(ts: datetime) -> None:
+    event = new_event("order.completed", id="t-1", organization_id="acme", data={"order_id": "t-1"}, timestamp=ts)
+    assert encode_envelope(event) == _old_path(event, [])

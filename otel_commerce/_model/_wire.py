@@ -10,8 +10,10 @@ two for every catalog type).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -26,6 +28,8 @@ __all__ = ["encode_envelope"]
 
 _EMPTY = (None, "")
 _LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 
 
 def _ga4_block(rule: GA4Rule, fields: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -69,19 +73,34 @@ def _ga4_block(rule: GA4Rule, fields: dict[str, Any], currency: str) -> dict[str
     return out
 
 
-def _custom_value(source: str, fields: dict[str, Any]) -> Any:
-    if source.startswith("="):
-        return source[1:]
-    if source.startswith("[]"):
-        return [fields.get(source[2:], "")]
-    return fields.get(source, "")
+@functools.lru_cache(maxsize=256)
+def _custom_plan(custom: tuple[tuple[str, str], ...]) -> tuple[tuple[str, int, str], ...]:
+    """A ``MetaRule.custom`` read once: ``(key, 0, literal)`` for ``=literal``, ``(key, 1, field)`` for
+    ``[]field`` (a one-element list), ``(key, 2, field)`` for a field (as ``apply_marketing`` reads them)."""
+    plan = []
+    for key, src in custom:
+        if src.startswith("="):
+            plan.append((key, 0, src[1:]))
+        elif src.startswith("[]"):
+            plan.append((key, 1, src[2:]))
+        else:
+            plan.append((key, 2, src))
+    return tuple(plan)
+
+
+def _unix_seconds(ts: datetime) -> int:
+    """``to_unix_seconds`` (floored, naive = UTC), with a shortcut for the aware UTC timestamps we record."""
+    if ts.tzinfo is _UTC:
+        d = ts - _EPOCH  # days * 86400 + seconds is the floor (timedelta keeps seconds in 0..86399)
+        return d.days * 86_400 + d.seconds
+    return to_unix_seconds(ts)
 
 
 def _capi_block(meta: MetaRule, fields: dict[str, Any], event: CommerceEvent) -> dict[str, Any]:
     """``FacebookCAPIEvent(...).to_dict()`` of :func:`apply_marketing`, built directly."""
     out: dict[str, Any] = {
         "event_name": meta.event,
-        "event_time": to_unix_seconds(event.timestamp),  # naive = UTC (not the local zone)
+        "event_time": _unix_seconds(event.timestamp),
         "action_source": "website",
     }
     if meta.user_data is not None:
@@ -101,7 +120,10 @@ def _capi_block(meta: MetaRule, fields: dict[str, Any], event: CommerceEvent) ->
             ud["external_id"] = ext
         out["user_data"] = ud
     if meta.custom:
-        out["custom_data"] = {k: _custom_value(src, fields) for k, src in meta.custom}
+        custom: dict[str, Any] = {}
+        for key, how, arg in _custom_plan(meta.custom):
+            custom[key] = fields.get(arg, "") if how == 2 else (arg if how == 0 else [fields.get(arg, "")])
+        out["custom_data"] = custom
     return out
 
 
