@@ -10,15 +10,18 @@ event; the clock runs from the first call to the end of the flush. Baseline: the
 (same subject, payload bytes and ``Nats-Msg-Id`` header as our sink sends, encoded before the clock
 starts) through ``js.publish_async`` (window 4000) and ``publish_async_completed()`` on a connection
 opened beforehand. Each run gets a freshly created COMMERCE stream; the stream's message count is
-checked after every run. Runs alternate (ours, raw, ours, raw, ...); medians are reported.
+checked after every run. Runs alternate (ours, raw, ours, raw, ...); medians are reported. By default
+the whole benchmark runs in 3 fresh processes (``--processes``), GC on, the load average printed before
+each (a process started at load > 2 is repeated, twice at most), and the medians over them are printed.
 
 Latency: ``record_event`` called on a schedule at a fixed offered rate (default 2,000 events/s for 5 s).
 The engine's JetStream sink is wrapped so that, when a ``send`` returns (every ack of the batch is in),
 the ack time of each event in it is taken with ``perf_counter_ns``; the event's record time is taken
 just before its ``record_event`` call, and the two are matched by ``event_id``. So the figure is
 record-to-ack *as the engine sees it* (batching linger + encode + publish + server store + ack). It is
-measured with the default settings (batch 512, linger 50 ms: the linger dominates at this rate) and
-with ``linger_seconds=0``.
+measured with the default settings (batch 512, adaptive linger) at the offered rate and at 5x it
+(10,000 events/s by default), and with ``linger_seconds=0``. (Before adaptive linger the default was a
+50 ms linger, which dominated at this rate.)
 """
 
 from __future__ import annotations
