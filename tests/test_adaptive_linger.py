@@ -56,3 +56,10 @@ def test_linger_settings_from_the_environment_and_configure(caplog: pytest.LogCa
             Settings(linger_seconds=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         DeliveryEngine([], linger_seconds=-1.0, exit_hook=False)
+
+
+def test_configure_none_means_not_given() -> None:
+    """As for every setting, ``linger_seconds=None`` in configure() keeps the environment's value."""
+    assert Settings.from_env({"OTEL_COMMERCE_LINGER_MS": "7"}, linger_seconds=None).linger_seconds == 0.007
+    assert Settings.from_env({}, linger_seconds=None).linger_seconds is None
+    assert Settings.from_env({"OTEL_COMMERCE_LINGER_MS": "7"}, linger_seconds=0).linger_seconds == 0
