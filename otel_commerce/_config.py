@@ -13,7 +13,7 @@
 ``OTEL_COMMERCE_COLLECTOR_GZIP``       ``true`` to gzip collector batches
 ``OTEL_COMMERCE_QUEUE_SIZE``           delivery queue bound (default 10000)
 ``OTEL_COMMERCE_BATCH_SIZE``           events per batch (default 512)
-``OTEL_COMMERCE_LINGER_MS``            batching delay in milliseconds (default 50; 0 = no delay)
+``OTEL_COMMERCE_LINGER_MS``            batching delay in ms; unset = adaptive (default), 0 = no wait, N = N ms
 ``OTEL_COMMERCE_MAX_ATTEMPTS``         attempts per event and sink before it is dropped (default 10)
 ``OTEL_COMMERCE_MAX_AGE_MS``           age after which an undelivered event is dropped (default 300000);
                                        ``OTEL_COMMERCE_MAX_AGE_SECONDS`` is a deprecated alias
@@ -78,7 +78,9 @@ SPOOL_FSYNC = ("none", "grouped", "always")
 
 _DEFAULT_QUEUE_SIZE = 10_000
 _DEFAULT_BATCH_SIZE = 512
-_DEFAULT_LINGER_SECONDS = 0.05
+#: None = adaptive linger: a batch leaves at once when its lane is idle; events arriving while a send is in
+#: flight make up the next batch (README "Settings").
+_DEFAULT_LINGER_SECONDS: float | None = None
 _DEFAULT_MAX_ATTEMPTS = 10
 _DEFAULT_MAX_AGE_SECONDS = 300.0  # below the 10-minute duplicate window
 #: NATS's default max_payload (1 MiB) minus room for headers and the GA4/Meta blocks.
@@ -117,19 +119,27 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _ms(env: Mapping[str, str], name: str, default_seconds: float, *, allow_zero: bool) -> float | None:
-    """A duration in milliseconds, returned in seconds; None when unset; invalid → WARNING and the default."""
+def _ms(env: Mapping[str, str], name: str, default_seconds: float | None, *, allow_zero: bool) -> float | None:
+    """A duration in milliseconds, returned in seconds; None when unset; invalid → WARNING and the default
+    (``default_seconds`` None: the default is "unset", e.g. adaptive linger)."""
     raw = env.get(name, "").strip()
     if not raw:
         return None
     try:
         value = float(raw)
     except ValueError:
-        return float(_fallback(name, raw, "not a number of milliseconds", default_seconds * 1000)) / 1000
+        return _ms_fallback(name, raw, "not a number of milliseconds", default_seconds)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         why = "must be a finite number of milliseconds " + (">= 0" if allow_zero else "> 0")
-        return float(_fallback(name, raw, why, default_seconds * 1000)) / 1000
+        return _ms_fallback(name, raw, why, default_seconds)
     return value / 1000
+
+
+def _ms_fallback(name: str, raw: str, why: str, default_seconds: float | None) -> float | None:
+    if default_seconds is None:  # the default is the unset behaviour (adaptive linger)
+        logger.warning("otel-commerce: %s=%r is invalid (%s); using the default (unset: adaptive)", name, redact(raw), why)
+        return None
+    return float(_fallback(name, raw, why, default_seconds * 1000)) / 1000
 
 
 def _enum(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -216,8 +226,8 @@ def _nats_security_problem(s: Settings) -> tuple[str, str] | None:
 class Settings:
     """Everything otel-commerce can be configured with; ``Settings.from_env()`` reads the environment.
 
-    Durations are in seconds here (``linger_seconds`` >= 0, ``max_age_seconds`` > 0); the environment
-    gives them in milliseconds. Construction raises :class:`ConfigurationError` for any invalid value.
+    Durations are in seconds here (``linger_seconds`` >= 0 or None = adaptive, ``max_age_seconds`` > 0); the
+    environment gives them in milliseconds. Construction raises :class:`ConfigurationError` for any invalid value.
     """
 
     nats_url: str = ""
@@ -235,7 +245,8 @@ class Settings:
     collector_gzip: bool = False
     queue_size: int = _DEFAULT_QUEUE_SIZE
     batch_size: int = _DEFAULT_BATCH_SIZE
-    linger_seconds: float = _DEFAULT_LINGER_SECONDS
+    #: None (default): adaptive linger; 0: no wait; N: wait up to N seconds for a fuller batch
+    linger_seconds: float | None = _DEFAULT_LINGER_SECONDS
     max_attempts: int = _DEFAULT_MAX_ATTEMPTS
     max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
@@ -285,6 +296,8 @@ class Settings:
                 raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
         for name, zero_ok in (("linger_seconds", True), ("max_age_seconds", False), ("exit_timeout_seconds", False)):
             value = getattr(self, name)
+            if name == "linger_seconds" and value is None:
+                continue  # adaptive
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
@@ -361,7 +374,7 @@ class Settings:
             max_age = _deprecated_seconds(
                 env, "OTEL_COMMERCE_MAX_AGE_SECONDS", "OTEL_COMMERCE_MAX_AGE_MS", _DEFAULT_MAX_AGE_SECONDS
             )
-        linger = _ms(env, "OTEL_COMMERCE_LINGER_MS", _DEFAULT_LINGER_SECONDS, allow_zero=True)
+        linger = _ms(env, "OTEL_COMMERCE_LINGER_MS", None, allow_zero=True)  # unset / invalid: adaptive
         values: dict[str, Any] = {
             "nats_url": nats_url,
             "collector_endpoint": "" if collector_error else endpoint,
@@ -378,7 +391,7 @@ class Settings:
             "collector_gzip": _bool(env, "OTEL_COMMERCE_COLLECTOR_GZIP", False),
             "queue_size": _int(env, "OTEL_COMMERCE_QUEUE_SIZE", _DEFAULT_QUEUE_SIZE),
             "batch_size": _int(env, "OTEL_COMMERCE_BATCH_SIZE", _DEFAULT_BATCH_SIZE),
-            "linger_seconds": _DEFAULT_LINGER_SECONDS if linger is None else linger,
+            "linger_seconds": linger,
             "max_attempts": _int(env, "OTEL_COMMERCE_MAX_ATTEMPTS", _DEFAULT_MAX_ATTEMPTS),
             "max_age_seconds": _DEFAULT_MAX_AGE_SECONDS if max_age is None else max_age,
             "max_event_bytes": _int(env, "OTEL_COMMERCE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),

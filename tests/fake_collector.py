@@ -43,6 +43,8 @@ class FakeCollector:
         self.headers_seen: list[dict[str, str]] = []
         self.always_status: int | None = None
         self.delay_seconds = 0.0
+        #: when set: every POST waits (up to 30 s) until the test sets this event (holds a send in flight)
+        self.gate: threading.Event | None = None
         self.batch_route = True
         self.reject_all: int | None = None
         self.batch_sizes: list[int] = []
@@ -185,6 +187,8 @@ class FakeCollector:
                 path = self.path.removeprefix(_PREFIX)
                 with collector._cond:
                     collector.headers_seen.append(dict(self.headers.items()))
+                if collector.gate is not None:
+                    collector.gate.wait(30)
                 if collector.delay_seconds:
                     time.sleep(collector.delay_seconds)  # simulates a slow server (not test synchronisation)
                 if path not in ("/event", "/events"):

@@ -43,7 +43,8 @@ def test_linger_ms_zero_is_valid_and_events_are_delivered(clean_env: pytest.Monk
         ("OTEL_COMMERCE_QUEUE_SIZE", "-1", "queue_size", 10_000),
         ("OTEL_COMMERCE_BATCH_SIZE", "many", "batch_size", 512),
         ("OTEL_COMMERCE_MAX_ATTEMPTS", "0", "max_attempts", 10),
-        ("OTEL_COMMERCE_LINGER_MS", "-5", "linger_seconds", 0.05),
+        ("OTEL_COMMERCE_LINGER_MS", "-5", "linger_seconds", None),  # None: adaptive (the unset default)
+        ("OTEL_COMMERCE_LINGER_MS", "soon", "linger_seconds", None),
         ("OTEL_COMMERCE_MAX_AGE_MS", "nan", "max_age_seconds", 300.0),
         ("OTEL_COMMERCE_MAX_AGE_MS", "0", "max_age_seconds", 300.0),
         ("OTEL_COMMERCE_MODE", "loud", "mode", "log"),

@@ -51,7 +51,8 @@ logger = logging.getLogger("otel_commerce")
 _DEFAULT_QUEUE_SIZE = 10_000
 _DEFAULT_BATCH_SIZE = 512
 _DEFAULT_BATCH_BYTES = 1024 * 1024
-_DEFAULT_LINGER_SECONDS = 0.05
+#: None = adaptive: a batch leaves at once when its lane is idle; what arrives during a send is the next batch.
+_DEFAULT_LINGER_SECONDS: float | None = None
 _DEFAULT_MAX_ATTEMPTS = 10
 #: Below the stream's 10-minute duplicate window: a retry never outlives exactly-once.
 _DEFAULT_MAX_AGE_SECONDS = 300.0
@@ -196,7 +197,7 @@ class DeliveryEngine:
         queue_size: int = _DEFAULT_QUEUE_SIZE,
         batch_size: int = _DEFAULT_BATCH_SIZE,
         batch_bytes: int = _DEFAULT_BATCH_BYTES,
-        linger_seconds: float = _DEFAULT_LINGER_SECONDS,
+        linger_seconds: float | None = _DEFAULT_LINGER_SECONDS,
         max_attempts: int = _DEFAULT_MAX_ATTEMPTS,
         max_age_seconds: float = _DEFAULT_MAX_AGE_SECONDS,
         backoff_initial_seconds: float = _DEFAULT_BACKOFF_INITIAL_SECONDS,
@@ -208,7 +209,9 @@ class DeliveryEngine:
     ) -> None:
         if queue_size < 1 or batch_size < 1 or batch_bytes < 1 or max_attempts < 1:
             raise ValueError("queue_size, batch_size, batch_bytes and max_attempts must be >= 1")
-        if linger_seconds < 0 or max_age_seconds <= 0 or backoff_initial_seconds < 0 or backoff_max_seconds < 0:
+        if linger_seconds is not None and linger_seconds < 0:
+            raise ValueError("linger_seconds must not be negative (None: adaptive)")
+        if max_age_seconds <= 0 or backoff_initial_seconds < 0 or backoff_max_seconds < 0:
             raise ValueError("linger, age and backoff durations must not be negative")
         self._sinks = list(sinks)
         for sink in self._sinks:  # sinks that care (JetStream: duplicate window) learn the age cap
@@ -651,12 +654,23 @@ class DeliveryEngine:
                 await asyncio.sleep(delay)  # cancelled by shutdown
 
     async def _wait_for_batch(self, rt: _Runtime, lane: _Lane) -> None:
-        """Wait (at most ``linger_seconds`` from the oldest entry) for a fuller batch."""
+        """Wait (at most ``linger_seconds`` from the oldest entry) for a fuller batch.
+
+        Adaptive (``linger_seconds=None``, the default): no wait. A lane sends one batch at a time, so the lane
+        is idle here: the batch leaves at once, and whatever arrives while it is in flight makes up the next
+        one (up to ``batch_size``): batches grow with the load, latency stays one round trip when idle. Only
+        events already submitted but not yet routed by the intake are let in first (one loop turn).
+        """
         assert lane.wake is not None
-        if self._linger <= 0:
+        linger = self._linger
+        if linger is None:
+            if self._queue and len(lane.entries) < self._batch_size:
+                await asyncio.sleep(0)  # the intake routes what was submitted meanwhile (one turn, no timer)
+            return
+        if linger <= 0:
             return
         while len(lane.entries) < self._batch_size and not rt.waiters and lane.entries[0].attempts == 0:
-            left = lane.entries[0].queued_at + self._linger - time.monotonic()
+            left = lane.entries[0].queued_at + linger - time.monotonic()
             if left <= 0:
                 return
             lane.wake.clear()

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import nats
 import orjson
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import errors as js_errors
@@ -31,13 +33,15 @@ from nats.js import errors as js_errors
 from .. import _log
 from .._delivery import Outcome, Prepared, abandon, backoff_seconds, enter_hold, leave_hold
 from .._errors import DeliveryError, PermanentDeliveryError, StreamError, TransientDeliveryError
-from .._model import Pending, apply_marketing
+from .._model import Pending, encode_envelope
 from .._redact import redact_url
 from ._bootstrap import bootstrap
-from ._natsutil import headers_for_ids, max_payload, translate_nats_error
+from ._natsutil import max_payload, translate_nats_error
 from ._selftrace import start_send_spans
 
-__all__ = ["JetStreamSink", "header_block_size", "prepare_message"]
+__all__ = ["JetStreamSink", "event_header_block", "header_block", "header_block_size", "prepare_message"]
+
+_HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # nats-py's header key rule (RFC 7230 token)
 
 logger = logging.getLogger("otel_commerce")
 
@@ -61,7 +65,7 @@ class _AckBatch:
     def __init__(self, results: list[Outcome]) -> None:
         self.results = results
         self.remaining = 0
-        self.replies: list[str] = []
+        self.replies: list[bytes] = []
         self.done = asyncio.Event()
 
     def resolve(self, index: int, outcome: Outcome) -> None:
@@ -78,7 +82,7 @@ class _Connection:
         self.nc: NATS | None = None
         self.inbox = ""
         self.counter = 0
-        self.waiting: dict[str, tuple[_AckBatch, int]] = {}
+        self.waiting: dict[bytes, tuple[_AckBatch, int]] = {}  # reply subject -> (batch, index)
         self.ready = asyncio.Event()
         self.closing = False
         self.task: asyncio.Task[None] | None = None
@@ -140,11 +144,12 @@ class JetStreamSink:
         event = pending.event
         if event is None:
             return None
-        apply_marketing(event, pending.items)  # GA4 / Meta CAPI blocks of the envelope (idempotent)
-        headers = headers_for_ids(
-            {"Nats-Msg-Id": event.event_id}, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state
-        )
-        return prepare_message(event.subject, event.to_json(), headers)
+        # one pass: envelope + GA4 / Meta CAPI blocks straight to JSON bytes (same bytes as
+        # apply_marketing + to_json, tests/test_wire_golden.py); the event itself is left unchanged
+        payload = encode_envelope(event, pending.items)
+        hdr = event_header_block(event.event_id, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state)
+        # no headers dict is kept (fewer objects per queued event): self-tracing reads the block back
+        return (event.subject, payload, None, len(payload) + len(hdr), hdr), len(payload)
 
     # ------------------------------------------------------------------ connection
     def warm(self) -> None:
@@ -242,7 +247,8 @@ class JetStreamSink:
             self._connect_failures = 0
             self.last_error = ""
             conn.inbox = nc.new_inbox()
-            await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
+            sub = await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
+            _take_acks_directly(nc, sub._id, conn.waiting)
             return nc
         except Exception as exc:
             self._connect_failures += 1
@@ -258,8 +264,8 @@ class JetStreamSink:
     def _ack_handler(self, conn: _Connection) -> Any:
         waiting = conn.waiting
 
-        async def on_ack(msg: Msg) -> None:
-            entry = waiting.pop(msg.subject, None)
+        async def on_ack(msg: Msg) -> None:  # acks with headers (a 503 status): see _take_acks_directly
+            entry = waiting.pop(msg.subject.encode(), None)
             if entry is not None:
                 entry[0].resolve(entry[1], _ack_outcome(msg))
 
@@ -294,39 +300,52 @@ class JetStreamSink:
         for start in range(0, len(items), self._window):
             end = min(start + self._window, len(items))
             batch = _AckBatch(results)
+            if nc.is_closed or nc.is_draining_pubs or not nc.is_connected:
+                err: DeliveryError = TransientDeliveryError("jetstream: disconnected while publishing")
+                for j in range(start, len(items)):  # this chunk and every later one: retried
+                    results[j] = err
+                break
+            # One buffer of HPUB frames per chunk (what nats-py's publish writes, message by message).
+            parts: list[bytes] = []
+            replies = batch.replies
+            counter = conn.counter
+            payload_bytes = 0
             for i in range(start, end):
-                subject, payload, headers, wire_size = items[i]
+                subject, payload, _headers, wire_size, hdr = items[i]
                 if wire_size > limit:  # the server would close the connection: reject it alone, never send it
                     results[i] = PermanentDeliveryError(
                         f"jetstream: message of {wire_size} bytes (payload {len(payload)} + header block "
                         f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
                     continue
-                if not nc.is_connected:
-                    err: DeliveryError = TransientDeliveryError("jetstream: disconnected while publishing")
-                    for j in range(i, end):
-                        results[j] = err
-                    break
-                conn.counter += 1
-                reply = prefix + str(conn.counter)
+                counter += 1
+                reply = f"{prefix}{counter}".encode()
                 waiting[reply] = (batch, i)
-                batch.remaining += 1
-                batch.replies.append(reply)
-                try:
-                    await nc.publish(subject, payload, reply=reply, headers=headers)
-                except Exception as exc:
-                    if waiting.pop(reply, None) is not None:
-                        batch.remaining -= 1
-                    err = translate_nats_error(exc, f"publish {subject}")
-                    for j in range(i, end):
-                        results[j] = err
-                    break
+                replies.append(reply)
+                parts.append(hpub_line(subject, reply, len(hdr), wire_size))
+                parts.append(hdr)
+                parts.append(payload)
+                parts.append(_CRLF)
+                payload_bytes += len(payload)
+            conn.counter = counter
+            batch.remaining = len(replies)
+            if not replies:
+                continue
+            try:
+                await _write_frames(nc, b"".join(parts), len(replies), payload_bytes)
+            except Exception as exc:
+                err = translate_nats_error(exc, f"publish {items[start][0]}")
+                for reply in replies:
+                    entry = waiting.pop(reply, None)
+                    if entry is not None:
+                        results[entry[1]] = err
+                continue  # the next chunk checks the connection again
             if batch.remaining > 0:
                 try:
                     await asyncio.wait_for(batch.done.wait(), self._ack_timeout)
                 except asyncio.TimeoutError:
                     timeout = TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s")
-                    for reply in batch.replies:
+                    for reply in replies:
                         entry = waiting.pop(reply, None)
                         if entry is not None:
                             results[entry[1]] = timeout
@@ -352,24 +371,111 @@ class JetStreamSink:
         self._conn = None
 
 
+_HDR_LINE = b"NATS/1.0\r\n"
+_CRLF = b"\r\n"
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+
+def hpub_line(subject: str, reply: bytes, header_size: int, total_size: int) -> bytes:
+    """The ``HPUB <subject> <reply> <#header bytes> <#total bytes>\\r\\n`` line nats-py writes before a message."""
+    return b"HPUB %s %s %d %d\r\n" % (subject.encode(), reply, header_size, total_size)
+
+
+def header_block(headers: dict[str, str] | None) -> bytes:
+    """The NATS header block nats-py writes for ``headers`` (``NATS/1.0\\r\\n``, ``k: v\\r\\n``…, ``\\r\\n``).
+
+    Same rules as nats-py's ``Client.publish``: keys and values stripped, empty keys skipped, CR/LF in a
+    value become spaces, a key outside the RFC 7230 token set raises ``nats.errors.BadHeaderError``.
+    """
+    if headers is None:
+        return b""
+    parts = [_HDR_LINE]
+    for key, value in headers.items():
+        k = key.strip()
+        if not k:
+            continue
+        if not _HEADER_KEY.fullmatch(k):
+            raise nats_errors.BadHeaderError(k)
+        parts.append(f"{k}: {value.strip().translate(_NEWLINES)}\r\n".encode())
+    parts.append(_CRLF)
+    return b"".join(parts)
+
+
+_MSG_ID = b"NATS/1.0\r\nNats-Msg-Id: "
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+def event_header_block(event_id: str, trace_id: str, span_id: str, trace_flags: int = 1, trace_state: str = "") -> bytes:
+    """``header_block(headers_for_ids({"Nats-Msg-Id": event_id}, trace_id, span_id, trace_flags, trace_state))``,
+    written directly (no dict): ``Nats-Msg-Id``, then the W3C ``traceparent`` / ``tracestate`` of the event."""
+    parts = [_MSG_ID, event_id.strip().translate(_NEWLINES).encode(), _CRLF]
+    if len(trace_id) == 32 and len(span_id) == 16 and trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
+        parts.append(f"traceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n".encode())
+        if trace_state:
+            parts.append(f"tracestate: {trace_state.strip().translate(_NEWLINES)}\r\n".encode())
+    parts.append(_CRLF)
+    return b"".join(parts)
+
+
 def header_block_size(headers: dict[str, str] | None) -> int:
-    """Bytes of the NATS header block nats-py sends for ``headers`` (``NATS/1.0\\r\\n``, ``k: v\\r\\n``…, ``\\r\\n``).
+    """Bytes of the NATS header block nats-py sends for ``headers``.
 
     The server compares header block + payload with its ``max_payload`` (nats-server ``HPUB``).
     """
-    if headers is None:
-        return 0
-    size = len(b"NATS/1.0\r\n") + 2
-    for key, value in headers.items():
-        k = key.strip()
-        if k:
-            size += len(k.encode()) + 2 + len(value.strip().encode()) + 2
-    return size
+    return len(header_block(headers))
 
 
 def prepare_message(subject: str, payload: bytes, headers: dict[str, str] | None) -> Prepared:
-    """``((subject, payload, headers, wire_size), len(payload))``: one message for :meth:`JetStreamSink.send`."""
-    return (subject, payload, headers, len(payload) + header_block_size(headers)), len(payload)
+    """``((subject, payload, headers, wire_size, header_block), len(payload))``: one message for
+    :meth:`JetStreamSink.send` (the header block is encoded here, on the delivery thread, once per message)."""
+    hdr = header_block(headers)
+    return (subject, payload, headers, len(payload) + len(hdr), hdr), len(payload)
+
+
+#: The private nats-py ``Client`` attributes this sink uses (nats-py pinned to the tested minor range in
+#: pyproject.toml; tests/test_nats_contract.py fails when one of them changes).
+NATS_PRIVATE_ATTRIBUTES = ("_send_command", "_flush_pending", "_flush_queue", "_process_msg", "stats")
+
+
+async def _write_frames(nc: NATS, frames: bytes, count: int, payload_bytes: int) -> None:
+    """Queue ready HPUB frames on nats-py's outgoing buffer and wake its flusher (as ``publish`` does).
+
+    Private nats-py calls, here only: one ``_send_command`` per chunk instead of one ``publish`` per message
+    (nats-py would re-encode the headers and build a frame per call). Reconnects, the pending-size limit and
+    the socket writes stay nats-py's.
+    """
+    nc.stats["out_msgs"] += count
+    nc.stats["out_bytes"] += payload_bytes
+    await nc._send_command(frames)
+    flush_queue = nc._flush_queue
+    if flush_queue is not None and flush_queue.empty():
+        await nc._flush_pending()
+
+
+def _take_acks_directly(nc: NATS, sid: int, waiting: dict[bytes, tuple[_AckBatch, int]]) -> None:
+    """Settle plain acks on our inbox straight from nats-py's protocol parser (private, here only).
+
+    nats-py's ``_process_msg`` would build a ``Msg``, queue it and run the subscription's callback in
+    another task for every ack; an ack without headers (a PubAck JSON) is settled here instead, in the
+    parser's own call. Everything else — other subscriptions, acks with headers (a 503 status) — goes to
+    nats-py's ``_process_msg`` unchanged. The subscription stays a real one (nats-py re-subscribes it
+    after a reconnect; the parser and this hook belong to the same ``Client`` instance).
+    """
+    process_msg = nc._process_msg
+    stats = nc.stats
+
+    async def on_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+        if msg_sid != sid or headers:
+            await process_msg(msg_sid, subject, reply, data, headers)
+            return
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        entry = waiting.pop(subject, None)
+        if entry is not None:
+            entry[0].resolve(entry[1], _ack_data_outcome(data))
+
+    nc._process_msg = on_msg  # type: ignore[method-assign, assignment]
 
 
 def _ack_outcome(msg: Msg) -> Outcome:
@@ -377,12 +483,19 @@ def _ack_outcome(msg: Msg) -> Outcome:
     headers = msg.headers
     if headers and headers.get("Status") == "503":
         return TransientDeliveryError("jetstream: no responders (stream not available)", status=503)
+    return _ack_data_outcome(msg.data)
+
+
+def _ack_data_outcome(data: bytes) -> Outcome:
+    """Outcome of a PubAck body: None when stored (or a duplicate of a stored message)."""
+    if data[:11] == b'{"stream":"' and data[-1:] == b"}" and b'"error"' not in data:
+        return None  # a PubAck as nats-server writes it ({"stream":..,"seq":..[,"duplicate":true]})
     try:
-        ack = orjson.loads(msg.data)
+        ack = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return TransientDeliveryError(f"jetstream: unreadable ack {msg.data[:80]!r}")
+        return TransientDeliveryError(f"jetstream: unreadable ack {data[:80]!r}")
     if not isinstance(ack, dict):
-        return TransientDeliveryError(f"jetstream: unexpected ack {msg.data[:80]!r}")
+        return TransientDeliveryError(f"jetstream: unexpected ack {data[:80]!r}")
     error = ack.get("error")
     if error is None:
         return None  # stored, or a duplicate of a stored message: delivered either way

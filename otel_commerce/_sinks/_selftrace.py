@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 
-__all__ = ["MAX_BATCH", "enabled", "send_attributes", "start_send_spans"]
+__all__ = ["MAX_BATCH", "enabled", "message_headers", "send_attributes", "start_send_spans"]
 
 #: Messages per ``send`` span at most (links per span stay well under the SDK's default limit of 128).
 MAX_BATCH = 128
@@ -33,6 +33,20 @@ def enabled() -> bool:
     return os.environ.get(_ENV, "").strip().lower() in ("on", "true", "1")
 
 
+def message_headers(message: tuple[Any, ...]) -> dict[str, str]:
+    """The headers of a prepared message: its ``headers`` dict, else read back from its header block
+    (``(subject, payload, None, wire_size, b"NATS/1.0\\r\\nk: v\\r\\n...\\r\\n")``: the sink keeps no dict)."""
+    if message[2] is not None:
+        return dict(message[2])
+    out: dict[str, str] = {}
+    if len(message) > 4 and message[4]:
+        for line in bytes(message[4]).decode("utf-8", "replace").split("\r\n")[1:]:
+            key, sep, value = line.partition(": ")
+            if sep:
+                out[key] = value
+    return out
+
+
 def send_attributes(messages: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     """The attributes of one ``send`` span for ``messages`` (``(subject, payload, headers, ...)`` each, ≥ 1)."""
     attrs: dict[str, Any] = {"messaging.system": "nats", "messaging.operation.type": "send"}
@@ -40,7 +54,7 @@ def send_attributes(messages: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     if len(subjects) == 1:
         attrs["messaging.destination.name"] = next(iter(subjects))
     if len(messages) == 1:
-        msg_id = (messages[0][2] or {}).get("Nats-Msg-Id")
+        msg_id = message_headers(messages[0]).get("Nats-Msg-Id")
         if msg_id:
             attrs["messaging.message.id"] = msg_id
     else:
@@ -51,7 +65,7 @@ def send_attributes(messages: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
 def _links(messages: Sequence[tuple[Any, ...]]) -> list[Link]:
     links = []
     for message in messages:
-        sc = trace.get_current_span(propagate.extract(dict(message[2] or {}))).get_span_context()
+        sc = trace.get_current_span(propagate.extract(message_headers(message))).get_span_context()
         if sc.is_valid:
             links.append(Link(sc))
     return links
