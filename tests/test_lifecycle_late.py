@@ -87,3 +87,32 @@ def test_a_daemon_thread_recording_during_exit_loses_nothing_uncounted(tmp_path:
         )
         assert len(returned) > 10
         assert len(missing) <= counted, (run, len(missing), counted, p.stderr[-2000:])
+
+
+def test_shutdown_without_a_timeout_is_bounded_by_the_exit_timeout(uid: str) -> None:
+    """``otel_commerce.shutdown()`` with a sink that accepts connections and never answers returns within the
+    exit timeout (+ the engine's close margin), counting the event undelivered; it used to wait > 280 s."""
+    import threading
+    import time
+
+    from lifecycle_support import silent_port
+
+    import otel_commerce
+    from otel_commerce._runtime import RUNTIME
+    from otel_commerce._runtime._exit import set_exit_timeout
+
+    with silent_port() as port:
+        otel_commerce.configure(collector_endpoint=f"http://127.0.0.1:{port}", spool="off", exit_timeout_seconds=1.0)
+        try:
+            otel_commerce.record_event("loyalty.points_earned", organization_id="acme", id=f"{uid}-1")
+            result: list[bool] = []
+            t0 = time.monotonic()
+            worker = threading.Thread(target=lambda: result.append(otel_commerce.shutdown()), daemon=True)
+            worker.start()
+            worker.join(10.0)
+            elapsed = time.monotonic() - t0
+            assert result == [False], f"shutdown() still waiting after {elapsed:.1f} s"
+            assert elapsed < 1.0 + 2.0
+        finally:
+            RUNTIME.reset()
+            set_exit_timeout(None)  # configure() set the process's exit budget
