@@ -96,11 +96,13 @@ def test_shutdown_without_a_timeout_is_bounded_by_the_exit_timeout(uid: str) -> 
     import time
 
     from lifecycle_support import silent_port
+    from otel_fixtures import global_sdk
 
     import otel_commerce
     from otel_commerce._runtime import RUNTIME
     from otel_commerce._runtime._exit import set_exit_timeout
 
+    global_sdk()  # the suite's global OTel providers (configure() would install its own)
     with silent_port() as port:
         otel_commerce.configure(collector_endpoint=f"http://127.0.0.1:{port}", spool="off", exit_timeout_seconds=1.0)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from otel_fixtures import global_sdk
 
 import otel_commerce
 from otel_commerce import EventValidationError, Order, OrderItem, record_event, stats
@@ -20,6 +21,7 @@ from otel_commerce._runtime import RUNTIME
 @pytest.fixture
 def configured(nats_server: NatsServer) -> Iterator[list[BaseException]]:
     errors: list[BaseException] = []
+    global_sdk()  # the suite's global OTel providers (configure() would install its own)
     otel_commerce.configure(nats_url=nats_server.url, spool="off", on_error=lambda e, p: errors.append(e))
     yield errors
     RUNTIME.reset()
