@@ -51,7 +51,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._errors import ConfigurationError
-from ._redact import MASK, redact, redact_headers, redact_url, register_secret, secret_header
+from ._redact import MASK, redact, redact_headers, redact_url, register_secret
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "MODES", "PII_POLICIES", "Settings", "route_url"]
 
@@ -275,7 +275,8 @@ class Settings:
         register_secret(self.nats_token, self.nats_password)  # masked in every otel-commerce message
         if isinstance(self.collector_headers, Mapping):
             headers = self.collector_headers.items()
-            register_secret(*(v for k, v in headers if isinstance(k, str) and isinstance(v, str) and secret_header(k)))
+            # every value: a header whose name looks harmless (x-honeycomb-team, X-Dsn) may still be a key
+            register_secret(*(v for _, v in headers if isinstance(v, str)))
         for url in (*self.nats_url.split(","), self.collector_endpoint):
             if "@" in url.partition("://")[2].partition("/")[0]:  # credentials in a URL: its user-info part
                 userinfo = url.partition("://")[2].rpartition("@")[0]
@@ -326,7 +327,7 @@ class Settings:
                 raise ConfigurationError(problem)
 
     def __repr__(self) -> str:
-        """Like the dataclass repr, with the password, token, URL credentials and secret headers masked."""
+        """Like the dataclass repr, with the password, token, URL credentials and every header value masked."""
         shown: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)

@@ -306,6 +306,33 @@ def test_span_option_opens_a_span_when_none(sdk: OtelSdk, events: CapturedEvents
     assert span.context is not None and ev.trace_id == format(span.context.trace_id, "032x")
 
 
+@pytest.mark.parametrize("pii", ["hash", "drop", "keep"])
+def test_span_option_records_the_handler_exception_scrubbed(sdk: OtelSdk, events: CapturedEvents, pii: str) -> None:
+    """The span ``span=True`` opens reaches every span exporter: a handler's exception is recorded on it
+    (``exception`` event + ERROR status) with e-mail / IP / phone scrubbed, unless ``OTEL_COMMERCE_PII=keep``."""
+    RUNTIME.install(Settings(pii=pii), None)
+    raw = ("alice@example.com", "203.0.113.7", "+1 415 555 0100")
+
+    @commerce_event("checkout.started", span=True, on_error="checkout.failed", organization_id="acme")
+    def checkout(session_id: str, email: str) -> None:
+        raise ValueError(f"card declined for {email} from 203.0.113.7 tel +1 415 555 0100")
+
+    with pytest.raises(ValueError, match=r"alice@example\.com"):  # the application still sees its own error
+        checkout("s-span-exc", "alice@example.com")
+    [span] = [s for s in sdk.spans.get_finished_spans() if s.name == "commerce checkout.started"]
+    [exc_event] = [e for e in span.events if e.name == "exception"]
+    attrs = dict(exc_event.attributes or {})
+    exported = " ".join(str(v) for v in [span.status.description, *attrs.values()])
+    assert span.status.status_code is trace.StatusCode.ERROR and attrs["exception.type"] == "ValueError"
+    if pii == "keep":
+        assert all(r in exported for r in raw)
+    else:
+        assert not any(r in exported for r in raw), exported
+        assert attrs["exception.message"] == "card declined for [email] from [ip] tel [phone]"
+        assert span.status.description == "ValueError: card declined for [email] from [ip] tel [phone]"
+        assert "Traceback" in str(attrs["exception.stacktrace"])
+
+
 # ------------------------------------------------------------------------------------ modes
 @pytest.mark.parametrize("mode", ["span"], indirect=True)
 def test_span_mode_adds_span_event_and_delivers_once(sdk: OtelSdk, events: CapturedEvents) -> None:

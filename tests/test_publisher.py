@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import datetime
 
 import orjson
 import pytest
@@ -133,6 +134,17 @@ async def test_bad_input_raises_before_sending(
     args = tuple(own.get(a, a) if isinstance(a, str) else a for a in args)
     with pytest.raises(EventValidationError, match=match):
         await getattr(Publisher(js), helper)(*args)
+    assert await count(js, uid) == 0
+
+
+@pytest.mark.parametrize("year", [1969, 2600])
+async def test_a_timestamp_otlp_cannot_encode_is_refused_before_sending(js: JetStreamContext, uid: str, year: int) -> None:
+    """Outside 1970-01-01 .. 2554-07-21 (OTLP's uint64 nanoseconds) raises; nothing reaches the stream."""
+    await bootstrap(js)
+    ev = new_event("order.completed", id=f"o-{uid}", organization_id="acme")
+    ev.timestamp = datetime(year, 6, 1)
+    with pytest.raises(EventValidationError, match="outside 1970"):
+        await Publisher(js).publish(ev.subject, ev)
     assert await count(js, uid) == 0
 
 

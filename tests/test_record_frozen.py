@@ -23,6 +23,7 @@ from otel_commerce import (
     Settings,
     commerce_event,
     record_event,
+    stats,
 )
 from otel_commerce._model._catalog import apply_marketing, new_event
 from otel_commerce._model._identity import event_id_for
@@ -159,15 +160,65 @@ def test_entity_ids_with_unix_ms_use_utc(new_york: None, events: CapturedEvents)
     assert ev.id == f"credit-u1-{calendar.timegm(naive.timetuple()) * 1000}"
 
 
-@pytest.mark.parametrize(
-    "ts",
-    [datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=5))), datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))],
-    ids=["year-0", "year-10000"],
-)
-def test_timestamps_outside_years_1_to_9999_in_utc_are_refused(events: CapturedEvents, ts: datetime) -> None:
-    with pytest.raises(EventValidationError, match="outside years 1-9999"):
+_OUT_OF_OTLP_RANGE = [
+    datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=5))),  # year 0 in UTC
+    datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5))),  # year 10000 in UTC
+    datetime(1969, 12, 31),  # before the epoch: uint64 nanoseconds cannot say it
+    datetime(1970, 1, 1, 0, 59, 59, tzinfo=timezone(timedelta(hours=1))),  # 1969 in UTC
+    datetime(2554, 7, 21, 23, 34, 33, 709552),  # one microsecond past 2**64 - 1 ns
+    datetime(2600, 1, 1),
+    datetime(9999, 12, 31),
+]
+
+
+@pytest.mark.parametrize("ts", _OUT_OF_OTLP_RANGE, ids=lambda ts: ts.isoformat())
+def test_timestamps_outside_what_otlp_can_encode_are_refused(events: CapturedEvents, ts: datetime) -> None:
+    """OTLP's ``time_unix_nano`` is uint64 nanoseconds: 1970-01-01 .. 2554-07-21 in UTC (a stock OTLP
+    exporter fails its whole batch on one such record), so record_event refuses the rest at the call."""
+    with pytest.raises(EventValidationError, match=r"outside 1970-01-01T00:00:00Z \.\. 2554-07-21"):
         record_event("order.created", id="fz-8", organization_id="acme", timestamp=ts)
     assert len(events) == 0
+
+
+def test_the_edges_of_the_otlp_range_are_accepted_and_encode(events: CapturedEvents) -> None:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from otel_fixtures import global_sdk
+
+    sdk = global_sdk()
+    sdk.clear()
+    for ts in (datetime(1970, 1, 1), datetime(2554, 7, 21, 23, 34, 33, 709551)):
+        record_event("order.created", id=f"edge-{ts.year}", organization_id="acme", timestamp=ts)
+    assert [e.timestamp.year for e in events] == [1970, 2554]
+    logs = sdk.logs.get_finished_logs()
+    encode_logs(logs).SerializeToString()  # the stock OTLP encoder takes them
+    sdk.clear()
+
+
+@pytest.mark.parametrize("ts", [datetime(1969, 12, 31), datetime(2600, 1, 1)], ids=["1969", "2600"])
+def test_the_decorator_and_the_client_refuse_a_timestamp_otlp_cannot_encode(
+    events: CapturedEvents, ts: datetime
+) -> None:
+    """The decorator's returned envelope (refused, counted, not delivered) and ``Client.emit_raw``
+    (``Publisher.publish``: tests/test_publisher.py)."""
+    from otel_commerce import Client
+
+    ok = new_event("order.created", id="ts-dec", organization_id="acme")
+
+    @commerce_event("order.created", organization_id="acme")
+    def handler() -> object:
+        ok.timestamp = ts
+        return ok
+
+    before = stats()["errors"]
+    assert handler() is ok  # the handler's result is returned; the event is refused
+    assert len(events) == 0 and stats()["errors"] == before + 1
+    client = Client("http://127.0.0.1:9")
+    try:
+        for raw in (ts, ts.isoformat() + "Z"):
+            with pytest.raises(EventValidationError, match="outside 1970"):
+                client.emit_raw({"event": "x_custom", "timestamp": raw})
+    finally:
+        client.close(0.0)
 
 
 # --------------------------------------------------------------------------- cancellation is not failure

@@ -49,11 +49,41 @@ def test_helpers() -> None:
     assert redact_headers({"Authorization": f"Bearer {COLLECTOR_TOKEN}", "X-API-Key": "k", "X-Org": "o"}) == {
         "Authorization": "***",
         "X-API-Key": "***",
-        "X-Org": "o",
+        "X-Org": "***",  # every collector header value: a harmless-looking name may carry a key
     }
     text = redact(f"Authorization: Bearer {COLLECTOR_TOKEN} api_key={NATS_TOKEN} /etc/app/nats.creds")
     _clean(text)
     assert "/etc/app/nats.creds" in text  # paths are not secrets
+
+
+HONEYCOMB_KEY = "hcKey-HdrSecret-4471"
+
+
+def test_a_header_whose_name_does_not_look_secret_is_masked_everywhere(tmp_path: Path) -> None:
+    """``x-honeycomb-team`` carries an API key: its value shows neither in ``repr(Settings)`` nor in the
+    ``OTEL_COMMERCE_DEBUG`` settings line, whether set by ``configure()`` or ``OTEL_COMMERCE_COLLECTOR_HEADERS``."""
+    settings = Settings(collector_endpoint="http://127.0.0.1:9", collector_headers={"x-honeycomb-team": HONEYCOMB_KEY})
+    assert HONEYCOMB_KEY not in repr(settings) and "'x-honeycomb-team': '***'" in repr(settings)
+    assert HONEYCOMB_KEY not in redact(f"the collector answered 401 for {HONEYCOMB_KEY}")  # registered
+    script = tmp_path / "headers_app.py"
+    script.write_text(
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.DEBUG)\n"
+        "import otel_commerce\n"
+        "kw = {'collector_headers': {'x-honeycomb-team': sys.argv[1]}} if sys.argv[2] == 'configure' else {}\n"
+        "print(repr(otel_commerce.configure(collector_endpoint='http://127.0.0.1:9', spool='off', **kw)))\n"
+    )
+    for how in ("configure", "env"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env["OTEL_COMMERCE_DEBUG"] = "1"
+        if how == "env":
+            env["OTEL_COMMERCE_COLLECTOR_HEADERS"] = f"x-honeycomb-team={HONEYCOMB_KEY}"
+        p = subprocess.run(
+            [sys.executable, str(script), HONEYCOMB_KEY, how], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert p.returncode == 0, p.stderr
+        assert "x-honeycomb-team" in p.stdout and "collector_headers" in p.stderr  # the debug line is there
+        assert HONEYCOMB_KEY not in p.stdout + p.stderr, how
 
 
 def test_settings_repr_and_configuration_errors_are_redacted(caplog: pytest.LogCaptureFixture) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -91,6 +92,39 @@ def test_outer_rollback_discards_what_inner_blocks_released(sdk: OtelSdk, events
             _order("tx-outer-rb")
         raise KeyError("x")
     assert events == []
+
+
+def test_a_task_recording_after_its_inner_block_released_belongs_to_the_enclosing_block(
+    sdk: OtelSdk, events: CapturedEvents
+) -> None:
+    """A task started in an inner block records after that block released: the event goes to the nearest
+    still-open enclosing block — discarded if it rolls back, emitted only when the root releases."""
+
+    async def scenario(prefix: str, fail: bool) -> list[str]:
+        go = asyncio.Event()
+        recorded: list[str] = []
+
+        async def late() -> None:
+            await go.wait()
+            recorded.append(_order(prefix))
+
+        with contextlib.suppress(RuntimeError):
+            async with otel_commerce.transaction():
+                async with otel_commerce.transaction():
+                    task = asyncio.create_task(late())
+                go.set()  # the inner block has released; the outer one is still open
+                await task
+                assert events == [] and sdk.logs.get_finished_logs() == ()  # held by the outer block
+                if fail:
+                    raise RuntimeError("payment failed: roll back the whole order")
+        return recorded
+
+    before = stats()["discarded"]
+    asyncio.run(scenario("tx-late-rb", fail=True))
+    assert events == [] and sdk.logs.get_finished_logs() == ()  # no ghost order
+    assert stats()["discarded"] == before + 1
+    kept = asyncio.run(scenario("tx-late-ok", fail=False))
+    assert [e.event_id for e in events] == kept and _log_ids(sdk) == kept
 
 
 def test_on_error_events_bypass_the_block(sdk: OtelSdk, events: CapturedEvents) -> None:

@@ -38,7 +38,7 @@ from otel_commerce._model._catalog import collector_from_event
 from otel_commerce._model._envelope import MAX_DEPTH
 from otel_commerce._model._hashing import capi_hash, sha256_hex
 from otel_commerce._record import build_pending
-from otel_commerce._record._pii import apply_pii, pii_kind, scrub_text
+from otel_commerce._record._pii import apply_pii, mask_id, pii_kind, scrub_text
 from otel_commerce._runtime import RUNTIME
 from otel_commerce.testing import CapturedEvents, capture_events
 
@@ -326,10 +326,45 @@ def test_generated_inputs_accepted_means_deliverable_refused_means_our_error(tmp
         "userAgent",
         "X-Real-IP",
         "billingPhone",
+        "mail",
+        "customer_mail",
+        "email1",
+        "email_2",
+        "cell",
+        "cellphone",
+        "ipv4",
+        "ip_address_v4",
+        "ipv4_address",
+        "ipV6",
     ],
 )
 def test_pii_keys_by_token(key: str) -> None:
     assert pii_kind(key) in ("em", "ph", "ip", "ua")
+
+
+_RAW_EMAIL, _RAW_PHONE, _RAW_IP = "alice@example.com", "+1 415 555 0100", "203.0.113.7"
+
+
+def test_suffixed_keys_and_phone_shaped_ids_reach_no_otel_signal_raw(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """Digit / ``v4``-``v6`` suffixes are ignored (``email1``, ``ip_address_v4``); ``mail`` and ``cell`` are
+    tokens; phone-shaped ``id`` / ``user_id`` / ``session_id`` are digested in the log records like
+    e-mail- and IP-shaped ones, while the delivered envelope keeps the raw ids."""
+    keys = {
+        "mail": _RAW_EMAIL, "customer_mail": _RAW_EMAIL, "email1": _RAW_EMAIL, "email_2": _RAW_EMAIL,
+        "cell": _RAW_PHONE, "cellphone": _RAW_PHONE, "ip_address_v4": _RAW_IP, "ipv4_address": _RAW_IP,
+    }  # fmt: skip
+    for i, (key, value) in enumerate(keys.items()):
+        record_event("loyalty.probe", organization_id="acme", id=f"pii-sfx-{i}", data={key: value})
+    record_event("loyalty.probe", organization_id="acme", id="+14155550100", user_id="+44 20 7946 0958",
+                 session_id="+1 (415) 555-0199")  # fmt: skip
+    logs = [r.log_record for r in sdk.logs.get_finished_logs()]
+    assert len(logs) == len(keys) + 1
+    wire = repr([(dict(r.attributes or {}), r.body) for r in logs])
+    for raw in (_RAW_EMAIL, _RAW_PHONE, _RAW_IP, "14155550100", "+44 20 7946 0958", "555-0199"):
+        assert raw not in wire, raw
+    last = events[-1]  # the envelope keeps the raw ids (event_id is computed from them)
+    assert (last.id, last.user_id, last.session_id) == ("+14155550100", "+44 20 7946 0958", "+1 (415) 555-0199")
+    assert dict(logs[-1].attributes or {})["commerce.id"] == mask_id("+14155550100") != "+14155550100"
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from .._config import DEFAULT_MAX_EVENT_BYTES
 from .._delivery import DeliveryEngine, _metrics
 from .._errors import EventValidationError
-from .._model import CATALOG, OnError, Order, Pending, collector_from_args, event_id_for, uuid7
+from .._model import CATALOG, OnError, Order, Pending, collector_from_args, event_id_for, parse_timestamp, uuid7
 from .._model._catalog import COLLECTOR_MAX_QUANTITY, COLLECTOR_MAX_REVENUE, check_catalog_type, check_fields
 from .._model._envelope import clean_data
+from .._model._time import utc
 from .._otel import current_ids
 from .._sinks import CollectorSink
 
@@ -138,6 +140,9 @@ class Client:
         props = event.get("properties")
         if props is not None and not isinstance(props, Mapping):
             raise EventValidationError(f"properties must be an object, got {type(props).__name__}")
+        raw_ts = event.get("timestamp")
+        if raw_ts is not None:  # in the range every hop can encode (``_model._time.utc``)
+            utc(raw_ts if isinstance(raw_ts, datetime) else parse_timestamp(raw_ts))
         payload = dict(clean_data(event, "event", max_bytes=self._max_event_bytes))
         _check_columns(payload)
         properties = dict(payload.get("properties") or {})

@@ -59,7 +59,7 @@ class Publisher:
         validate_subject(subject)
         if not isinstance(event, CommerceEvent):
             raise EventValidationError(f"event must be a CommerceEvent, got {type(event).__name__}")
-        event.timestamp = utc(event.timestamp)  # naive means UTC; years 1-9999 only (EventValidationError)
+        event.timestamp = utc(event.timestamp)  # naive means UTC; 1970 .. 2554 only (EventValidationError)
         check_envelope(event, max_bytes=None)  # the server's max_payload is checked below, exactly
         if not event.event_id:
             spec = CATALOG.get(event.type)

@@ -4,7 +4,7 @@ It knows no catalog: the mapping/encoding of an event is the sinks' job (``Sink.
 """
 
 from ._engine import DeliveryEngine, exit_engines, shutdown_all
-from ._process import FORK_HOLD_SECONDS, add_start_hook, enter_hold, leave_hold, set_exit_note
+from ._process import FORK_HOLD_SECONDS, add_start_hook, enter_hold, leave_hold, set_exit_note, set_late_submit
 from ._retry import RETRYABLE_STATUS, backoff_seconds, is_retryable_status, parse_retry_after
 from ._sink import ErrorCallback, Item, Outcome, Prepared, Sink, abandon
 
@@ -26,5 +26,6 @@ __all__ = [
     "leave_hold",
     "parse_retry_after",
     "set_exit_note",
+    "set_late_submit",
     "shutdown_all",
 ]

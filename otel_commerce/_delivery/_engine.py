@@ -259,6 +259,8 @@ class DeliveryEngine:
     def submit(self, pending: Item) -> bool:
         """Queue ``pending`` for delivery; False when something had to be dropped (never blocks or raises)."""
         try:
+            if self._closed and _process.late_submit(self, pending):  # after shutdown (_runtime._late)
+                return True
             overflow: _Track | None = None
             start = wake = False
             wal = self._wal_append(pending) if self._wal else None

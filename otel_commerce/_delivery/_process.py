@@ -9,7 +9,9 @@ plugs those in through this module:
   (:func:`enter_hold` / :func:`leave_hold`, also used by sinks around a TLS handshake);
 - **start hooks** (:func:`add_start_hook`): run on the caller's thread each time a delivery thread starts
   (also in a forked or spawned child), e.g. to register a ``multiprocessing`` finalizer;
-- **exit note** (:func:`set_exit_note`): text added to the shutdown WARNING (e.g. the exit deadline).
+- **exit note** (:func:`set_exit_note`): text added to the shutdown WARNING (e.g. the exit deadline);
+- **late submit** (:func:`set_late_submit`): what a shut-down engine does with an event submitted after its
+  shutdown (at exit: a last bounded attempt; never a silent drop).
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "FORK_HOLD_SECONDS",
     "add_start_hook",
     "enter_hold",
     "exit_note",
+    "late_submit",
     "leave_hold",
     "run_start_hooks",
     "set_exit_note",
+    "set_late_submit",
 ]
 
 logger = logging.getLogger("otel_commerce")
@@ -37,6 +42,7 @@ FORK_HOLD_SECONDS = 1.0
 
 _start_hooks: list[Callable[[], None]] = []
 _exit_note: Callable[[], str] | None = None
+_late_submit: Callable[[Any, Any], bool] | None = None
 
 
 def add_start_hook(hook: Callable[[], None]) -> None:
@@ -67,6 +73,24 @@ def exit_note() -> str:
         return note()
     except Exception:  # pragma: no cover
         return ""
+
+
+def set_late_submit(hook: Callable[[Any, Any], bool] | None) -> None:
+    """``hook(engine, item)`` takes an event submitted to ``engine`` after its shutdown: True when it took it
+    (delivered, spooled, or counted and logged itself), False to let the engine count it dropped."""
+    global _late_submit
+    _late_submit = hook
+
+
+def late_submit(engine: Any, item: Any) -> bool:
+    hook = _late_submit
+    if hook is None:
+        return False
+    try:
+        return hook(engine, item)
+    except Exception:  # pragma: no cover - never raise into submit
+        logger.debug("otel-commerce: late submit hook failed", exc_info=True)
+        return False
 
 
 # ---------------------------------------------------------------------------------------- fork hold

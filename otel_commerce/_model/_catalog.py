@@ -833,9 +833,26 @@ def entity_id(spec: EventSpec, fields: Mapping[str, Any], timestamp: datetime) -
     return check_text(out, f"{spec.type}: id")
 
 
+def _text_size(s: str) -> int:
+    """An upper bound of the bytes ``s`` adds to an envelope where it appears (body, GA4 items) and in the
+    collector's JSON string (encoded twice there).
+
+    Plain printable ASCII without ``"`` or ``\\`` (the usual case: one C-level check) costs a byte per
+    character in each of the three places; anything else is measured: its exact JSON-encoded length
+    (UTF-8: 4 bytes for an emoji; escapes: up to 6 bytes for a control character), counted once for the
+    body, once for GA4 and twice for the doubly-encoded collector string (escaping again at most doubles it).
+    """
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return 3 * len(s)
+    try:
+        return 4 * (len(orjson.dumps(s)) - 2)
+    except orjson.JSONEncodeError:  # a lone surrogate: refused by the checks; bound it anyway
+        return 24 * len(s)
+
+
 def items_size(items: Sequence[OrderItem]) -> int:
-    """An estimate of the bytes ``items`` add to an envelope (body, GA4 items, collector JSON string)."""
-    return sum(3 * (len(i.product_id) + len(i.product_name) + len(i.sku)) + 240 for i in items)
+    """An upper bound of the bytes ``items`` add to an envelope (body, GA4 items, collector JSON string)."""
+    return sum(_text_size(i.product_id) + _text_size(i.product_name) + _text_size(i.sku) + 240 for i in items)
 
 
 _ENVELOPE_OVERHEAD = 2048  # ids, timestamp, trace ids, the GA4/Meta blocks' fixed keys

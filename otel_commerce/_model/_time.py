@@ -1,4 +1,7 @@
-"""Timestamps of events: naive means UTC on every path; years outside 1-9999 (in UTC) are refused.
+"""Timestamps of events: naive means UTC on every path; instants no hop can encode are refused.
+
+The range is OTLP's: ``time_unix_nano`` is an unsigned 64-bit count of nanoseconds, so
+1970-01-01T00:00:00Z .. 2554-07-21T23:34:33.709551Z (an OTLP exporter fails the whole batch otherwise).
 
 The one place that turns a ``datetime`` into the UTC instant we record, the OTel nanosecond timestamp
 (exact to the microsecond, no float rounding) and the unix seconds / milliseconds of CAPI
@@ -15,25 +18,33 @@ __all__ = ["from_unix_ns", "to_unix_ms", "to_unix_ns", "to_unix_seconds", "utc"]
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+#: the last microsecond whose nanosecond count fits OTLP's uint64 ``time_unix_nano``
+_LAST = _EPOCH + timedelta(microseconds=(2**64 - 1) // 1_000)
+_RANGE = "1970-01-01T00:00:00Z .. 2554-07-21T23:34:33.709551Z (OTLP's unsigned 64-bit nanoseconds)"
 
 
 def utc(ts: datetime) -> datetime:
     """``ts`` as an aware UTC datetime; a naive ``ts`` is taken as UTC (never as local time).
 
-    Raises ``EventValidationError`` for a non-datetime and when the UTC instant falls outside years
-    1-9999 (e.g. ``datetime(1, 1, 1, tzinfo=+05:00)``).
+    Raises ``EventValidationError`` for a non-datetime and when the UTC instant falls outside
+    1970-01-01T00:00:00Z .. 2554-07-21T23:34:33.709551Z: OTLP's ``time_unix_nano`` is an unsigned 64-bit
+    count of nanoseconds (the OTLP log encoder fails a whole batch on one such record).
     """
     if not isinstance(ts, datetime):
         raise EventValidationError(f"timestamp must be a datetime, got {type(ts).__name__}")
     tz = ts.tzinfo
     if tz is None:
-        return ts.replace(tzinfo=_UTC)
-    if tz is _UTC:
-        return ts
-    try:
-        return ts.astimezone(_UTC)
-    except (OverflowError, ValueError) as exc:
-        raise EventValidationError(f"timestamp {ts.isoformat()} is outside years 1-9999 in UTC") from exc
+        out = ts.replace(tzinfo=_UTC)
+    elif tz is _UTC:
+        out = ts
+    else:
+        try:
+            out = ts.astimezone(_UTC)
+        except (OverflowError, ValueError) as exc:
+            raise EventValidationError(f"timestamp {ts.isoformat()} is outside {_RANGE}") from exc
+    if not _EPOCH <= out <= _LAST:
+        raise EventValidationError(f"timestamp {ts.isoformat()} is outside {_RANGE}")
+    return out
 
 
 def to_unix_ns(ts: datetime) -> int:

@@ -13,8 +13,9 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -213,6 +214,36 @@ def _is_failure(error: BaseException) -> bool:
 _NO_SPAN: AbstractContextManager[Any] = nullcontext()  # reusable: it holds no state
 
 
+@contextmanager
+def _our_span(name: str) -> Iterator[trace.Span]:
+    """The span ``span=True`` opens. A handler's exception is recorded on it (``exception`` event, ERROR
+    status) with its text scrubbed of e-mail / IP / phone (``scrub_text``) unless ``OTEL_COMMERCE_PII=keep``:
+    every span exporter sees this span, and an exception message often quotes the customer."""
+    tracer = trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
+    with tracer.start_as_current_span(name, record_exception=False, set_status_on_exception=False) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            _record_exception(span, exc)
+            raise
+
+
+def _record_exception(span: trace.Span, exc: BaseException) -> None:
+    try:
+        if _slot.RUNTIME.settings.pii == "keep":
+            span.record_exception(exc, escaped=True)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            return
+        message = scrub_text(str(exc))
+        stacktrace = scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        span.record_exception(
+            exc, attributes={"exception.message": message, "exception.stacktrace": stacktrace}, escaped=True
+        )
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+    except Exception:  # telemetry never raises into the handler
+        logger.debug("otel-commerce: recording an exception on the span failed", exc_info=True)
+
+
 class _Recorder:
     """What a decorated callable does after (or instead of) its handler returns."""
 
@@ -237,7 +268,7 @@ class _Recorder:
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
             return _NO_SPAN
-        return trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL).start_as_current_span(self.span_name)
+        return _our_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         value: Any = None

@@ -28,9 +28,9 @@ from .._model import capi_hash
 
 __all__ = ["apply_pii", "apply_pii_frozen", "is_pii_shaped", "mask_id", "pii_kind", "scrub_text", "split_key"]
 
-_EM = frozenset({"email", "emails", "em"})
-_PH = frozenset({"phone", "phones", "mobile", "mobiles", "msisdn", "telephone", "tel", "ph", "cellphone"})
-_IP = frozenset({"ip", "ips", "ipv4", "ipv6", "ipaddr", "ipaddress"})
+_EM = frozenset({"email", "emails", "em", "mail", "mails"})
+_PH = frozenset({"phone", "phones", "mobile", "mobiles", "msisdn", "telephone", "tel", "ph", "cellphone", "cell"})
+_IP = frozenset({"ip", "ips", "ipv", "ipv4", "ipv6", "ipaddr", "ipaddress"})  # "ipv": ipv4 splits as ipv, 4
 _UA = frozenset({"useragent", "ua"})
 _SKIP_TAIL = frozenset({"number", "numbers", "num", "no", "address", "addresses", "addr", "list", "raw", "value"})
 _TEXT = frozenset({"message", "error", "reason"})
@@ -58,6 +58,20 @@ def pii_kind(key: str) -> str | None:
         return kind
 
 
+def _strip_tail(tokens: list[str]) -> list[str]:
+    """Drop trailing tokens that do not name the kind: ``number``/``address``..., digits (``email1``,
+    ``email_2``) and a version suffix (``ip_address_v4``: ``v``, ``4``)."""
+    while len(tokens) > 1:
+        last = tokens[-1]
+        if last in _SKIP_TAIL:
+            tokens = tokens[:-1]
+        elif last.isdigit():
+            tokens = tokens[:-2] if tokens[-2] == "v" and len(tokens) > 2 else tokens[:-1]
+        else:
+            break
+    return tokens
+
+
 def _classify(tokens: list[str]) -> str | None:
     if not tokens:
         return None
@@ -65,8 +79,7 @@ def _classify(tokens: list[str]) -> str | None:
         return "ua"
     if tokens[-2:] in (["forwarded", "for"], ["remote", "addr"], ["remote", "address"]) or tokens[-1] == "forwarded":
         return "ip"
-    while len(tokens) > 1 and tokens[-1] in _SKIP_TAIL:
-        tokens = tokens[:-1]
+    tokens = _strip_tail(tokens)
     last = tokens[-1]
     if last in _EM or tokens[-2:] == ["e", "mail"]:
         return "em"
@@ -97,10 +110,22 @@ def _is_ip(value: str) -> bool:
     return True
 
 
+_PHONE_RE = re.compile(r"\+\d[\d\s().-]{5,24}\d")
+
+
+def _is_phone(value: str) -> bool:
+    """An international number: ``+`` then 7-15 digits with spaces, dots, dashes or parentheses."""
+    v = value.strip()
+    return _PHONE_RE.fullmatch(v) is not None and 7 <= sum(c.isdigit() for c in v) <= 15
+
+
 def is_pii_shaped(value: str) -> str | None:
-    """``"em"`` for an e-mail-shaped string, ``"ip"`` for an IP address, else None."""
+    """``"em"`` for an e-mail-shaped string, ``"ip"`` for an IP address, ``"ph"`` for an international
+    phone number (``+`` and 7-15 digits), else None."""
     if "@" in value and _EMAIL_RE.fullmatch(value.strip()):
         return "em"
+    if "+" in value and _is_phone(value):
+        return "ph"
     if _is_ip(value):
         return "ip"
     return None
@@ -113,7 +138,7 @@ def _digest(kind: str, value: str) -> str:
 
 
 def mask_id(value: str) -> str:
-    """An envelope id for OTel signals: its digest when e-mail- or IP-shaped, else unchanged."""
+    """An envelope id for OTel signals: its digest when e-mail-, phone- or IP-shaped, else unchanged."""
     if not value:
         return value
     kind = is_pii_shaped(value)
@@ -221,7 +246,7 @@ def _pii_in_place(data: dict[str, Any], policy: str) -> None:
             continue
         if kind == "id":
             if t is str:
-                if ("@" in value or "." in value or ":" in value) and is_pii_shaped(value):
+                if ("@" in value or "." in value or ":" in value or "+" in value) and is_pii_shaped(value):
                     if policy == "drop":
                         drop = [*(drop or ()), key]
                     else:

@@ -148,7 +148,7 @@ def build_pending(
     subject_for(event_type)
     check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
-    # naive means UTC, everywhere (envelope, log record, CAPI event_time); years 1-9999 in UTC only
+    # naive means UTC, everywhere (envelope, log record, CAPI event_time); 1970-01-01 .. 2554-07-21 in UTC only (OTLP uint64 ns)
     ts = datetime.now(timezone.utc) if timestamp is None else utc(timestamp)
     payload: dict[str, Any] = {}
     items: list[Any] = []

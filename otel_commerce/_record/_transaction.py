@@ -188,8 +188,11 @@ class _Block:
     def hold(self, item: Held) -> None:
         if self.outcome is None:
             self.items.append(item)
-        elif self.outcome == "released":  # a task started inside the block records after it ended
-            release([item])
+        elif self.outcome == "released":  # a task started inside the block records after it ended:
+            if self.parent is not None:  # it belongs to the enclosing block (released or discarded with it)
+                self.parent.hold(item)
+            else:
+                release([item])
         else:
             discard([item], "rollback")
 

@@ -20,6 +20,7 @@ from .._model import OnError
 from .._otel import CommerceLogRecordProcessor, CommerceSpanExporter
 from .._otel._sdk import LoggerProvider, log_processors, span_processors
 from .._record import warn_without_tracer_provider
+from . import _exit
 from ._lifecycle import export_settings_env
 from ._state import RUNTIME
 
@@ -111,8 +112,15 @@ def flush(timeout_seconds: float | None = None) -> bool:
 
 
 def shutdown(timeout_seconds: float | None = None) -> bool:
-    """Flush and stop the delivery engine; later events are handled as if nothing was configured."""
+    """Flush and stop the delivery engine; later events are handled as if nothing was configured.
+
+    ``timeout_seconds`` (default: the exit timeout, ``OTEL_COMMERCE_EXIT_TIMEOUT_MS`` / ``configure(
+    exit_timeout_seconds=...)``, 5 s) bounds the flush: what is left is spooled when the spool is on, else
+    counted dropped and logged at WARNING. Returns True when everything was delivered.
+    """
     engine = RUNTIME.install(RUNTIME.settings, None)
+    if timeout_seconds is None:
+        timeout_seconds = _exit.exit_timeout()
     return True if engine is None else engine.shutdown(timeout_seconds)
 
 

@@ -206,7 +206,12 @@ def register_mp_finalizer() -> None:
 
 
 def _exit_note() -> str:
-    return f" at the {exit_timeout() * 1000:.0f} ms exit deadline" if exit_in_progress() else ""
+    left = remaining()
+    if left is None:
+        return ""
+    if left <= 0:
+        return f" at the {exit_timeout() * 1000:.0f} ms exit deadline"
+    return f" during exit ({left * 1000:.0f} ms of the {exit_timeout() * 1000:.0f} ms exit deadline left)"
 
 
 if hasattr(os, "register_at_fork"):

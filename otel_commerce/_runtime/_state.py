@@ -17,7 +17,7 @@ from .._config import Settings
 from .._delivery import _metrics, exit_engines, shutdown_all
 from .._model import Pending
 from .._otel import _sdk, _slot
-from . import _exit
+from . import _exit, _late  # noqa: F401  (_late installs the late-submit hook)
 
 if TYPE_CHECKING:
     from .._delivery import DeliveryEngine
@@ -145,7 +145,11 @@ class Runtime:
                 if not self._engine_built:
                     try:
                         self._engine = build_engine(self.settings, self.report_error)
-                        if self._engine is not None:
+                        if self._engine is not None and _exit.exit_in_progress():
+                            # built after the exit work took its list of engines: nobody would shut it
+                            # down; closed now, its events take the late path (_late)
+                            self._engine.shutdown(0.0)
+                        elif self._engine is not None:
                             _hook_process(self.settings)
                     except Exception as exc:  # e.g. OTEL_COMMERCE_QUEUE_SIZE=0: never raise into a handler
                         logger.error("otel-commerce: cannot build the delivery engine, events are disabled: %s", exc)
