@@ -147,7 +147,7 @@ def run_exit(reason: str) -> None:
             try:
                 work()
             except Exception:
-                logger.debug("otel-commerce: exit work %r failed", work, exc_info=True)
+                logger.warning("otel-commerce: exit work %r failed; events it held may be lost", work, exc_info=True)
     finally:
         st.done.set()
         _raise_deferred()

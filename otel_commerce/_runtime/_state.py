@@ -87,7 +87,10 @@ def _hook_process(settings: Settings) -> None:
         _lifecycle.hook_celery()
         _lifecycle.check_uwsgi()
     except Exception:  # pragma: no cover - hooks must never break recording
-        logger.debug("otel-commerce: installing process hooks failed", exc_info=True)
+        logger.warning(
+            "otel-commerce: installing process hooks failed: events may be lost at exit unless you call flush()",
+            exc_info=True,
+        )
 
 
 class Runtime:
@@ -295,7 +298,7 @@ def _flush_providers_at_exit() -> None:
         try:
             flush(int((left if left is not None else _exit.exit_timeout()) * 1000))
         except Exception:
-            logger.debug("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
+            logger.warning("otel-commerce: flushing an OTel provider at exit failed", exc_info=True)
 
 
 def _shutdown_engines_at_exit() -> None:
