@@ -157,7 +157,7 @@ def test_prepare_gives_the_old_message(uid: str) -> None:
 @pytest.mark.parametrize(
     "ts",
     [
-        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc),  # before the epoch: floored
+        datetime(1970, 1, 1, 0, 0, 0, 500000, tzinfo=timezone.utc),  # the first accepted second: floored
         datetime(2024, 1, 1, 12, 0, 0, 999999, tzinfo=timezone.utc),
         datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
         datetime(2001, 9, 9, 1, 46, 40),  # naive = UTC
