@@ -19,6 +19,7 @@ from otel_commerce import (
     OrderItem,
     Settings,
     commerce_event,
+    consume_span,
     record_event,
     sha256_hex,
 )
@@ -331,6 +332,28 @@ def test_span_option_records_the_handler_exception_scrubbed(sdk: OtelSdk, events
         assert attrs["exception.message"] == "card declined for [email] from [ip] tel [phone]"
         assert span.status.description == "ValueError: card declined for [email] from [ip] tel [phone]"
         assert "Traceback" in str(attrs["exception.stacktrace"])
+
+
+@pytest.mark.parametrize("pii", ["hash", "keep"])
+def test_consumer_span_records_the_consumer_exception_scrubbed(sdk: OtelSdk, pii: str) -> None:
+    """``consume_span`` opens a span that reaches every span exporter: an exception raised while processing a
+    message is recorded on it (``exception`` event + ERROR status) scrubbed of e-mail / IP / phone, unless
+    ``OTEL_COMMERCE_PII=keep``, and re-raised."""
+    RUNTIME.install(Settings(pii=pii), None)
+    headers = {"Nats-Msg-Id": "e-consumer-1"}
+    tracer = sdk.tracer_provider.get_tracer("consumer")
+    with pytest.raises(RuntimeError, match=r"bob@example\.com"), consume_span(headers, tracer=tracer):
+        raise RuntimeError("refund failed for bob@example.com from 198.51.100.9 tel +44 20 7946 0958")
+    [span] = [s for s in sdk.spans.get_finished_spans() if s.name.startswith("process")]
+    [exc_event] = [e for e in span.events if e.name == "exception"]
+    exported = " ".join(str(v) for v in [span.status.description, *dict(exc_event.attributes or {}).values()])
+    assert span.status.status_code is trace.StatusCode.ERROR
+    raw = ("bob@example.com", "198.51.100.9", "+44 20 7946 0958")
+    if pii == "keep":
+        assert all(r in exported for r in raw)
+    else:
+        assert not any(r in exported for r in raw), exported
+        assert "[email]" in exported and "[ip]" in exported and "[phone]" in exported
 
 
 # ------------------------------------------------------------------------------------ modes

@@ -11,6 +11,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
+from ._exceptions import record_exception
 
 __all__ = ["consume_span", "extract_context"]
 
@@ -33,7 +34,9 @@ def consume_span(
 
     Attributes follow the messaging conventions: ``messaging.system="nats"``,
     ``messaging.destination.name`` (the subject), ``messaging.operation.type="process"``, plus
-    ``messaging.message.id`` (the ``Nats-Msg-Id``, which is the envelope's ``event_id``).
+    ``messaging.message.id`` (the ``Nats-Msg-Id``, which is the envelope's ``event_id``). An exception
+    raised in the block is recorded on the span with its text scrubbed of e-mail / IP / phone (unless
+    ``OTEL_COMMERCE_PII=keep``) and re-raised.
     """
     ctx = extract_context(msg)
     producer = trace.get_current_span(ctx).get_span_context()
@@ -51,6 +54,16 @@ def consume_span(
     tracer = tracer or trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
     links = [Link(producer)] if producer.is_valid else []
     with tracer.start_as_current_span(
-        name or f"process {subject}", context=ctx, kind=SpanKind.CONSUMER, links=links, attributes=attrs
+        name or f"process {subject}",
+        context=ctx,
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes=attrs,
+        record_exception=False,  # the SDK would copy the raw exception text: we record it scrubbed
+        set_status_on_exception=False,
     ) as span:
-        yield span
+        try:
+            yield span
+        except Exception as exc:
+            record_exception(span, exc)
+            raise

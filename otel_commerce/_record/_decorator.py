@@ -13,7 +13,6 @@ import functools
 import inspect
 import logging
 import sys
-import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from .._model._catalog import check_envelope
 from .._model._frozen import copy_mapping
 from .._model._time import utc
 from .._otel import _slot
+from .._otel._exceptions import record_exception
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
 from ._pii import apply_pii, scrub_text
 from ._recorder import build_pending, emit_pending
@@ -224,24 +224,8 @@ def _our_span(name: str) -> Iterator[trace.Span]:
         try:
             yield span
         except BaseException as exc:
-            _record_exception(span, exc)
+            record_exception(span, exc)
             raise
-
-
-def _record_exception(span: trace.Span, exc: BaseException) -> None:
-    try:
-        if _slot.RUNTIME.settings.pii == "keep":
-            span.record_exception(exc, escaped=True)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            return
-        message = scrub_text(str(exc))
-        stacktrace = scrub_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        span.record_exception(
-            exc, attributes={"exception.message": message, "exception.stacktrace": stacktrace}, escaped=True
-        )
-        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
-    except Exception:  # telemetry never raises into the handler
-        logger.debug("otel-commerce: recording an exception on the span failed", exc_info=True)
 
 
 class _Recorder:

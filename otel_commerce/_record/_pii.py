@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._model import capi_hash
+from .._model._scrub import scrub_text
 
 __all__ = ["apply_pii", "apply_pii_frozen", "is_pii_shaped", "mask_id", "pii_kind", "scrub_text", "split_key"]
 
@@ -143,37 +144,6 @@ def mask_id(value: str) -> str:
         return value
     kind = is_pii_shaped(value)
     return value if kind is None else _digest(kind, value)
-
-
-# --------------------------------------------------------------------------- free text
-_TEXT_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_TEXT_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
-_TEXT_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-_TEXT_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,20}\d(?!\w)")
-
-
-def _ip_sub(m: re.Match[str]) -> str:
-    try:
-        ipaddress.ip_address(m.group(0))
-    except ValueError:
-        return m.group(0)
-    return "[ip]"
-
-
-def _phone_sub(m: re.Match[str]) -> str:
-    text = m.group(0)
-    digits = sum(c.isdigit() for c in text)
-    return "[phone]" if 7 <= digits <= 15 else text
-
-
-def scrub_text(text: str) -> str:
-    """Replace e-mail, IP and phone-number substrings by ``[email]``, ``[ip]``, ``[phone]``."""
-    if "@" in text:
-        text = _TEXT_EMAIL.sub("[email]", text)
-    if "." in text or ":" in text:
-        text = _TEXT_IPV4.sub(_ip_sub, text)
-        text = _TEXT_IPV6.sub(_ip_sub, text)
-    return _TEXT_PHONE.sub(_phone_sub, text)
 
 
 # --------------------------------------------------------------------------- the policy
