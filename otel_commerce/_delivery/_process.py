@@ -56,7 +56,7 @@ def run_start_hooks() -> None:
         try:
             hook()
         except Exception:  # pragma: no cover - never break start-up
-            logger.debug("otel-commerce: start hook %r failed", hook, exc_info=True)
+            logger.warning("otel-commerce: start hook %r failed (an exit path may not deliver)", hook, exc_info=True)
 
 
 def set_exit_note(note: Callable[[], str] | None) -> None:
@@ -89,7 +89,7 @@ def late_submit(engine: Any, item: Any) -> bool:
     try:
         return hook(engine, item)
     except Exception:  # pragma: no cover - never raise into submit
-        logger.debug("otel-commerce: late submit hook failed", exc_info=True)
+        logger.warning("otel-commerce: late submit hook failed; the event is counted dropped", exc_info=True)
         return False
 
 
