@@ -147,6 +147,9 @@ def capi_hash(key: str, value: str) -> str:
     """
     if not value:
         return ""
+    if key == "em" and len(value) < 64:  # the common case, inlined: too short to be a digest already
+        normalised = value.strip().lower()
+        return hashlib.sha256(normalised.encode("utf-8")).hexdigest() if normalised else ""
     if key not in CAPI_NORMALIZERS:
         return value
     if is_sha256_hex(value):
