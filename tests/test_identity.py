@@ -21,7 +21,10 @@ from otel_commerce._model._identity import (
     EVENT_ID_NAMESPACE,
     LEGACY_EVENT_ID_NAMESPACE,
     _FallbackUuid7,
+    _uuid5,
+    _uuid5_hashlib,
     event_id_for,
+    event_id_name,
     uuid7,
 )
 from otel_commerce._runtime import RUNTIME, build_engine
@@ -45,6 +48,13 @@ def test_golden_event_ids(name: tuple[str, str, str, str | None], expected: str)
     # the documented recipe, recomputed with the standard library only
     parts = [type_, org, "key", key] if key is not None else [type_, org, id_]
     assert str(uuid.uuid5(EVENT_ID_NAMESPACE, json.dumps(parts, separators=(",", ":"), ensure_ascii=False))) == expected
+
+
+@pytest.mark.parametrize(("name", "expected"), GOLDEN)
+def test_uuid5_backends_agree(name: tuple[str, str, str, str | None], expected: str) -> None:
+    # uuid-utils (the hot path) and the hashlib fallback make the same id, ASCII or not
+    raw = event_id_name(*name)
+    assert _uuid5(raw) == _uuid5_hashlib(raw) == expected
 
 
 def test_colon_in_organization_and_id_is_unambiguous() -> None:

@@ -87,13 +87,32 @@ def event_id_name(event_type: str, organization_id: str, entity_id: str, idempot
     return orjson.dumps([event_type, organization_id, entity_id])
 
 
-def _uuid5(name: bytes) -> str:
-    """``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))`` without the UUID object (hot path)."""
+def _pick_uuid5() -> Callable[[bytes], str]:
+    try:
+        import uuid_utils
+    except ImportError:  # pragma: no cover - environment without the dependency
+        return _uuid5_hashlib
+    ns = uuid_utils.UUID(bytes=_NS_BYTES)
+    fn = uuid_utils.uuid5
+
+    def _uuid5_rust(name: bytes) -> str:
+        # the name as text: uuid-utils hashes its UTF-8 bytes (the same bytes; a str is its fast path)
+        return str(fn(ns, name.decode("utf-8")))
+
+    return _uuid5_rust
+
+
+def _uuid5_hashlib(name: bytes) -> str:
+    """``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))`` without the UUID object."""
     b = bytearray(hashlib.sha1(_NS_BYTES + name).digest()[:16])
     b[6] = (b[6] & 0x0F) | 0x50
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: ``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))``: ``uuid-utils`` (0.3 µs) when installed, else hashlib (0.9 µs)
+_uuid5 = _pick_uuid5()
 
 
 def event_id_for(
