@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from otel_commerce import EventValidationError
 from otel_commerce._model._envelope import clean_data, freeze_data
 from otel_commerce._model._frozen import copy_json
-from otel_commerce._record._pii import apply_pii, apply_pii_frozen
+from otel_commerce._record._pii import apply_pii, apply_pii_frozen, apply_pii_top, freeze_with_pii
 
 KEYS = st.sampled_from(
     ["email", "e_mail", "phone_number", "ip", "user_agent", "order_id", "user_id", "message", "name",
@@ -69,3 +69,28 @@ def test_pii_in_place_on_the_frozen_copy_equals_apply_pii(policy: str, data: dic
         return
     expected = apply_pii(copy.deepcopy(frozen), policy)
     assert apply_pii_frozen(frozen, policy) == expected
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+@settings(max_examples=150, deadline=None)
+@given(data=DATA)
+def test_freeze_with_pii_equals_freeze_then_pii(policy: str, data: dict[str, Any]) -> None:
+    """record_event's one pass (nested policy while freezing, top-level keys after the catalog checks)
+    gives what freeze_data then apply_pii_frozen gave: same value, same errors, nothing shared."""
+    before = copy.deepcopy(data)
+    expected = _outcome(lambda d: apply_pii_frozen(freeze_data(d, max_bytes=None), policy), data)
+    got = _outcome(lambda d: apply_pii_top(*freeze_with_pii(d, policy, max_bytes=None), policy), data)
+    assert got == expected
+    assert repr(data) == repr(before)
+    if got[0] == "ok":
+        assert not (_ids(got[1], set()) & _ids(data, set()))
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+def test_freeze_with_pii_size_bound_is_measured_without_digests(policy: str) -> None:
+    # near the bound the exact size is that of the copy without digests (as freeze_data measures it)
+    data = {"email": "a@b.co", "note": "x" * 400}
+    for bound in (300, 420, 2000):
+        expected = _outcome(lambda d, b=bound: apply_pii_frozen(freeze_data(d, max_bytes=b), policy), data)
+        got = _outcome(lambda d, b=bound: apply_pii_top(*freeze_with_pii(d, policy, max_bytes=b), policy), data)
+        assert got == expected

@@ -63,6 +63,7 @@ __all__ = [
     "check_envelope",
     "items_size",
     "check_fields",
+    "check_ids",
     "is_currency_code",
     "register_event_type",
     "required_fields",
@@ -742,34 +743,46 @@ def check_fields(
     out = data
     type_ = spec.type
     for f, kind, req in _field_kinds(type_):
-        value = data.get(f)
-        if value is None or (value == "" and kind is not Kind.CURRENCY):
+        value: Any = data.get(f)
+        t = type(value)
+        # the common valid cases first (enum members bound to module globals: a Kind.X lookup costs
+        # more than the check); the error path (and its "where" text) is built only on error
+        if t is str:
+            if kind is _STR or (kind is _ID and value and not value.isspace()):
+                continue
+            if (kind is _CURRENCY or kind is _CURRENCY_RAW) and value in _COMMON_CURRENCIES:
+                continue
+        elif t is float and kind is _UNITS and 0.0 <= value < COLLECTOR_MAX_REVENUE:  # NaN fails too
+            continue
+        if value is None or (value == "" and kind is not _CURRENCY):
             if req and required:
                 raise EventValidationError(
                     f"{type_}: data needs field {f!r} (required without id=: {', '.join(required_fields(type_))})"
                 )
             continue
-        new: Any = value
-        t = type(value)
-        # the common valid cases first: the error path (and its "where" text) is built only on error
-        if kind is Kind.UNITS:
+        new = value
+        if kind is _UNITS:
             if not (t is float and 0.0 <= value < COLLECTOR_MAX_REVENUE):  # NaN fails the comparison too
                 new = _money(value, f"{type_}: data.{f}")
-        elif kind is Kind.COUNT:
+        elif kind is _COUNT:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COLLECTOR_MAX_QUANTITY:
                 raise EventValidationError(f"{type_}: data.{f} must be an integer from 0 to 2^32-1, got {value!r:.40}")
-        elif kind in (Kind.CURRENCY, Kind.CURRENCY_RAW):
+        elif kind is _CURRENCY or kind is _CURRENCY_RAW:
             if not (t is str and value in _COMMON_CURRENCIES):
                 new = _currency(value, f"{type_}: data.{f}")
         elif t is not str:
             raise EventValidationError(f"{type_}: data.{f} must be a string, got {t.__name__}")
-        elif kind is Kind.ID and not value.strip():
+        elif kind is _ID and not value.strip():
             raise EventValidationError(f"{type_}: data.{f} must not be empty")
         if new is not value:
             if out is data and not in_place:
                 out = dict(data)
             out[f] = new
     return out
+
+
+_STR, _ID, _UNITS, _COUNT = Kind.STR, Kind.ID, Kind.UNITS, Kind.COUNT
+_CURRENCY, _CURRENCY_RAW = Kind.CURRENCY, Kind.CURRENCY_RAW
 
 
 def check_reserved(data: Mapping[str, Any], type_: str) -> None:
@@ -855,7 +868,7 @@ def items_size(items: Sequence[OrderItem]) -> int:
     return sum(_text_size(i.product_id) + _text_size(i.product_name) + _text_size(i.sku) + 240 for i in items)
 
 
-_ENVELOPE_OVERHEAD = 2048  # ids, timestamp, trace ids, the GA4/Meta blocks' fixed keys
+ENVELOPE_OVERHEAD = 2048  # ids, timestamp, trace ids, the GA4/Meta blocks' fixed keys
 
 
 def check_data(
@@ -881,11 +894,47 @@ def check_data(
         raise EventValidationError(f"{event_type}: data must be a mapping, got {type(data).__name__}")
     check_reserved(data, event_type)
     walk = freeze_data if freeze else clean_data
-    out = walk(data, max_bytes=max_bytes, extra_bytes=extra_bytes + _ENVELOPE_OVERHEAD)
+    out = walk(data, max_bytes=max_bytes, extra_bytes=extra_bytes + ENVELOPE_OVERHEAD)
     spec = CATALOG.get(event_type)
     if spec is None:
         return out
     return check_fields(spec, out, required=id is None, in_place=freeze)
+
+
+def check_ids(
+    event_type: str, id: object, organization_id: object, user_id: object, session_id: object, idempotency_key: object
+) -> None:
+    """The envelope's id fields (:func:`new_event`'s rules): ``id`` / ``organization_id`` non-empty strings,
+    ``user_id`` / ``session_id`` strings, ``idempotency_key`` None or a non-empty string; no lone surrogates."""
+    # the common case first: plain ASCII strings (isspace: all whitespace, like an empty strip())
+    if (
+        type(id) is str
+        and type(organization_id) is str
+        and type(user_id) is str
+        and type(session_id) is str
+        and idempotency_key is None
+        and id.isascii()
+        and organization_id.isascii()
+        and user_id.isascii()
+        and session_id.isascii()
+        and id
+        and organization_id
+        and not id.isspace()
+        and not organization_id.isspace()
+    ):
+        return
+    for name, value in (("id", id), ("organization_id", organization_id)):
+        if not isinstance(value, str) or not value.strip():
+            raise EventValidationError(f"{event_type}: {name} must be a non-empty string, got {value!r:.60}")
+        check_text(value, f"{event_type}: {name}")
+    for name, value in (("user_id", user_id), ("session_id", session_id)):
+        if not isinstance(value, str):
+            raise EventValidationError(f"{event_type}: {name} must be a string, got {type(value).__name__}")
+        check_text(value, f"{event_type}: {name}")
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise EventValidationError("idempotency_key must be a non-empty string")
+        check_text(idempotency_key, "idempotency_key")
 
 
 def new_event(
@@ -908,18 +957,7 @@ def new_event(
     """
     subject_for(event_type)  # validates the type's syntax
     check_catalog_type(event_type)
-    for name, value in (("id", id), ("organization_id", organization_id)):
-        if not isinstance(value, str) or not value.strip():
-            raise EventValidationError(f"{event_type}: {name} must be a non-empty string, got {value!r:.60}")
-        check_text(value, f"{event_type}: {name}")
-    for name, value in (("user_id", user_id), ("session_id", session_id)):
-        if not isinstance(value, str):
-            raise EventValidationError(f"{event_type}: {name} must be a string, got {type(value).__name__}")
-        check_text(value, f"{event_type}: {name}")
-    if idempotency_key is not None:
-        if not isinstance(idempotency_key, str) or not idempotency_key:
-            raise EventValidationError("idempotency_key must be a non-empty string")
-        check_text(idempotency_key, "idempotency_key")
+    check_ids(event_type, id, organization_id, user_id, session_id, idempotency_key)
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise EventValidationError(f"{event_type}: data must be a dict, got {type(data).__name__}")

@@ -20,14 +20,27 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._errors import EventValidationError
 from .._model import capi_hash
+from .._model._envelope import INT64_MAX, INT64_MIN, _Freeze, _path, _Refused, _str_ok, freeze_data
 from .._model._scrub import scrub_text
 
-__all__ = ["apply_pii", "apply_pii_frozen", "is_pii_shaped", "mask_id", "pii_kind", "scrub_text", "split_key"]
+__all__ = [
+    "apply_pii",
+    "apply_pii_frozen",
+    "apply_pii_top",
+    "freeze_with_pii",
+    "is_pii_shaped",
+    "mask_id",
+    "pii_kind",
+    "scrub_text",
+    "split_key",
+]
 
 _EM = frozenset({"email", "emails", "em", "mail", "mails"})
 _PH = frozenset({"phone", "phones", "mobile", "mobiles", "msisdn", "telephone", "tel", "ph", "cellphone", "cell"})
@@ -259,3 +272,123 @@ def _apply_nested(value: Any, policy: str) -> Any:
         if any(a is not b for a, b in zip(items, value, strict=True)):
             return items
     return value
+
+
+# --------------------------------------------------------------------------- one pass: freeze + policy
+_HASHED = frozenset({"em", "ph", "ip", "ua"})  # kinds whose whole value is digested (or dropped)
+_MISS: Any = object()
+
+
+class _FreezePii(_Freeze):
+    """:class:`_Freeze` (validate, convert, copy: same checks, same size estimate, same error paths) that
+    applies the PII policy to every nested mapping as it copies it — what :func:`apply_pii_frozen` does
+    in a second walk. The top-level keys the policy touches are only *listed* (``top``): ``record_event``
+    checks the catalog fields and makes the entity id from the raw values first (as before), then
+    :func:`apply_pii_top` applies them."""
+
+    __slots__ = ("drop",)
+
+    def __init__(self, drop: bool) -> None:
+        super().__init__()
+        self.drop = drop
+
+    def mapping(self, m: Mapping[Any, Any], depth: int, top: list[str] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        size = 0
+        kinds = _KIND_CACHE
+        drop = self.drop
+        for k, v in m.items():
+            if type(k) is not str:
+                if not isinstance(k, str):
+                    raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
+                k = str.__str__(k)
+            if not (k.isascii() or _str_ok(k)):
+                raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
+            kind = kinds.get(k, _MISS)
+            if kind is _MISS:
+                kind = pii_kind(k)
+            t = type(v)
+            if t is str and v.isascii():
+                size += len(k) + len(v) + 7
+            elif t is float and math.isfinite(v):
+                size += len(k) + 29
+            elif t is int and INT64_MIN <= v <= INT64_MAX:
+                size += len(k) + 25
+            else:
+                size += len(k) + 4
+                try:
+                    if kind in _HASHED:  # digested as a whole: frozen as is (no policy inside it)
+                        plain = _Freeze()
+                        v = plain.value(v, depth)
+                        self.size += plain.size
+                    else:
+                        v = self.value(v, depth)
+                except _Refused as r:
+                    r.path.append(f".{k}")
+                    raise
+                t = type(v)
+            if kind is None:
+                out[k] = v
+                continue
+            if top is not None:  # a top-level key: listed, applied by apply_pii_top
+                if t is str or kind in _HASHED:
+                    top.append(k)
+                out[k] = v
+                continue
+            if kind == "id":
+                if t is str and ("@" in v or "." in v or ":" in v or "+" in v) and is_pii_shaped(v):
+                    if drop:
+                        continue
+                    v = mask_id(v)
+            elif kind == "text":
+                if t is str:
+                    v = scrub_text(v)
+            else:
+                if drop:
+                    continue
+                v = _hash_all(kind, v)
+            out[k] = v
+        self.size += size
+        return out
+
+
+def freeze_with_pii(
+    value: Mapping[str, Any], policy: str, *, max_bytes: int | None, extra_bytes: int = 0
+) -> tuple[dict[str, Any], list[str]]:
+    """:func:`freeze_data` (same checks, errors and size bound; path ``data``) with the PII ``policy``
+    (``hash`` / ``drop``) applied to nested containers in the same pass. Returns the frozen copy and the
+    top-level keys the policy still has to treat (:func:`apply_pii_top`, after the catalog checks):
+    ``apply_pii_top(*freeze_with_pii(v, p))`` = ``apply_pii_frozen(freeze_data(v), p)``."""
+    walk = _FreezePii(policy == "drop")
+    top: list[str] = []
+    try:
+        out = walk.mapping(value, 1, top)
+    except _Refused as r:
+        raise EventValidationError(f"{_path('data', r.path)} {r.reason}") from None
+    if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
+        # the exact size is measured on the copy without digests, as freeze_data does (raises if too large)
+        freeze_data(value, max_bytes=max_bytes, extra_bytes=extra_bytes)
+    return out, top
+
+
+def apply_pii_top(data: dict[str, Any], keys: list[str], policy: str) -> dict[str, Any]:
+    """The PII ``policy`` on the top-level ``keys`` of ``data`` (listed by :func:`freeze_with_pii`), in place."""
+    drop = policy == "drop"
+    for k in keys:
+        v = data[k]
+        kind = pii_kind(k)
+        if kind == "id":
+            if type(v) is str and ("@" in v or "." in v or ":" in v or "+" in v) and is_pii_shaped(v):
+                if drop:
+                    del data[k]
+                else:
+                    data[k] = mask_id(v)
+        elif kind == "text":
+            if type(v) is str:
+                data[k] = scrub_text(v)
+        elif kind is not None:
+            if drop:
+                del data[k]
+            else:
+                data[k] = _hash_all(kind, v)
+    return data

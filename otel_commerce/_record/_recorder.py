@@ -26,16 +26,24 @@ from .._model import (
     entity_id,
     fields_from_order,
     format_timestamp,
-    new_event,
     subject_for,
     uuid7,
 )
-from .._model._catalog import check_catalog_type, check_data, items_size
+from .._model._catalog import (
+    ENVELOPE_OVERHEAD,
+    check_catalog_type,
+    check_data,
+    check_fields,
+    check_ids,
+    check_reserved,
+    items_size,
+)
 from .._model._frozen import copy_items
+from .._model._identity import event_id_for
 from .._model._time import to_unix_ns, utc
 from .._otel import CommerceLogRecordProcessor, _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
-from ._pii import apply_pii_frozen, mask_id
+from ._pii import apply_pii_top, freeze_with_pii, mask_id
 from ._transaction import hold, holder_for
 
 __all__ = [
@@ -167,8 +175,18 @@ def build_pending(
         payload.update(data)  # data adds or overrides the order's fields; frozen by the one pass below
     elif data is not None:
         payload = data  # type: ignore[assignment]  # checked and frozen in one pass below
-    # one pass validates, converts and freezes (later edits of the caller's data change nothing)
-    payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, extra_bytes=items_size(items), freeze=True)
+    # one pass validates, converts and freezes (later edits of the caller's data change nothing) and
+    # applies the PII policy to nested containers; the top-level keys it lists wait for the checks below
+    pii = _slot.RUNTIME.settings.pii
+    pii_keys: list[str] = []
+    extra = items_size(items) if items else 0
+    if pii == "keep":
+        payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, extra_bytes=extra, freeze=True)
+    else:
+        check_reserved(payload, event_type)
+        payload, pii_keys = freeze_with_pii(payload, pii, max_bytes=max_bytes, extra_bytes=extra + ENVELOPE_OVERHEAD)
+        if spec is not None:
+            check_fields(spec, payload, required=id is None, in_place=True)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
     if id is None:
@@ -182,17 +200,30 @@ def build_pending(
             id = entity_id(spec, scope, ts)
         else:
             id = uuid7()
-    payload = apply_pii_frozen(payload, _slot.RUNTIME.settings.pii)  # our frozen copy: digests in place
-    event = new_event(
+    if pii_keys:
+        apply_pii_top(payload, pii_keys, pii)  # our frozen copy: digests in place
+    # new_event(..., data_checked=True) without its second type check (done above)
+    organization_id = organization_id if organization_id is not None else ""
+    user_id = user_id or ""
+    session_id = session_id or ""
+    check_ids(event_type, id, organization_id, user_id, session_id, idempotency_key)
+    event = CommerceEvent(
+        id,
         event_type,
-        id=id,
-        organization_id=organization_id if organization_id is not None else "",
-        user_id=user_id or "",
-        session_id=session_id or "",
-        data=payload,
-        timestamp=ts,
-        idempotency_key=idempotency_key,
-        data_checked=True,
+        ts,
+        organization_id,
+        user_id,
+        session_id,
+        payload,
+        None,
+        None,
+        event_id_for(
+            event_type,
+            organization_id,
+            id,
+            once=spec.once if spec is not None else False,
+            idempotency_key=idempotency_key,
+        ),
     )
     sc = trace.get_current_span().get_span_context()
     if sc.is_valid:
