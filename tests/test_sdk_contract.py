@@ -73,11 +73,13 @@ GLOBALS = textwrap.dedent(
     from otel_commerce._otel import _sdk
 
     before = _sdk.installed_providers() == (None, None) and _sdk.sdk_logger_provider() is None
+    before = before and _sdk.installed_logger_provider() is None
     _logs.get_logger_provider(); trace.get_tracer_provider()  # the proxies do not count as installed
     still = _sdk.installed_providers() == (None, None)
     lp, tp = LoggerProvider(), TracerProvider()
     _logs.set_logger_provider(lp); trace.set_tracer_provider(tp)
     after = _sdk.installed_providers() == (lp, tp) and _sdk.sdk_logger_provider() is lp
+    after = after and _sdk.installed_logger_provider() is lp
     print(json.dumps([before, still, after]))
     """
 )

@@ -13,7 +13,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["METRIC_NAMES", "count", "total"]
+__all__ = ["METRIC_NAMES", "add_one", "count", "count_key", "total"]
 
 logger = logging.getLogger("otel_commerce")
 
@@ -94,6 +94,24 @@ def count(name: str, n: int = 1, *, sink: str | None = None, reason: str | None 
             _observe(name)
     except Exception:  # pragma: no cover - metrics must never break delivery
         logger.debug("otel-commerce: cannot record metric %s", name, exc_info=True)
+
+
+def count_key(
+    name: str, *, sink: str | None = None, reason: str | None = None, via: str | None = None
+) -> tuple[str, str | None, str | None, str | None]:
+    """A prebuilt key for :func:`add_one` (hot paths: no keyword call, no tuple per event)."""
+    return (name, sink, reason, via)
+
+
+def add_one(key: tuple[str, str | None, str | None, str | None]) -> None:
+    """``count(*key)`` for one event (``key`` from :func:`count_key`); never raises."""
+    try:
+        with _totals_lock:
+            _totals[key] = _totals.get(key, 0) + 1
+        if key[0] not in _observed:
+            _observe(key[0])
+    except Exception:  # pragma: no cover - metrics must never break delivery
+        logger.debug("otel-commerce: cannot record metric %s", key[0], exc_info=True)
 
 
 def total(name: str, **attributes: str) -> int:

@@ -31,6 +31,7 @@ __all__ = [
     "ReadWriteLogRecord",
     "ReadableLogRecord",
     "SimpleLogRecordProcessor",
+    "installed_logger_provider",
     "installed_providers",
     "log_processors",
     "logger_processors",
@@ -74,6 +75,11 @@ def installed_providers() -> tuple[Any, Any]:
     setters fill (``opentelemetry._logs._internal._LOGGER_PROVIDER``, ``opentelemetry.trace._TRACER_PROVIDER``).
     """
     return getattr(_logs_internal, "_LOGGER_PROVIDER", None), getattr(trace, "_TRACER_PROVIDER", None)
+
+
+def installed_logger_provider() -> Any:
+    """``installed_providers()[0]`` without the tuple (``record_event``'s hot path)."""
+    return getattr(_logs_internal, "_LOGGER_PROVIDER", None)
 
 
 def sdk_logger_provider() -> LoggerProvider | None:

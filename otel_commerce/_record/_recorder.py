@@ -136,6 +136,25 @@ def event_attributes(event: CommerceEvent, items: list[Any] | None = None, *, ma
     return attrs
 
 
+class _NoItems(list):  # type: ignore[type-arg]
+    """The one shared ``Pending.items`` of events without items: empty and read-only (a queued event then
+    holds one GC-tracked list less; a write raises instead of reaching every other event)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("the items of an event recorded without items are shared and read-only")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+#: ``Pending.items`` of every event recorded without items (see :class:`_NoItems`).
+NO_ITEMS: list[Any] = _NoItems()
+_now = datetime.now
+_UTC = timezone.utc
+
+
 def build_pending(
     event_type: str,
     *,
@@ -157,9 +176,9 @@ def build_pending(
     check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
     # naive means UTC, everywhere (envelope, log record, CAPI event_time); 1970-01-01 .. 2554-07-21 in UTC only (OTLP uint64 ns)
-    ts = datetime.now(timezone.utc) if timestamp is None else utc(timestamp)
+    ts = _now(_UTC) if timestamp is None else utc(timestamp)
     payload: dict[str, Any] = {}
-    items: list[Any] = []
+    items: list[Any] = NO_ITEMS
     if order is not None:
         fields = fields_from_order(order)
         fields["currency"] = fields["currency"] or "USD"
@@ -230,10 +249,10 @@ def build_pending(
         event.trace_id = format(sc.trace_id, "032x")
         event.span_id = format(sc.span_id, "016x")
         trace_state = sc.trace_state.to_header() if sc.trace_state else ""  # empty in the common case
-        return Pending(event=event, items=items, trace_flags=int(sc.trace_flags), trace_state=trace_state)
+        return Pending(event, items, None, int(sc.trace_flags), trace_state)
     if not _trace_ids_checked:
         warn_without_tracer_provider()
-    return Pending(event=event, items=items)
+    return Pending(event, items)
 
 
 _trace_ids_checked = False
@@ -325,10 +344,10 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
     on_span = False
     emitted = False
     if not settings.sdk_disabled:
-        ts_ns = to_unix_ns(event.timestamp)  # exact to the microsecond (no float rounding)
         if mode != "log":
             span = trace.get_current_span(context)
             if span.is_recording():
+                ts_ns = to_unix_ns(event.timestamp)  # exact to the microsecond (no float rounding)
                 on_span = True
                 body = envelope_body(event, pending.items, mask=mask)
                 span_attrs = {
@@ -339,15 +358,16 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 span.add_event("commerce." + event.type, attributes=span_attrs, timestamp=ts_ns)
                 # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
                 # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
-        if mode != "span" and _sdk.installed_providers()[0] is not None:  # else no pipeline: direct
+        if mode != "span" and _sdk.installed_logger_provider() is not None:  # else no pipeline: direct
             sole = _LOGGERS.sole_processor()
             if sole is not None and sole.acting:
                 # Only our processor would see a log record: build none (nobody would read it) and hand
                 # the event over as its on_emit would. A processor added later gets records again.
                 rt.counters["recorded"] += 1
-                if sole.take(pending):
-                    _metrics.count("recorded", via="otel")
+                if sole.take_fresh(pending):  # nobody else has seen it: no claim lock needed
+                    _metrics.add_one(_RECORDED_OTEL)
                 return
+            ts_ns = to_unix_ns(event.timestamp)
             record = CommerceLogRecord(
                 timestamp=ts_ns,
                 body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,
@@ -366,7 +386,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
     rt.counters["recorded"] += 1
     if emitted:
         if not pending.claim("fallback"):
-            _metrics.count("recorded", via="otel")  # one of our processors/exporters took it
+            _metrics.add_one(_RECORDED_OTEL)  # one of our processors/exporters took it
             return
         rt.counters["fallback"] += 1
         _metrics.count("recorded", via="fallback")
@@ -378,6 +398,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
     rt.deliver(pending)
 
 
+_RECORDED_OTEL = _metrics.count_key("recorded", via="otel")
 _fallback_warned = False
 
 
@@ -433,7 +454,10 @@ def record_event(
         timestamp=timestamp,
     )
     try:
-        hold(pending, holder)
+        if holder is None:
+            emit_pending(pending)  # what hold() does without a holder
+        else:
+            hold(pending, holder)
     except Exception as exc:  # telemetry never raises into the caller
         _slot.RUNTIME.report_error(exc, pending)
     assert pending.event is not None
