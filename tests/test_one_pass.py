@@ -94,3 +94,29 @@ def test_freeze_with_pii_size_bound_is_measured_without_digests(policy: str) -> 
         expected = _outcome(lambda d, b=bound: apply_pii_frozen(freeze_data(d, max_bytes=b), policy), data)
         got = _outcome(lambda d, b=bound: apply_pii_top(*freeze_with_pii(d, policy, max_bytes=b), policy), data)
         assert got == expected
+
+
+class _Key(str):
+    pass
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {1: "x"},
+        {"email": "a@b.co", _Key("email"): "c@d.co"},
+        {_Key("user_id"): "a@b.co", "n": [{_Key("phone"): "+1 415 555 0100"}]},
+        {"e\ud800mail": "x"},
+        {"ok": {"email\ud800": "x"}},
+        {"items": [{"email": "A@B.co", (1, 2): 3}]},
+    ],
+)
+def test_freeze_with_pii_keys_like_freeze_data(policy: str, data: dict[Any, Any]) -> None:
+    # twice: the second walk meets the keys in the checked-keys cache
+    for _ in range(2):
+        expected = _outcome(lambda d: apply_pii_frozen(freeze_data(d, max_bytes=None), policy), data)
+        got = _outcome(lambda d: apply_pii_top(*freeze_with_pii(d, policy, max_bytes=None), policy), data)
+        assert got == expected
+        if got[0] == "ok":
+            assert all(type(k) is str for k in got[1])

@@ -153,8 +153,8 @@ def _digest(kind: str, value: str) -> str:
 
 def mask_id(value: str) -> str:
     """An envelope id for OTel signals: its digest when e-mail-, phone- or IP-shaped, else unchanged."""
-    if not value:
-        return value
+    if not value or not ("@" in value or "+" in value or "." in value or ":" in value):
+        return value  # none of the shapes is possible without one of these characters
     kind = is_pii_shaped(value)
     return value if kind is None else _digest(kind, value)
 
@@ -276,6 +276,8 @@ def _apply_nested(value: Any, policy: str) -> Any:
 
 # --------------------------------------------------------------------------- one pass: freeze + policy
 _HASHED = frozenset({"em", "ph", "ip", "ua"})  # kinds whose whole value is digested (or dropped)
+#: plain ``str`` keys the walk has checked (encodable) and classified: key → PII kind (bounded)
+_GOOD_KEYS: dict[str, str | None] = {}
 _MISS: Any = object()
 
 
@@ -295,18 +297,21 @@ class _FreezePii(_Freeze):
     def mapping(self, m: Mapping[Any, Any], depth: int, top: list[str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         size = 0
-        kinds = _KIND_CACHE
+        good = _GOOD_KEYS
         drop = self.drop
         for k, v in m.items():
-            if type(k) is not str:
-                if not isinstance(k, str):
-                    raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
-                k = str.__str__(k)
-            if not (k.isascii() or _str_ok(k)):
-                raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
-            kind = kinds.get(k, _MISS)
+            # a plain str key already checked and classified: its kind, without the checks
+            kind = good.get(k, _MISS) if type(k) is str else _MISS
             if kind is _MISS:
+                if type(k) is not str:
+                    if not isinstance(k, str):
+                        raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
+                    k = str.__str__(k)
+                if not (k.isascii() or _str_ok(k)):
+                    raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
                 kind = pii_kind(k)
+                if len(good) < _KIND_CACHE_MAX:
+                    good[k] = kind
             t = type(v)
             if t is str and v.isascii():
                 size += len(k) + len(v) + 7

@@ -246,8 +246,8 @@ def build_pending(
     )
     sc = trace.get_current_span().get_span_context()
     if sc.is_valid:
-        event.trace_id = format(sc.trace_id, "032x")
-        event.span_id = format(sc.span_id, "016x")
+        event.trace_id = "%032x" % sc.trace_id  # noqa: UP031  # = format(..., "032x"), 3 times faster
+        event.span_id = "%016x" % sc.span_id  # noqa: UP031
         trace_state = sc.trace_state.to_header() if sc.trace_state else ""  # empty in the common case
         return Pending(event, items, None, int(sc.trace_flags), trace_state)
     if not _trace_ids_checked:
@@ -385,7 +385,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 rt.report_error(exc, pending)
     rt.counters["recorded"] += 1
     if emitted:
-        if not pending.claim("fallback"):
+        if pending.claimed or not pending.claim("fallback"):  # claimed is never reset: no lock to read it
             _metrics.add_one(_RECORDED_OTEL)  # one of our processors/exporters took it
             return
         rt.counters["fallback"] += 1
