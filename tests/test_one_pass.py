@@ -120,3 +120,22 @@ def test_freeze_with_pii_keys_like_freeze_data(policy: str, data: dict[Any, Any]
         assert got == expected
         if got[0] == "ok":
             assert all(type(k) is str for k in got[1])
+
+
+def test_events_without_items_share_one_read_only_empty_list() -> None:
+    from otel_commerce import Order, OrderItem
+    from otel_commerce._record import build_pending
+    from otel_commerce._record._recorder import NO_ITEMS
+
+    a = build_pending("order.completed", organization_id="acme", data={"order_id": "o-1"})
+    b = build_pending("loyalty.points_earned", organization_id="acme", data={"points": 3})
+    assert a.items is NO_ITEMS and b.items is NO_ITEMS and list(a.items) == []
+    for write in (lambda: a.items.append(1), lambda: a.items.extend([1]), lambda: a.items.insert(0, 1)):
+        with pytest.raises(TypeError):
+            write()
+    with pytest.raises(TypeError):
+        a.items += [1]
+    assert NO_ITEMS == []
+    order = Order(id="o-2", org_id="acme", items=[OrderItem(product_id="p", quantity=1, price=2.0)])
+    c = build_pending("order.completed", order=order)
+    assert c.items is not NO_ITEMS and [i.product_id for i in c.items] == ["p"]
