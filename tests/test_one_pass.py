@@ -100,6 +100,14 @@ class _Key(str):
     pass
 
 
+def _nest(depth: int, kind: str) -> Any:
+    value: Any = {"email": "a@b.co", "n": [1]}
+    for i in range(depth):
+        use_list = kind == "list" or (kind == "mixed" and i % 2 == 0)
+        value = [value] if use_list else {"user_id": "x@y.co", "v": value}
+    return value
+
+
 @pytest.mark.parametrize("policy", ["hash", "drop"])
 @pytest.mark.parametrize(
     "data",
@@ -110,6 +118,7 @@ class _Key(str):
         {"e\ud800mail": "x"},
         {"ok": {"email\ud800": "x"}},
         {"items": [{"email": "A@B.co", (1, 2): 3}]},
+        *({"a": _nest(d, kind)} for d in (12, 13, 14, 15) for kind in ("list", "dict", "mixed")),
     ],
 )
 def test_freeze_with_pii_keys_like_freeze_data(policy: str, data: dict[Any, Any]) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from .._errors import EventValidationError
 from .._model import capi_hash
-from .._model._envelope import INT64_MAX, INT64_MIN, _Freeze, _path, _Refused, _str_ok, freeze_data
+from .._model._envelope import INT64_MAX, INT64_MIN, MAX_DEPTH, _Freeze, _path, _Refused, _str_ok, freeze_data
 from .._model._scrub import scrub_text
 
 __all__ = [
@@ -326,6 +326,8 @@ class _FreezePii(_Freeze):
                         plain = _Freeze()
                         v = plain.value(v, depth)
                         self.size += plain.size
+                    elif t is list and depth < MAX_DEPTH:  # what value() would do, one call less
+                        v = self.sequence(v, depth + 1)
                     else:
                         v = self.value(v, depth)
                 except _Refused as r:
@@ -354,6 +356,21 @@ class _FreezePii(_Freeze):
                 v = _hash_all(kind, v)
             out[k] = v
         self.size += size
+        return out
+
+
+    def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
+        out: list[Any] = []
+        for i, v in enumerate(seq):
+            try:
+                if type(v) is dict and depth < MAX_DEPTH:  # what value() would do, one call less
+                    out.append(self.mapping(v, depth + 1))
+                else:
+                    out.append(self.value(v, depth))
+            except _Refused as r:
+                r.path.append(f"[{i}]")
+                raise
+        self.size += len(seq)
         return out
 
 
