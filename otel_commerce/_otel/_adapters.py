@@ -191,16 +191,6 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
             return True
         return False
 
-    def take_fresh(self, pending: Pending) -> bool:
-        """:meth:`take` for an event no other thread can see yet (``record_event``'s own, never emitted nor
-        queued): claimed without the process-wide claim lock, since nothing can race for it."""
-        if self.acting and not pending.claimed:
-            pending.claimed = True
-            pending.via = "processor"
-            self._deliver(pending)
-            return True
-        return False
-
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         if not self.acting:
             return

@@ -364,7 +364,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 # Only our processor would see a log record: build none (nobody would read it) and hand
                 # the event over as its on_emit would. A processor added later gets records again.
                 rt.counters["recorded"] += 1
-                if sole.take_fresh(pending):  # nobody else has seen it: no claim lock needed
+                if sole.take(pending):
                     _metrics.add_one(_RECORDED_OTEL)
                 return
             ts_ns = to_unix_ns(event.timestamp)
