@@ -99,19 +99,15 @@ def _as_mapping(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-def _to_pending(event_type: str, value: Any, org: str | None, key: str | None) -> Pending | None:
-    if value is None:
-        return None
-    if type(value) is not dict:
-        if isinstance(value, CommerceEvent):
-            return _pending_from_event(value, key)
-        if isinstance(value, Order):
-            return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
+def _to_pending(event_type: str, value: Any, org: Any, key: str | None, drop: tuple[str, ...]) -> Pending:
+    """The event a (non-None, non-dict) result becomes; ``drop``: the lifted keys that leave ``data``."""
+    if isinstance(value, CommerceEvent):
+        return _pending_from_event(value, key)
+    if isinstance(value, Order):
+        return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
     mapping = _as_mapping(value)
     if mapping is not None:
-        keep = CATALOG[event_type].data if event_type in CATALOG else ()
-        # lifted keys leave data, unless the catalog's data has them (checkout.started keeps session_id)
-        data = {k: v for k, v in mapping.items() if k not in _LIFTED or k in keep}
+        data = {k: v for k, v in mapping.items() if k not in drop}
         return build_pending(
             event_type,
             id=mapping.get("id"),
@@ -229,7 +225,29 @@ def _our_span(name: str) -> Iterator[trace.Span]:
 
 
 class _Recorder:
-    """What a decorated callable does after (or instead of) its handler returns."""
+    """What a decorated callable does after (or instead of) its handler returns.
+
+    Everything that depends only on the decorator's arguments is settled here, once: which of them are
+    callables of the handler's arguments, the catalog's ``data`` keys, and which lifted keys leave ``data``.
+    """
+
+    __slots__ = (
+        "commit_call",
+        "drop",
+        "event_type",
+        "extract",
+        "key",
+        "key_call",
+        "on_commit",
+        "on_error",
+        "org",
+        "org_call",
+        "pop_lifted",
+        "pop_session",
+        "span_name",
+        "type",
+        "type_ok",
+    )
 
     def __init__(
         self,
@@ -242,12 +260,25 @@ class _Recorder:
         on_commit: object = None,
     ) -> None:
         self.event_type = event_type
+        # what build_pending makes of the type (validated by commerce_event); type_ok once it passed
+        # build_pending's checks: a type allowed once stays allowed (registrations are never undone)
+        self.type = event_type[len("commerce.") :] if event_type.startswith("commerce.") else event_type
+        self.type_ok = False
         self.extract = extract
         self.on_error = on_error
         self.org = org
         self.span_name = span_name
         self.key = key
         self.on_commit = on_commit
+        self.org_call = callable(org)
+        self.key_call = callable(key)
+        self.commit_call = callable(on_commit)
+        keep = CATALOG[event_type].data if event_type in CATALOG else ()
+        # lifted keys leave data, unless the catalog's data has them (checkout.started keeps session_id)
+        self.drop = tuple(k for k in _LIFTED if k not in keep)
+        # the inline dict path: id / organization_id / user_id always leave data (no catalog type keeps them)
+        self.pop_lifted = self.drop[:3] == _LIFTED[:3]
+        self.pop_session = "session_id" in self.drop
 
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
@@ -258,13 +289,36 @@ class _Recorder:
         value: Any = None
         try:
             value = self.extract(result, *args, **kwargs) if self.extract is not None else result
-            key = _arg(self.key, args, kwargs)
-            if key is not None and (not isinstance(key, str) or not key):
-                raise EventValidationError(f"idempotency_key must be a non-empty string, got {key!r}")
-            on_commit = self.on_commit(*args, **kwargs) if callable(self.on_commit) else self.on_commit
-            pending = _to_pending(self.event_type, value, _arg(self.org, args, kwargs), key)
-            if pending is not None:
-                hold(pending, holder_for(on_commit))  # held until the commit, when asked (README "Transactions")
+            key: Any = self.key  # a callable, a non-empty string (checked at decoration) or None
+            if self.key_call:
+                key = key(*args, **kwargs)
+                if key is not None and (not isinstance(key, str) or not key):
+                    raise EventValidationError(f"idempotency_key must be a non-empty string, got {key!r}")
+            on_commit: Any = self.on_commit
+            if self.commit_call:
+                on_commit = on_commit(*args, **kwargs)
+            org: Any = self.org
+            if self.org_call:
+                org = org(*args, **kwargs)
+            if value is None:
+                return
+            if type(value) is dict and self.pop_lifted:  # the common case, inline (see _to_pending)
+                data = value.copy()  # the lifted keys leave data: popped from a copy (the handler's dict is
+                pop = data.pop  # never changed); build_pending freezes what is left
+                pending = build_pending(
+                    self.type,
+                    id=pop("id", None),
+                    organization_id=pop("organization_id", None) or org,
+                    user_id=pop("user_id", None),
+                    session_id=pop("session_id", None) if self.pop_session else value.get("session_id"),
+                    data=data,
+                    idempotency_key=key,
+                    type_checked=self.type_ok,
+                )
+                self.type_ok = True
+            else:
+                pending = _to_pending(self.event_type, value, org, key, self.drop)
+            hold(pending, holder_for(on_commit))  # held until the commit, when asked (README "Transactions")
         except EventValidationError as exc:
             self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
         except Exception as exc:
@@ -346,36 +400,70 @@ def commerce_event(
     )
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        slot = _slot
+        record = recorder.record
+        record_error = recorder.record_error
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
+            if recorder.span_name is None:
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if not _slot.RUNTIME.active():
-                    return await afn(*args, **kwargs)
-                with recorder.span():
+                @functools.wraps(fn)
+                async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    if not slot.RUNTIME.active():
+                        return await afn(*args, **kwargs)
                     try:
                         result = await afn(*args, **kwargs)
                     except BaseException as error:
-                        recorder.record_error(fn, error, args, kwargs)
+                        record_error(fn, error, args, kwargs)
                         raise
-                    recorder.record(result, args, kwargs)
+                    record(result, args, kwargs)
                     return result
+
+            else:
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    if not slot.RUNTIME.active():
+                        return await afn(*args, **kwargs)
+                    with recorder.span():
+                        try:
+                            result = await afn(*args, **kwargs)
+                        except BaseException as error:
+                            record_error(fn, error, args, kwargs)
+                            raise
+                        record(result, args, kwargs)
+                        return result
 
             return cast(Callable[P, R], async_wrapper)
 
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not _slot.RUNTIME.active():
-                return fn(*args, **kwargs)
-            with recorder.span():
+        if recorder.span_name is None:
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                if not slot.RUNTIME.active():
+                    return fn(*args, **kwargs)
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as error:
-                    recorder.record_error(fn, error, args, kwargs)
+                    record_error(fn, error, args, kwargs)
                     raise
-                recorder.record(result, args, kwargs)
+                record(result, args, kwargs)
                 return result
+
+        else:
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                if not slot.RUNTIME.active():
+                    return fn(*args, **kwargs)
+                with recorder.span():
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as error:
+                        record_error(fn, error, args, kwargs)
+                        raise
+                    record(result, args, kwargs)
+                    return result
 
         return wrapper
 
