@@ -236,6 +236,7 @@ class _Recorder:
         "drop",
         "event_type",
         "extract",
+        "inline",
         "key",
         "key_call",
         "on_commit",
@@ -279,6 +280,9 @@ class _Recorder:
         # the inline dict path: id / organization_id / user_id always leave data (no catalog type keeps them)
         self.pop_lifted = self.drop[:3] == _LIFTED[:3]
         self.pop_session = "session_id" in self.drop
+        # the wrappers make the event of a returned dict inline (no call: this runs on every request) when
+        # no argument of the decorator needs the handler's arguments
+        self.inline = extract is None and self.pop_lifted and not (self.org_call or self.key_call or self.commit_call)
 
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
@@ -286,6 +290,7 @@ class _Recorder:
         return _our_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The event of ``result`` (the wrappers inline the common case, a dict with :attr:`inline`)."""
         value: Any = None
         try:
             value = self.extract(result, *args, **kwargs) if self.extract is not None else result
@@ -302,9 +307,9 @@ class _Recorder:
                 org = org(*args, **kwargs)
             if value is None:
                 return
-            if type(value) is dict and self.pop_lifted:  # the common case, inline (see _to_pending)
-                data = value.copy()  # the lifted keys leave data: popped from a copy (the handler's dict is
-                pop = data.pop  # never changed); build_pending freezes what is left
+            if type(value) is dict and self.pop_lifted:  # as the wrappers' inline path
+                data = value.copy()
+                pop = data.pop
                 pending = build_pending(
                     self.type,
                     id=pop("id", None),
@@ -319,9 +324,14 @@ class _Recorder:
             else:
                 pending = _to_pending(self.event_type, value, org, key, self.drop)
             hold(pending, holder_for(on_commit))  # held until the commit, when asked (README "Transactions")
-        except EventValidationError as exc:
-            self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
         except Exception as exc:
+            self.refused(exc, value, args, kwargs)
+
+    def refused(self, exc: Exception, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The result's event could not be made or recorded: logged, counted, reported (never raised)."""
+        if isinstance(exc, EventValidationError):
+            self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
+        else:
             self._fail(exc)
 
     def record_error(
@@ -403,6 +413,12 @@ def commerce_event(
         slot = _slot
         record = recorder.record
         record_error = recorder.record_error
+        refused = recorder.refused
+        # the inline path (see _Recorder.record, which it mirrors): a returned dict becomes the event here
+        inline = recorder.inline
+        event_type, on_commit, pop_session = recorder.type, recorder.on_commit, recorder.pop_session
+        org: Any = recorder.org  # not callables on the inline path
+        key: Any = recorder.key
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
             if recorder.span_name is None:
@@ -416,7 +432,26 @@ def commerce_event(
                     except BaseException as error:
                         record_error(fn, error, args, kwargs)
                         raise
-                    record(result, args, kwargs)
+                    if inline and type(result) is dict:  # as in the sync wrapper below
+                        try:
+                            data = result.copy()
+                            pop = data.pop
+                            pending = build_pending(
+                                event_type,
+                                id=pop("id", None),
+                                organization_id=pop("organization_id", None) or org,
+                                user_id=pop("user_id", None),
+                                session_id=pop("session_id", None) if pop_session else result.get("session_id"),
+                                data=data,
+                                idempotency_key=key,
+                                type_checked=recorder.type_ok,
+                            )
+                            recorder.type_ok = True
+                            hold(pending, holder_for(on_commit))
+                        except Exception as exc:
+                            refused(exc, result, args, kwargs)
+                    else:
+                        record(result, args, kwargs)
                     return result
 
             else:
@@ -439,21 +474,40 @@ def commerce_event(
         if recorder.span_name is None:
 
             @functools.wraps(fn)
-            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 if not slot.RUNTIME.active():
                     return fn(*args, **kwargs)
                 try:
-                    result = fn(*args, **kwargs)
+                    result: Any = fn(*args, **kwargs)
                 except BaseException as error:
                     record_error(fn, error, args, kwargs)
                     raise
-                record(result, args, kwargs)
+                if inline and type(result) is dict:
+                    try:  # the lifted keys leave data: popped from a copy (the handler's dict is never
+                        data = result.copy()  # changed); build_pending freezes what is left
+                        pop = data.pop
+                        pending = build_pending(
+                            event_type,
+                            id=pop("id", None),
+                            organization_id=pop("organization_id", None) or org,
+                            user_id=pop("user_id", None),
+                            session_id=pop("session_id", None) if pop_session else result.get("session_id"),
+                            data=data,
+                            idempotency_key=key,
+                            type_checked=recorder.type_ok,
+                        )
+                        recorder.type_ok = True
+                        hold(pending, holder_for(on_commit))  # held until the commit, when asked
+                    except Exception as exc:
+                        refused(exc, result, args, kwargs)
+                else:
+                    record(result, args, kwargs)
                 return result
 
         else:
 
             @functools.wraps(fn)
-            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 if not slot.RUNTIME.active():
                     return fn(*args, **kwargs)
                 with recorder.span():
@@ -465,6 +519,6 @@ def commerce_event(
                     record(result, args, kwargs)
                     return result
 
-        return wrapper
+        return cast(Callable[P, R], wrapper)
 
     return decorate
