@@ -199,6 +199,22 @@ async def test_decorator_async_records_in_handler_span(events: CapturedEvents) -
     assert (ev.trace_id, ev.span_id) == (seen["trace"], seen["span"])
 
 
+async def test_decorator_async_dict_result_with_keyword_arguments(events: CapturedEvents) -> None:
+    """An async handler's returned dict: lifted keys leave data, PII policy on the copy, the result untouched."""
+
+    @commerce_event("order.completed", organization_id="acme")
+    async def complete(order_id: str, *, email: str) -> dict[str, Any]:
+        return {"id": order_id, "user_id": "u1", "order_id": order_id, "revenue": 5.0, "currency": "USD", "email": email}
+
+    with tracer.start_as_current_span("handler") as span:
+        result = await complete("o6", email="a@b.c")
+    assert result == {"id": "o6", "user_id": "u1", "order_id": "o6", "revenue": 5.0, "currency": "USD", "email": "a@b.c"}
+    [ev] = events
+    assert (ev.id, ev.organization_id, ev.user_id, ev.session_id) == ("o6", "acme", "u1", "")
+    assert list(ev.data) == ["order_id", "revenue", "currency", "email"] and ev.data["email"] != "a@b.c"
+    assert (ev.trace_id, ev.span_id) == _ids(span)
+
+
 def test_decorator_keeps_signature_and_methods_work(events: CapturedEvents) -> None:
     """functools.wraps keeps name/signature; decorating a method works (self is passed through)."""
 
@@ -313,7 +329,7 @@ def test_decorator_mapping_kinds_make_the_same_event(events: CapturedEvents, kin
 
     first = start("s1")
     assert dict(first) == {"id": "c-s1", "user_id": "u9", "session_id": "s1", "value": 10.0, "currency": "USD"}
-    start("s1b")
+    start(session="s1b")  # keyword arguments reach the handler too
     update("k1")
     got = [(e.type, e.id, e.organization_id, e.user_id, e.session_id, e.data) for e in events]
     assert got == [
@@ -369,7 +385,7 @@ async def test_decorator_async_span_option_and_on_error(sdk: OtelSdk, events: Ca
     async def pay(session_id: str) -> dict[str, Any]:
         raise boom
 
-    assert await register("u1") == {"user_id": "u1", "github_username": "octo"}
+    assert await register(user="u1") == {"user_id": "u1", "github_username": "octo"}
     with pytest.raises(RuntimeError) as info:
         await pay("s1")
     assert info.value is boom

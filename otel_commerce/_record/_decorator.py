@@ -419,16 +419,18 @@ def commerce_event(
         event_type, on_commit, pop_session = recorder.type, recorder.on_commit, recorder.pop_session
         org: Any = recorder.org  # not callables on the inline path
         key: Any = recorder.key
+        type_ok = False  # as _Recorder.type_ok, for the inline path (a closure cell: cheaper than an attribute)
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
             if recorder.span_name is None:
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    nonlocal type_ok
                     if not slot.RUNTIME.active():
                         return await afn(*args, **kwargs)
                     try:
-                        result = await afn(*args, **kwargs)
+                        result = await (afn(*args, **kwargs) if kwargs else afn(*args))  # type: ignore[call-arg]
                     except BaseException as error:
                         record_error(fn, error, args, kwargs)
                         raise
@@ -444,9 +446,9 @@ def commerce_event(
                                 session_id=pop("session_id", None) if pop_session else result.get("session_id"),
                                 data=data,
                                 idempotency_key=key,
-                                type_checked=recorder.type_ok,
+                                type_checked=type_ok,
                             )
-                            recorder.type_ok = True
+                            type_ok = True
                             hold(pending, holder_for(on_commit))
                         except Exception as exc:
                             refused(exc, result, args, kwargs)
@@ -475,10 +477,11 @@ def commerce_event(
 
             @functools.wraps(fn)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                nonlocal type_ok
                 if not slot.RUNTIME.active():
                     return fn(*args, **kwargs)
-                try:
-                    result: Any = fn(*args, **kwargs)
+                try:  # no keyword arguments: a plain call (unpacking an empty dict costs on every request)
+                    result: Any = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
                 except BaseException as error:
                     record_error(fn, error, args, kwargs)
                     raise
@@ -494,9 +497,9 @@ def commerce_event(
                             session_id=pop("session_id", None) if pop_session else result.get("session_id"),
                             data=data,
                             idempotency_key=key,
-                            type_checked=recorder.type_ok,
+                            type_checked=type_ok,
                         )
-                        recorder.type_ok = True
+                        type_ok = True
                         hold(pending, holder_for(on_commit))  # held until the commit, when asked
                     except Exception as exc:
                         refused(exc, result, args, kwargs)
