@@ -94,9 +94,20 @@ def _as_mapping(value: Any) -> Mapping[str, Any] | None:
     if dump is not None and callable(dump):
         dumped = value.model_dump(mode="json")  # JSON-shaped: datetimes and Decimals as strings
         return dumped if isinstance(dumped, Mapping) else None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return None
+    try:
+        names = _field_names(type(value))  # type: ignore[arg-type]  # typeshed: type is not Hashable
+    except TypeError:  # a class that cannot be a cache key
+        names = _field_names.__wrapped__(type(value))
+    return None if names is None else {name: getattr(value, name) for name in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _field_names(cls: Any) -> tuple[str, ...] | None:
+    """The field names of a dataclass (None for any other class, and for a class of classes): fixed when
+    the class is made, so read once per class rather than on every result."""
+    if issubclass(cls, type) or not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _to_pending(event_type: str, value: Any, org: Any, key: str | None, drop: tuple[str, ...]) -> Pending:
