@@ -199,6 +199,22 @@ async def test_decorator_async_records_in_handler_span(events: CapturedEvents) -
     assert (ev.trace_id, ev.span_id) == (seen["trace"], seen["span"])
 
 
+async def test_decorator_async_dict_result_with_keyword_arguments(events: CapturedEvents) -> None:
+    """An async handler's returned dict: lifted keys leave data, PII policy on the copy, the result untouched."""
+
+    @commerce_event("order.completed", organization_id="acme")
+    async def complete(order_id: str, *, email: str) -> dict[str, Any]:
+        return {"id": order_id, "user_id": "u1", "order_id": order_id, "revenue": 5.0, "currency": "USD", "email": email}
+
+    with tracer.start_as_current_span("handler") as span:
+        result = await complete("o6", email="a@b.c")
+    assert result == {"id": "o6", "user_id": "u1", "order_id": "o6", "revenue": 5.0, "currency": "USD", "email": "a@b.c"}
+    [ev] = events
+    assert (ev.id, ev.organization_id, ev.user_id, ev.session_id) == ("o6", "acme", "u1", "")
+    assert list(ev.data) == ["order_id", "revenue", "currency", "email"] and ev.data["email"] != "a@b.c"
+    assert (ev.trace_id, ev.span_id) == _ids(span)
+
+
 def test_decorator_keeps_signature_and_methods_work(events: CapturedEvents) -> None:
     """functools.wraps keeps name/signature; decorating a method works (self is passed through)."""
 
@@ -292,6 +308,94 @@ def test_decorator_bad_result_is_counted_not_raised(events: CapturedEvents) -> N
     assert RUNTIME.counters["errors"] == before + 2
     assert all(isinstance(e, EventValidationError) for e in seen) and len(seen) == 2
     assert len(events) == 0
+
+
+@pytest.mark.parametrize("kind", ["dict", "ordered", "proxy"])
+def test_decorator_mapping_kinds_make_the_same_event(events: CapturedEvents, kind: str) -> None:
+    """A returned dict (the inline path), a dict subclass and a read-only mapping (the general path) make the
+    same event: lifted keys leave data (checkout.started keeps session_id), the handler's mapping unchanged."""
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    wrap = {"dict": dict, "ordered": OrderedDict, "proxy": MappingProxyType}[kind]
+
+    @commerce_event("checkout.started", organization_id="acme")
+    def start(session: str) -> Any:
+        return wrap({"id": "c-" + session, "user_id": "u9", "session_id": session, "value": 10.0, "currency": "USD"})
+
+    @commerce_event("cart.updated")
+    def update(cart: str) -> Any:
+        return wrap({"organization_id": "org2", "session_id": "s2", "cart_id": cart, "value": 1.0})
+
+    first = start("s1")
+    assert dict(first) == {"id": "c-s1", "user_id": "u9", "session_id": "s1", "value": 10.0, "currency": "USD"}
+    start(session="s1b")  # keyword arguments reach the handler too
+    update("k1")
+    got = [(e.type, e.id, e.organization_id, e.user_id, e.session_id, e.data) for e in events]
+    assert got == [
+        ("checkout.started", "c-s1", "acme", "u9", "s1", {"session_id": "s1", "value": 10.0, "currency": "USD"}),
+        ("checkout.started", "c-s1b", "acme", "u9", "s1b", {"session_id": "s1b", "value": 10.0, "currency": "USD"}),
+        ("cart.updated", "k1", "org2", "", "s2", {"cart_id": "k1", "value": 1.0, "currency": "USD"}),
+    ]
+
+
+def test_decorator_type_registered_after_decoration(events: CapturedEvents) -> None:
+    """A catalog-namespace type registered only after decoration: refused (reported, never raised) until it is
+    registered, recorded on every call after; a ``commerce.`` prefix is the same type."""
+    import uuid
+
+    from otel_commerce import register_event_type
+
+    event_type = "order.dec_later_" + uuid.uuid4().hex[:8]
+    seen: list[BaseException] = []
+    RUNTIME.on_error.append(lambda exc, pending: seen.append(exc))
+
+    @commerce_event(event_type, organization_id="acme")
+    def ship(order_id: str) -> dict[str, Any]:
+        return {"id": order_id, "carrier": "ups"}
+
+    @commerce_event("commerce." + event_type, organization_id="acme")
+    def ship_prefixed(order_id: str) -> dict[str, Any]:
+        return {"id": order_id, "carrier": "dhl"}
+
+    assert ship("o1") == {"id": "o1", "carrier": "ups"}
+    assert ship_prefixed("o1") == {"id": "o1", "carrier": "dhl"}
+    assert len(events) == 0 and len(seen) == 2
+    assert all(isinstance(e, EventValidationError) and "unknown event type" in str(e) for e in seen)
+    register_event_type(event_type)
+    for order_id in ("o2", "o3"):
+        ship(order_id)
+        ship_prefixed(order_id)
+    got = [(e.type, e.id, e.organization_id, e.data["carrier"]) for e in events]
+    assert got == [(event_type, o, "acme", c) for o in ("o2", "o3") for c in ("ups", "dhl")]
+    assert len(seen) == 2
+
+
+async def test_decorator_async_span_option_and_on_error(sdk: OtelSdk, events: CapturedEvents) -> None:
+    """span=True on async handlers: the span is opened around the handler, the event (or the on_error event,
+    the exception still propagating) is recorded in it."""
+
+    @commerce_event("contributor.registered", organization_id="acme", span=True)
+    async def register(user: str) -> dict[str, str]:
+        return {"user_id": user, "github_username": "octo"}
+
+    boom = RuntimeError("declined")
+
+    @commerce_event("order.completed", organization_id="acme", span=True, on_error="checkout.failed")
+    async def pay(session_id: str) -> dict[str, Any]:
+        raise boom
+
+    assert await register(user="u1") == {"user_id": "u1", "github_username": "octo"}
+    with pytest.raises(RuntimeError) as info:
+        await pay("s1")
+    assert info.value is boom
+    spans = {s.name: s for s in sdk.spans.get_finished_spans()}
+    ok, failed = spans["commerce contributor.registered"], spans["commerce order.completed"]
+    assert ok.context is not None and failed.context is not None
+    assert [(e.type, e.trace_id, e.span_id) for e in events] == [
+        ("contributor.registered", format(ok.context.trace_id, "032x"), format(ok.context.span_id, "016x")),
+        ("checkout.failed", format(failed.context.trace_id, "032x"), format(failed.context.span_id, "016x")),
+    ]
 
 
 def test_span_option_opens_a_span_when_none(sdk: OtelSdk, events: CapturedEvents) -> None:

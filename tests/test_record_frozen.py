@@ -311,3 +311,44 @@ def test_pydantic_result_and_pydantic_body_on_error(events: CapturedEvents) -> N
     assert (done.type, done.id, done.organization_id) == ("order.completed", "fz-p", "acme")
     assert done.data["revenue"] == 3.5 and done.data["placed_at"] == "2026-01-01T00:00:00Z"
     assert (failed.type, failed.id) == ("checkout.failed", "sess-9")
+
+
+def test_dataclass_result_and_dataclass_body_on_error(events: CapturedEvents) -> None:
+    """A returned dataclass instance is its fields (shallow; slots too, every call); a returned dataclass
+    *class* is refused; on_error finds session_id in a dataclass argument."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Body:
+        session_id: str
+        amount: float
+
+    @dataclasses.dataclass(slots=True)
+    class Out:
+        id: str
+        order_id: str
+        revenue: float
+        currency: str = "USD"
+        email: str = dataclasses.field(default="A@B.c", repr=False)
+
+    seen: list[BaseException] = []
+    RUNTIME.on_error.append(lambda exc, pending: seen.append(exc))
+
+    @commerce_event("order.completed", on_error="checkout.failed", organization_id="acme")
+    def checkout(body: Body, fail: bool = False) -> Any:
+        if fail:
+            raise RuntimeError("declined")
+        return Out if body.amount < 0 else Out(id="fz-d" + body.session_id, order_id="fz-d", revenue=body.amount)
+
+    out = checkout(Body("1", 3.5))
+    assert out == Out(id="fz-d1", order_id="fz-d", revenue=3.5)
+    checkout(Body("2", 4.5))
+    assert checkout(Body("3", -1.0)) is Out
+    with pytest.raises(RuntimeError):
+        checkout(Body("sess-d", 1.0), fail=True)
+    first, second, failed = events
+    assert (first.id, first.organization_id, second.id) == ("fz-d1", "acme", "fz-d2")
+    assert list(first.data) == ["order_id", "revenue", "currency", "email"] and first.data["email"] != "A@B.c"
+    assert second.data["revenue"] == 4.5
+    assert (failed.type, failed.id) == ("checkout.failed", "sess-d")
+    assert [type(e).__name__ for e in seen] == ["EventValidationError"] and "cannot make an event" in str(seen[0])

@@ -94,24 +94,31 @@ def _as_mapping(value: Any) -> Mapping[str, Any] | None:
     if dump is not None and callable(dump):
         dumped = value.model_dump(mode="json")  # JSON-shaped: datetimes and Decimals as strings
         return dumped if isinstance(dumped, Mapping) else None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return None
+    try:
+        names = _field_names(type(value))  # type: ignore[arg-type]  # typeshed: type is not Hashable
+    except TypeError:  # a class that cannot be a cache key
+        names = _field_names.__wrapped__(type(value))
+    return None if names is None else {name: getattr(value, name) for name in names}
 
 
-def _to_pending(event_type: str, value: Any, org: str | None, key: str | None) -> Pending | None:
-    if value is None:
+@functools.lru_cache(maxsize=256)
+def _field_names(cls: Any) -> tuple[str, ...] | None:
+    """The field names of a dataclass (None for any other class, and for a class of classes): fixed when
+    the class is made, so read once per class rather than on every result."""
+    if issubclass(cls, type) or not dataclasses.is_dataclass(cls):
         return None
-    if type(value) is not dict:
-        if isinstance(value, CommerceEvent):
-            return _pending_from_event(value, key)
-        if isinstance(value, Order):
-            return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _to_pending(event_type: str, value: Any, org: Any, key: str | None, drop: tuple[str, ...]) -> Pending:
+    """The event a (non-None, non-dict) result becomes; ``drop``: the lifted keys that leave ``data``."""
+    if isinstance(value, CommerceEvent):
+        return _pending_from_event(value, key)
+    if isinstance(value, Order):
+        return build_pending(event_type, order=value, organization_id=org, idempotency_key=key)
     mapping = _as_mapping(value)
     if mapping is not None:
-        keep = CATALOG[event_type].data if event_type in CATALOG else ()
-        # lifted keys leave data, unless the catalog's data has them (checkout.started keeps session_id)
-        data = {k: v for k, v in mapping.items() if k not in _LIFTED or k in keep}
+        data = {k: v for k, v in mapping.items() if k not in drop}
         return build_pending(
             event_type,
             id=mapping.get("id"),
@@ -229,7 +236,30 @@ def _our_span(name: str) -> Iterator[trace.Span]:
 
 
 class _Recorder:
-    """What a decorated callable does after (or instead of) its handler returns."""
+    """What a decorated callable does after (or instead of) its handler returns.
+
+    Everything that depends only on the decorator's arguments is settled here, once: which of them are
+    callables of the handler's arguments, the catalog's ``data`` keys, and which lifted keys leave ``data``.
+    """
+
+    __slots__ = (
+        "commit_call",
+        "drop",
+        "event_type",
+        "extract",
+        "inline",
+        "key",
+        "key_call",
+        "on_commit",
+        "on_error",
+        "org",
+        "org_call",
+        "pop_lifted",
+        "pop_session",
+        "span_name",
+        "type",
+        "type_ok",
+    )
 
     def __init__(
         self,
@@ -242,12 +272,28 @@ class _Recorder:
         on_commit: object = None,
     ) -> None:
         self.event_type = event_type
+        # what build_pending makes of the type (validated by commerce_event); type_ok once it passed
+        # build_pending's checks: a type allowed once stays allowed (registrations are never undone)
+        self.type = event_type[len("commerce.") :] if event_type.startswith("commerce.") else event_type
+        self.type_ok = False
         self.extract = extract
         self.on_error = on_error
         self.org = org
         self.span_name = span_name
         self.key = key
         self.on_commit = on_commit
+        self.org_call = callable(org)
+        self.key_call = callable(key)
+        self.commit_call = callable(on_commit)
+        keep = CATALOG[event_type].data if event_type in CATALOG else ()
+        # lifted keys leave data, unless the catalog's data has them (checkout.started keeps session_id)
+        self.drop = tuple(k for k in _LIFTED if k not in keep)
+        # the inline dict path: id / organization_id / user_id always leave data (no catalog type keeps them)
+        self.pop_lifted = self.drop[:3] == _LIFTED[:3]
+        self.pop_session = "session_id" in self.drop
+        # the wrappers make the event of a returned dict inline (no call: this runs on every request) when
+        # no argument of the decorator needs the handler's arguments
+        self.inline = extract is None and self.pop_lifted and not (self.org_call or self.key_call or self.commit_call)
 
     def span(self) -> AbstractContextManager[Any]:
         if self.span_name is None or trace.get_current_span().is_recording():
@@ -255,19 +301,48 @@ class _Recorder:
         return _our_span(self.span_name)
 
     def record(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The event of ``result`` (the wrappers inline the common case, a dict with :attr:`inline`)."""
         value: Any = None
         try:
             value = self.extract(result, *args, **kwargs) if self.extract is not None else result
-            key = _arg(self.key, args, kwargs)
-            if key is not None and (not isinstance(key, str) or not key):
-                raise EventValidationError(f"idempotency_key must be a non-empty string, got {key!r}")
-            on_commit = self.on_commit(*args, **kwargs) if callable(self.on_commit) else self.on_commit
-            pending = _to_pending(self.event_type, value, _arg(self.org, args, kwargs), key)
-            if pending is not None:
-                hold(pending, holder_for(on_commit))  # held until the commit, when asked (README "Transactions")
-        except EventValidationError as exc:
-            self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
+            key: Any = self.key  # a callable, a non-empty string (checked at decoration) or None
+            if self.key_call:
+                key = key(*args, **kwargs)
+                if key is not None and (not isinstance(key, str) or not key):
+                    raise EventValidationError(f"idempotency_key must be a non-empty string, got {key!r}")
+            on_commit: Any = self.on_commit
+            if self.commit_call:
+                on_commit = on_commit(*args, **kwargs)
+            org: Any = self.org
+            if self.org_call:
+                org = org(*args, **kwargs)
+            if value is None:
+                return
+            if type(value) is dict and self.pop_lifted:  # as the wrappers' inline path
+                data = value.copy()
+                pop = data.pop
+                pending = build_pending(
+                    self.type,
+                    id=pop("id", None),
+                    organization_id=pop("organization_id", None) or org,
+                    user_id=pop("user_id", None),
+                    session_id=pop("session_id", None) if self.pop_session else value.get("session_id"),
+                    data=data,
+                    idempotency_key=key,
+                    type_checked=self.type_ok,
+                )
+                self.type_ok = True
+            else:
+                pending = _to_pending(self.event_type, value, org, key, self.drop)
+            hold(pending, holder_for(on_commit))  # held until the commit, when asked (README "Transactions")
         except Exception as exc:
+            self.refused(exc, value, args, kwargs)
+
+    def refused(self, exc: Exception, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The result's event could not be made or recorded: logged, counted, reported (never raised)."""
+        if isinstance(exc, EventValidationError):
+            self._fail(exc, _would_be(self.event_type, value, self.org, args, kwargs))
+        else:
             self._fail(exc)
 
     def record_error(
@@ -346,37 +421,118 @@ def commerce_event(
     )
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        slot = _slot
+        record = recorder.record
+        record_error = recorder.record_error
+        refused = recorder.refused
+        # the inline path (see _Recorder.record, which it mirrors): a returned dict becomes the event here
+        inline = recorder.inline
+        event_type, on_commit, pop_session = recorder.type, recorder.on_commit, recorder.pop_session
+        org: Any = recorder.org  # not callables on the inline path
+        key: Any = recorder.key
+        type_ok = False  # as _Recorder.type_ok, for the inline path (a closure cell: cheaper than an attribute)
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
+            if recorder.span_name is None:
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if not _slot.RUNTIME.active():
-                    return await afn(*args, **kwargs)
-                with recorder.span():
+                @functools.wraps(fn)
+                async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    nonlocal type_ok
+                    if not slot.RUNTIME.active():
+                        return await afn(*args, **kwargs)
                     try:
-                        result = await afn(*args, **kwargs)
+                        result = await (afn(*args, **kwargs) if kwargs else afn(*args))  # type: ignore[call-arg]
                     except BaseException as error:
-                        recorder.record_error(fn, error, args, kwargs)
+                        record_error(fn, error, args, kwargs)
                         raise
-                    recorder.record(result, args, kwargs)
+                    if inline and type(result) is dict:  # as in the sync wrapper below
+                        try:
+                            data = result.copy()
+                            pop = data.pop
+                            pending = build_pending(
+                                event_type,
+                                id=pop("id", None),
+                                organization_id=pop("organization_id", None) or org,
+                                user_id=pop("user_id", None),
+                                session_id=pop("session_id", None) if pop_session else result.get("session_id"),
+                                data=data,
+                                idempotency_key=key,
+                                type_checked=type_ok,
+                            )
+                            type_ok = True
+                            hold(pending, holder_for(on_commit))
+                        except Exception as exc:
+                            refused(exc, result, args, kwargs)
+                    else:
+                        record(result, args, kwargs)
                     return result
+
+            else:
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    if not slot.RUNTIME.active():
+                        return await afn(*args, **kwargs)
+                    with recorder.span():
+                        try:
+                            result = await afn(*args, **kwargs)
+                        except BaseException as error:
+                            record_error(fn, error, args, kwargs)
+                            raise
+                        record(result, args, kwargs)
+                        return result
 
             return cast(Callable[P, R], async_wrapper)
 
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if not _slot.RUNTIME.active():
-                return fn(*args, **kwargs)
-            with recorder.span():
-                try:
-                    result = fn(*args, **kwargs)
+        if recorder.span_name is None:
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                nonlocal type_ok
+                if not slot.RUNTIME.active():
+                    return fn(*args, **kwargs)
+                try:  # no keyword arguments: a plain call (unpacking an empty dict costs on every request)
+                    result: Any = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
                 except BaseException as error:
-                    recorder.record_error(fn, error, args, kwargs)
+                    record_error(fn, error, args, kwargs)
                     raise
-                recorder.record(result, args, kwargs)
+                if inline and type(result) is dict:
+                    try:  # the lifted keys leave data: popped from a copy (the handler's dict is never
+                        data = result.copy()  # changed); build_pending freezes what is left
+                        pop = data.pop
+                        pending = build_pending(
+                            event_type,
+                            id=pop("id", None),
+                            organization_id=pop("organization_id", None) or org,
+                            user_id=pop("user_id", None),
+                            session_id=pop("session_id", None) if pop_session else result.get("session_id"),
+                            data=data,
+                            idempotency_key=key,
+                            type_checked=type_ok,
+                        )
+                        type_ok = True
+                        hold(pending, holder_for(on_commit))  # held until the commit, when asked
+                    except Exception as exc:
+                        refused(exc, result, args, kwargs)
+                else:
+                    record(result, args, kwargs)
                 return result
 
-        return wrapper
+        else:
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                if not slot.RUNTIME.active():
+                    return fn(*args, **kwargs)
+                with recorder.span():
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as error:
+                        record_error(fn, error, args, kwargs)
+                        raise
+                    record(result, args, kwargs)
+                    return result
+
+        return cast(Callable[P, R], wrapper)
 
     return decorate

@@ -166,14 +166,19 @@ def build_pending(
     order: Order | None = None,
     idempotency_key: str | None = None,
     timestamp: datetime | None = None,
+    type_checked: bool = False,
 ) -> Pending:
-    """Validate and build the event (raises ``EventValidationError``); trace context is taken now."""
-    if not isinstance(event_type, str):
-        raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
-    if event_type.startswith("commerce."):
-        event_type = event_type[len("commerce.") :]
-    subject_for(event_type)
-    check_catalog_type(event_type)
+    """Validate and build the event (raises ``EventValidationError``); trace context is taken now.
+
+    ``type_checked``: ``event_type`` is unprefixed and passed these type checks before (the decorator's
+    type, once it did: a type allowed once stays allowed)."""
+    if not type_checked:
+        if not isinstance(event_type, str):
+            raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
+        if event_type.startswith("commerce."):
+            event_type = event_type[len("commerce.") :]
+        subject_for(event_type)
+        check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
     # naive means UTC, everywhere (envelope, log record, CAPI event_time); 1970-01-01 .. 2554-07-21 in UTC only (OTLP uint64 ns)
     ts = _now(_UTC) if timestamp is None else utc(timestamp)

@@ -202,10 +202,11 @@ class Runtime:
         The decorator's fast path (a few attribute reads); a no-op is still counted.
         ``OTEL_COMMERCE_DISABLED=true`` makes it False whatever is installed.
         """
-        if self.settings.disabled:
+        settings = self._settings  # read directly once resolved: this runs on every decorated call
+        if (settings if settings is not None else self.settings).disabled:
             self.counters["noop"] += 1
             return False
-        if self.captures or self.engine is not None:
+        if self.captures or (self._engine if self._engine_built else self.engine) is not None:
             return True
         if any(p is not None for p in _sdk.installed_providers()):
             return True
