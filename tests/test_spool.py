@@ -138,7 +138,7 @@ def test_wal_segment_torn_tail_in_the_mapped_layout(tmp_path: Path) -> None:
         f"flipped {len(flipped.records)} / {flipped.corrupt}; format 1: {len(old.records)} read, "
         f"+zeros {old_zeros.corrupt} skipped ({old_zeros.corrupt_bytes} B)"
     )
-    assert len(whole) >= 1 << 20 and live.version == 2  # preallocated
+    assert len(whole) >= 1 << 20 and live.version == 3  # preallocated
     assert [r[0]["n"] for r in live.records] == list(range(2, 10)) and live.corrupt == 0
     assert [r[0]["n"] for r in torn.records] == list(range(2, 9)) and torn.corrupt == 1 and torn.corrupt_bytes > 0
     assert [r[0]["n"] for r in flipped.records] == list(range(2, 9)) and flipped.corrupt == 1
@@ -162,7 +162,7 @@ def test_wal_fsync_policies_write_the_same_layout(tmp_path: Path, fsync: str) ->
     (path,) = _data_files(tmp_path)
     res = read_file(path)
     print(f"\n[spool] wal fsync={fsync}: {path.stat().st_size} B on disk, {len(res.records)} read, {res.corrupt} skipped")
-    assert path.stat().st_size >= 1 << 20 and res.version == 2 and res.corrupt == 0
+    assert path.stat().st_size >= 1 << 20 and res.version == 3 and res.corrupt == 0
     assert [r[0]["n"] for r in res.records] == [1, 2, 3, 4, 5]
     spool.close()
 
