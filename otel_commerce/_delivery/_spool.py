@@ -98,7 +98,7 @@ _FRAME = struct.Struct("<BBII")
 KIND_HEADER, KIND_WAL, KIND_SPILL, KIND_ACK = 1, 2, 3, 4
 _CRC_WAL = zlib.crc32(bytes((KIND_WAL,)))
 _FRAME_SIZE = _FRAME.size
-_pack_into = _FRAME.pack_into
+_pack = _FRAME.pack
 _crc32 = zlib.crc32
 _PAGE = mmap.PAGESIZE
 _KINDS = frozenset({KIND_HEADER, KIND_WAL, KIND_SPILL, KIND_ACK})
@@ -668,18 +668,18 @@ class Spool:
             seg = self._wal
             if seg is None or seg.size + _FRAME_SIZE + length > seg.capacity:
                 seg = self._rotate_wal(_FRAME_SIZE + length)
-            pos = seg.size
+            record = _pack(FORMAT_VERSION, KIND_WAL, length, crc) + payload  # cheaper than pack_into the map
             mm = seg.mm
             if mm is not None:
+                pos = seg.size
                 end = pos + _FRAME_SIZE + length
-                _pack_into(mm, pos, FORMAT_VERSION, KIND_WAL, length, crc)
-                mm[pos + _FRAME_SIZE : end] = payload
+                mm[pos:end] = record
                 seg.size = end
                 if end > seg.mark:  # the helper populates the next pages (once per ~1 MB)
                     seg.mark = _NEVER
                     self._wake.set()
             else:  # policy always: one pwrite (the fsync below releases the GIL anyway)
-                seg.put(_FRAME.pack(FORMAT_VERSION, KIND_WAL, length, crc) + payload)
+                seg.put(record)
                 if self.fsync == "always":
                     self._sync_now(seg)
             number = seg.written = seg.written + 1
