@@ -599,3 +599,52 @@ def test_wal_helper_thread_is_made_again_in_a_forked_child_and_never_keeps_the_p
     assert who == ["child", "parent", "parent"] and adopted == who
     assert [p for p in tmp_path.iterdir() if p.suffix == ".next"] == []
     adopter.close()
+
+
+# --------------------------------------------------------------------------- wal + transaction()
+def test_wal_appends_a_transactions_events_at_commit_and_never_a_rolled_back_ones(tmp_path: Path) -> None:
+    """``wal`` with ``otel_commerce.transaction()``: events held by a block are not in the wal while it runs; a
+    rolled-back block's never are (a replay must not resurrect a cancelled order); a committed block's are
+    appended when it releases them. The broker is down: nothing is delivered, so the wal keeps every append."""
+    from otel_fixtures import global_sdk
+
+    import otel_commerce
+    from otel_commerce._runtime import RUNTIME
+
+    global_sdk().clear()
+    sink = JetStreamSink(NatsServer().url)  # never started
+    spool = Spool(tmp_path, SpoolKey("svc", (sink.spool_identity(),)), mode="wal")
+    engine = DeliveryEngine([sink], spool=spool, exit_hook=False, **FAST)
+    RUNTIME.install(Settings(), engine)
+
+    def in_wal() -> list[str]:
+        return [decode_pending(r[0]).event_id for p in _data_files(tmp_path) for r in read_file(p).records]
+
+    def order(tag: str, i: int) -> str:
+        return otel_commerce.record_event(
+            "order.completed", id=f"{tag}_{i}", organization_id="org_1", data={"order_id": f"{tag}_{i}", "revenue": 1.0}
+        )
+
+    try:
+        with pytest.raises(RuntimeError), otel_commerce.transaction():
+            rolled_back = [order("rb", i) for i in range(3)]
+            during_rollback = in_wal()
+            raise RuntimeError("payment declined")
+        after_rollback = in_wal()
+        with otel_commerce.transaction():
+            committed = [order("ok", i) for i in range(3)]
+            during_commit = in_wal()
+        after_commit = in_wal()
+        direct = order("direct", 0)  # outside a block: appended before record_event returns
+        after_direct = in_wal()
+        print(
+            f"\n[spool] wal + transaction: rolled back {len(rolled_back)} -> in wal {len(after_rollback)}; "
+            f"committed {len(committed)} -> in wal during the block {len(during_commit)}, after {len(after_commit)}"
+        )
+        assert during_rollback == [] and after_rollback == []
+        assert during_commit == [] and after_commit == committed
+        assert after_direct == [*committed, direct]
+        assert not set(rolled_back) & set(after_direct)
+    finally:
+        engine.shutdown(0.5)  # the broker is down: the rest stays in the wal (a bounded wait, then closed)
+        RUNTIME.reset()
