@@ -558,6 +558,26 @@ def test_wal_pages_are_populated_ahead_or_fault_on_append_without_it(
     off.close()
 
 
+def test_wal_grouped_sync_of_a_segment_populated_ahead_covers_its_records(tmp_path: Path) -> None:
+    """``grouped`` syncs the live segment up to its records (``msync`` of that range when the pages ahead are
+    populated, else ``fsync``): afterwards every appended record counts as synced and reads back."""
+    from otel_commerce._delivery import _spool as spool_mod
+
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", fsync="grouped", fsync_interval_seconds=3600)
+    spool.append_wal(b'{"n":0}')
+    seg = spool._wal
+    assert seg is not None
+    ranged = poll(lambda: seg.prefaulted > seg.size, 10) and spool_mod._PREFAULT.enabled
+    for i in range(1, 500):
+        spool.append_wal(b'{"n":%d}' % i)
+    spool.sync()
+    (path,) = _data_files(tmp_path)
+    print(f"\n[spool] grouped sync of the live segment: {'msync of the records' if ranged else 'fsync'}, "
+          f"{seg.synced} of {seg.size} B")  # fmt: skip
+    assert seg.synced == seg.size and [r[0]["n"] for r in read_file(path).records] == list(range(500))
+    spool.close()
+
+
 _WAL_FORK_HELPER = textwrap.dedent(
     """
     import os, sys, threading

@@ -400,15 +400,15 @@ def _preallocate(fd: int, size: int) -> None:
         os.ftruncate(fd, size)  # pragma: no cover - a filesystem without fallocate: a sparse file
 
 
-def _load_madvise() -> Any:
-    """libc's ``madvise`` through ctypes (a foreign call releases the GIL; ``mmap.madvise`` holds it while the
-    kernel populates, stalling every thread), or None (not Linux / no libc)."""
+def _load_libc(name: str) -> Any:
+    """libc's ``madvise`` / ``msync`` through ctypes (a foreign call releases the GIL; ``mmap.madvise`` and
+    ``mmap.flush`` hold it while the kernel works, stalling every thread), or None (not Linux / no libc)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes
 
-        fn = ctypes.CDLL(None, use_errno=True).madvise
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
         fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
         fn.restype = ctypes.c_int
     except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc
@@ -426,9 +426,11 @@ class _Prefault:
     """
 
     MADV_POPULATE_WRITE = 23
+    MS_SYNC = 4
 
     def __init__(self) -> None:
         self._fn: Any = None
+        self._msync: Any = None
         self._loaded = False
         self.enabled = True
 
@@ -444,8 +446,7 @@ class _Prefault:
     def populate(self, addr: int, length: int) -> bool:
         """Populate ``length`` bytes at ``addr`` (page aligned) for writing; False when it cannot."""
         if not self._loaded:
-            self._fn, self._loaded = _load_madvise(), True
-            self.enabled = self._fn is not None
+            self._load()
         if not self.enabled:
             return False
         if self._fn(addr, length, self.MADV_POPULATE_WRITE) == 0:
@@ -454,14 +455,28 @@ class _Prefault:
 
         err = ctypes.get_errno()
         if err in (errno.EINVAL, errno.ENOSYS):  # a kernel without MADV_POPULATE_WRITE: fall back for good
+            self._msync = None  # (the grouped sync then fsyncs the whole file, as without prefaulting)
             self.enabled = False
             logger.debug("otel-commerce: MADV_POPULATE_WRITE unavailable (%s): wal pages fault on append", err)
         return False
 
 
+    def _load(self) -> None:
+        self._fn, self._msync, self._loaded = _load_libc("madvise"), _load_libc("msync"), True
+        self.enabled = self._fn is not None
+
+    def sync_range(self, addr: int, length: int) -> bool:
+        """``msync(MS_SYNC)`` of ``length`` bytes at ``addr`` (Linux: an ``fdatasync`` of that range of the
+        file); False when it cannot (the caller then fsyncs the file)."""
+        if not self._loaded:
+            self._load()
+        return self.enabled and self._msync is not None and self._msync(addr, length, self.MS_SYNC) == 0
+
+
 _PREFAULT = _Prefault()
 _PREFAULT_WINDOW = 2 * 1024 * 1024  # populated ahead of the write position (about 8,000 events)
-_PREFAULT_CHUNK = 256 * 1024  # one madvise call (the map lock is held for it; the GIL is not)
+_PREFAULT_CHUNK = _PREFAULT_WINDOW  # one madvise call per wake (the map lock is held for it, the GIL not: taking the
+# GIL back after each call can wait for a busy thread's switch interval, 5 ms, so fewer calls keep up better)
 
 _SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
 
@@ -629,18 +644,34 @@ class Spool:
 
         A duplicate descriptor per file, taken under the lock, is synced outside it (appends never wait for
         a disk) and cannot be a reused descriptor number if the segment is closed meanwhile. For a mapped
-        segment ``fsync`` writes the pages dirtied through the mapping too (Linux: ``msync(MS_SYNC)`` is an
-        ``fsync`` of the range; the page cache is the same).
+        segment ``fsync`` writes the pages dirtied through the mapping too (the page cache is the same).
+        The live wal segment, when the helper thread populates it ahead, is synced up to its records only
+        (``msync(MS_SYNC)`` of that range): an ``fsync`` would also write back the populated pages ahead
+        (zeros) and make them read-only again — the appends would fault on them once more.
         """
+        ranged: tuple[_Segment, int] | None = None
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             live = self._wal
-            if live is not None and live.size != live.synced and live.fd >= 0:
-                dirty.add(live)  # the appends do not mark it (no set update on the caller's thread)
+            if live is not None and live.size != live.synced and live.fd >= 0:  # the appends do not mark it
+                if live.mm is not None and live.prefaulted > live.size:
+                    ranged = (live, live.size)
+                else:
+                    dirty.add(live)
             fds = []
             for seg in dirty:
                 seg.synced = seg.size
                 with contextlib.suppress(OSError):
+                    if seg.fd >= 0:
+                        fds.append(os.dup(seg.fd))
+        if ranged is not None:
+            seg, size = ranged
+            with self._map_lock:  # never unmapped meanwhile
+                done = seg.mm is not None and bool(seg.addr) and _PREFAULT.sync_range(seg.addr, -(-size // _PAGE) * _PAGE)
+            if done:
+                seg.synced = max(seg.synced, size)
+            else:
+                with self._lock, contextlib.suppress(OSError):
                     if seg.fd >= 0:
                         fds.append(os.dup(seg.fd))
         for fd in fds:
