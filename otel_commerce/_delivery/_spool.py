@@ -97,7 +97,6 @@ FORMAT_VERSION = 3  # see the module docstring; version 1 and 2 files are still 
 _FRAME = struct.Struct("<BBII")
 KIND_HEADER, KIND_WAL, KIND_SPILL, KIND_ACK = 1, 2, 3, 4
 _CRC_WAL = zlib.crc32(bytes((KIND_WAL,)))
-_FRAME_SIZE = _FRAME.size
 _pack = _FRAME.pack
 _crc32 = zlib.crc32
 _PAGE = mmap.PAGESIZE
@@ -349,7 +348,7 @@ _REF_MASK = (1 << _REF_BITS) - 1
 
 class _Segment:
     __slots__ = (
-        "acked", "addr", "capacity", "fd", "ident", "mark", "mm", "path", "prefaulted", "rotated", "size", "synced",
+        "acked", "addr", "base", "capacity", "fd", "ident", "mark", "mm", "path", "prefaulted", "rotated", "size", "synced",
         "written",
     )  # fmt: skip
 
@@ -360,6 +359,7 @@ class _Segment:
         self.written = 0  # events written (format 3: a wal record's number is its ordinal in the file)
         self.acked = 0  # of them, settled (wal) or handed to a replay (spill)
         self.ident = next(_IDENTS)  # wal: the high bits of its records' references (see Spool.append_wal)
+        self.base = self.ident << _REF_BITS
         self.synced = 0  # ``size`` at the last grouped fsync
         self.rotated = False
         self.mm: mmap.mmap | None = None  # a wal segment's shared mapping (until rotated / closed)
@@ -463,7 +463,7 @@ class _Prefault:
 
     def _load(self) -> None:
         self._fn, self._msync, self._loaded = _load_libc("madvise"), _load_libc("msync"), True
-        self.enabled = self._fn is not None
+        self.enabled = self.enabled and self._fn is not None  # (stays off when turned off before)
 
     def sync_range(self, addr: int, length: int) -> bool:
         """``msync(MS_SYNC)`` of ``length`` bytes at ``addr`` (Linux: an ``fdatasync`` of that range of the
@@ -691,19 +691,18 @@ class Spool:
         instead (milliseconds; a write fault into a mapped page being written back would wait for the journal
         with the GIL held, stalling every thread).
         """
-        length = len(payload)
-        crc = _crc32(payload, _CRC_WAL)
+        record = _pack(FORMAT_VERSION, KIND_WAL, len(payload), _crc32(payload, _CRC_WAL)) + payload
+        size = len(record)
         lock = self._lock
         lock.acquire()
         try:
             seg = self._wal
-            if seg is None or seg.size + _FRAME_SIZE + length > seg.capacity:
-                seg = self._rotate_wal(_FRAME_SIZE + length)
-            record = _pack(FORMAT_VERSION, KIND_WAL, length, crc) + payload  # cheaper than pack_into the map
+            if seg is None or seg.size + size > seg.capacity:
+                seg = self._rotate_wal(size)
             mm = seg.mm
             if mm is not None:
                 pos = seg.size
-                end = pos + _FRAME_SIZE + length
+                end = pos + size
                 mm[pos:end] = record
                 seg.size = end
                 if end > seg.mark:  # the helper populates the next pages (once per ~1 MB)
@@ -714,7 +713,7 @@ class Spool:
                 if self.fsync == "always":
                     self._sync_now(seg)
             number = seg.written = seg.written + 1
-            return seg.ident << _REF_BITS | number
+            return seg.base | number
         finally:
             lock.release()
 
