@@ -495,14 +495,17 @@ def test_decode_pending_round_trips_every_field_and_refuses_unknown_layouts() ->
             decode_pending(bad)
 
 
-def test_wal_segments_rotate_onto_segments_made_ahead(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fsync", ["none", "grouped", "always"])
+def test_wal_segments_rotate_onto_segments_made_ahead(tmp_path: Path, fsync: str) -> None:
     """The helper thread makes the next segment ahead (``.next``); a full segment is swapped for it (the same
     file, renamed to the next number), file order stays append order, settled rotated segments are removed,
-    and nothing of ours is left after close."""
-
-    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", segment_bytes=64 * 1024)
+    and nothing of ours is left after close — with every fsync policy (``always``: segments not mapped)."""
+    spool = Spool(
+        tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", segment_bytes=64 * 1024, fsync=fsync,
+        fsync_interval_seconds=0.01,
+    )  # fmt: skip
     refs = [spool.append_wal(orjson.dumps({"n": 0, "pad": "x" * 200}))]
-    assert poll(lambda: any(p.suffix == ".next" for p in tmp_path.iterdir()), 10)
+    assert poll(lambda: spool._spare is not None, 10)  # made and handed over by the helper thread
     (spare,) = [p for p in tmp_path.iterdir() if p.suffix == ".next"]
     spare_inode = spare.stat().st_ino
     helper = spool._helper
@@ -515,7 +518,7 @@ def test_wal_segments_rotate_onto_segments_made_ahead(tmp_path: Path) -> None:
     assert poll(lambda: len(_data_files(tmp_path)) <= 2, 10)  # settled rotated segments are removed
     left = [r[0]["n"] for p in _data_files(tmp_path) for r in read_file(p).records]
     print(
-        f"\n[spool] {n} events over {len(files)} segment(s) of 64 KB; the first spare became a segment: "
+        f"\n[spool] fsync={fsync}: {n} events over {len(files)} segment(s) of 64 KB; first spare taken: "
         f"{spare_inode in inodes}; unsettled left {len(left)} in {len(_data_files(tmp_path))} file(s)"
     )
     assert len(files) >= 4 and spare_inode in inodes
