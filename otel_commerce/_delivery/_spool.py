@@ -423,6 +423,7 @@ class _Prefault:
     ``page_mkwrite``: ~4 µs on ext4, ~0.4 µs per event): the helper thread takes those faults ahead of the
     write position instead of the caller's thread. It never changes the data. An older kernel answers
     ``EINVAL``: prefaulting is then off for the process (the appends fault their pages as before).
+    ``msync`` of a range (:meth:`sync_range`) serves the ``grouped`` policy while pages are populated ahead.
     """
 
     MADV_POPULATE_WRITE = 23
@@ -460,7 +461,6 @@ class _Prefault:
             logger.debug("otel-commerce: MADV_POPULATE_WRITE unavailable (%s): wal pages fault on append", err)
         return False
 
-
     def _load(self) -> None:
         self._fn, self._msync, self._loaded = _load_libc("madvise"), _load_libc("msync"), True
         self.enabled = self.enabled and self._fn is not None  # (stays off when turned off before)
@@ -475,8 +475,9 @@ class _Prefault:
 
 _PREFAULT = _Prefault()
 _PREFAULT_WINDOW = 2 * 1024 * 1024  # populated ahead of the write position (about 8,000 events)
-_PREFAULT_CHUNK = _PREFAULT_WINDOW  # one madvise call per wake (the map lock is held for it, the GIL not: taking the
-# GIL back after each call can wait for a busy thread's switch interval, 5 ms, so fewer calls keep up better)
+# one madvise call per wake (the map lock is held for it, the GIL is not): taking the GIL back after each call
+# can wait for a busy thread's switch interval (5 ms), so few calls keep up better than many small ones
+_PREFAULT_CHUNK = _PREFAULT_WINDOW
 
 _SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
 
@@ -536,7 +537,6 @@ class Spool:
         self._lock_fd = -1
         self._counter = 0
         self._wal: _Segment | None = None
-        self._wal_number = 0
         self._segments: list[_Segment] = []
         self._live: dict[int, _Segment] = {}  # wal segments by identity (what references name)
         self._spill: _Segment | None = None
