@@ -653,8 +653,10 @@ class Spool:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             live = self._wal
-            if live is not None and live.size != live.synced and live.fd >= 0:  # the appends do not mark it
+            if live is not None and live.fd >= 0 and (live.size != live.synced or live in dirty):
+                # (the appends do not mark it dirty; ack records written into it do)
                 if live.mm is not None and live.prefaulted > live.size:
+                    dirty.discard(live)
                     ranged = (live, live.size)
                 else:
                     dirty.add(live)
