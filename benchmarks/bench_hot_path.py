@@ -13,6 +13,9 @@ Rows (issue 19's acceptance criteria are the ratios):
     recommended set-up: the app's batch processor first, ours added by ``configure()``) vs the bare
     emit on a provider with the same batch processor only. The batch exporter is a no-op stand-in
     for OTLP (its export runs on the batch worker thread, not the caller's).
+(c) (a) with the ``wal`` spool: ``record_event`` with an engine whose spool is ``wal`` (fsync ``none``, and
+    ``grouped``) vs the same call with an engine without a spool, in the same process (the engines are swapped
+    between loops; each loop checks its engine received every event). Target: (a) + at most 2 µs.
 (dec) ``@commerce_event`` net of the handler (decorated handler minus the bare handler), beside (a).
 (peers) Segment ``analytics-python`` ``track()`` and PostHog ``capture()`` with the same properties
     (optional ``bench`` extra; shown side by side, not a criterion). Their upload threads point at a
@@ -35,9 +38,11 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -56,7 +61,7 @@ DATA: dict[str, Any] = {
         {"product_id": "sku_mug", "name": "Mug", "price": 70.01, "quantity": 1},
     ],
 }
-SCENARIOS = ("a", "b", "peers")
+SCENARIOS = ("a", "b", "c", "peers")
 
 
 def handler(order_id: str) -> dict[str, Any]:
@@ -80,10 +85,15 @@ def measure(
     repeats: int,
     before: Callable[[], None] | None = None,
     after: Callable[[], None] | None = None,
+    select: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Median CPU ns/call of each side (sides alternate, reversed every other repeat, after a warm-up)."""
+    """Median CPU ns/call of each side (sides alternate, reversed every other repeat, after a warm-up).
+
+    ``select(name)``, when given, runs before ``before`` for each loop (scenario c: the side's engine)."""
     names = list(sides)
     for name in names:
+        if select:
+            select(name)
         if before:
             before()
         cpu_per_call(sides[name], max(n // 4, 50))
@@ -92,6 +102,8 @@ def measure(
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else reversed(names):
+            if select:
+                select(name)
             if before:
                 before()
             gc.collect()
@@ -116,6 +128,8 @@ def child_otel(scenario: str, n: int, repeats: int) -> dict[str, float]:
     from otel_commerce import commerce_event, record_event
     from otel_commerce._config import Settings
     from otel_commerce._delivery import DeliveryEngine
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    from otel_commerce._model._pending import decode_pending, encode_pending
     from otel_commerce._record import build_pending, event_attributes
     from otel_commerce._runtime import RUNTIME
     from otel_commerce._runtime._configure import attach_processor
@@ -151,10 +165,22 @@ def child_otel(scenario: str, n: int, repeats: int) -> dict[str, float]:
     trace.set_tracer_provider(tp)
     tracer = trace.get_tracer("bench")
     out: dict[str, float] = {}
+    spool_dir = tempfile.mkdtemp(prefix="bench-hot-wal-")
     with nats_server() as server:
         sink = GatedSink(JetStreamSink(server.url))
         engine = DeliveryEngine([sink], queue_size=max(4 * n, 10_000))
-        RUNTIME.install(Settings(mode="log"), engine)
+        # scenario c: the same engine with a wal spool (fsync none / grouped), swapped in by select()
+        engines: dict[str, tuple[Any, GatedSink]] = {"ours": (engine, sink)}
+        if scenario == "c":
+            for fsync in ("none", "grouped"):
+                wal_sink = GatedSink(JetStreamSink(server.url))
+                spool = Spool(
+                    os.path.join(spool_dir, fsync), SpoolKey("bench", (wal_sink.inner.spool_identity(),)),
+                    mode="wal", fsync=fsync, encode=encode_pending, decode=decode_pending,
+                )  # fmt: skip
+                engines["wal_" + fsync] = (DeliveryEngine([wal_sink], spool=spool, queue_size=max(4 * n, 10_000)), wal_sink)
+        settings = Settings(mode="log")
+        RUNTIME.install(settings, engine)
         lp = LoggerProvider(shutdown_on_exit=False)
         bare_lp = LoggerProvider(shutdown_on_exit=False)
         if scenario == "b":
@@ -165,8 +191,15 @@ def child_otel(scenario: str, n: int, repeats: int) -> dict[str, float]:
         bare_logger = bare_lp.get_logger("bench")
         state: dict[str, Any] = {}
 
+        current = {"sink": sink, "engine": engine, "submitted": 0}
+
+        def select(name: str) -> None:
+            eng, gated = engines.get(name, (engine, sink))
+            RUNTIME.install(settings, eng)
+            current.update(sink=gated, engine=eng, submitted=eng.stats()["submitted"])
+
         def before() -> None:
-            sink.gate.clear()
+            current["sink"].gate.clear()
             span = tracer.start_span("POST /checkout")
             state["span"] = span
             state["token"] = context.attach(trace.set_span_in_context(span))
@@ -174,9 +207,10 @@ def child_otel(scenario: str, n: int, repeats: int) -> dict[str, float]:
         def after() -> None:
             context.detach(state.pop("token"))
             state.pop("span").end()
-            sink.gate.set()
-            if not engine.flush(60.0):
-                raise SystemExit(f"flush failed: {engine.stats()}")
+            current["sink"].gate.set()
+            eng = current["engine"]
+            if not eng.flush(60.0):
+                raise SystemExit(f"flush failed: {eng.stats()}")
 
         before()
         pending = build_pending("order.completed", id=ORDER_ID, organization_id=ORG, user_id=USER, data=DATA)
@@ -209,11 +243,26 @@ def child_otel(scenario: str, n: int, repeats: int) -> dict[str, float]:
         sides = {"ours": ours, "bare": bare_emit}
         if scenario == "a":
             sides.update(decorated=dec, handler=bare_handler)
-        out = measure(sides, n, repeats, before, after)
-        stats = engine.stats()
-        engine.shutdown(10.0)
-        if stats["dropped"] or stats["rejected"]:
-            raise SystemExit(f"delivery check failed: {stats}")
+        if scenario == "c":
+            sides = {"ours": ours, "wal_none": ours, "wal_grouped": ours}
+
+            def checked_after() -> None:  # the swapped-in engine received the loop's events
+                eng = current["engine"]
+                got = eng.stats()["submitted"] - current["submitted"]
+                after()
+                if got < max(n // 4, 50):  # a timed loop (n calls) or a warm-up (n // 4, at least 50)
+                    raise SystemExit(f"engine swap failed: only {got} events reached the engine under test")
+
+            out = measure(sides, n, repeats, before, checked_after, select)
+        else:
+            out = measure(sides, n, repeats, before, after)
+        RUNTIME.install(settings, engine)
+        for eng, _gated in engines.values():
+            stats = eng.stats()
+            eng.shutdown(10.0)
+            if stats["dropped"] or stats["rejected"]:
+                raise SystemExit(f"delivery check failed: {stats}")
+    shutil.rmtree(spool_dir, ignore_errors=True)
     return out
 
 
@@ -329,6 +378,14 @@ def main(argv: list[str] | None = None) -> None:
             f"  {'(b) record_event beside BatchLogRecordProcessor vs bare emit + batch':<64} "
             f"{us(med('b', 'ours'))} {us(med('b', 'bare'))} {ratio('b', 'ours', 'bare'):5.2f}x  ≤ 1.3x"
         )
+    if "c" in results:
+        for fsync in ("none", "grouped"):
+            side = "wal_" + fsync
+            extra = statistics.median(f[side] - f["ours"] for f in results["c"])
+            print(
+                f"  {f'(c) (a) with the wal spool, fsync {fsync}, vs (a) same process':<64} "
+                f"{us(med('c', side))} {us(med('c', 'ours'))} {extra / 1000:+5.2f}µs  ≤ (a) + 2 µs"
+            )
     if results.get("peers") and results["peers"][0]:
         for key, label in (("segment", "Segment analytics-python track()"), ("posthog", "PostHog capture()")):
             if key in results["peers"][0]:

@@ -12,13 +12,16 @@ For each mode, on one nats-server (JetStream, temp store) and a fresh spool dire
 2. delivery throughput: first ``submit`` to ``flush`` returning (events/s), and its ratio to memory mode in
    the same round (modes interleave round by round, so load drifts hit them alike).
 
-Medians of ``--runs`` rounds; the load average is printed before and after. ``always`` is measured on a
+Each timed loop starts after a ``gc.collect()`` (GC stays on): otherwise whichever mode runs first in a round
+pays a full collection of the previous rounds' garbage (~2 µs per event in memory mode). Medians of
+``--runs`` rounds; the load average is printed before and after. ``always`` is measured on a
 smaller count (one ``msync`` per event: milliseconds on most disks).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -64,6 +67,7 @@ def _one(url: str, mode: str, fsync: str, n: int, tag: str) -> tuple[float, floa
     warm = _events(1, tag + "w")[0]
     engine.submit(warm)
     engine.flush(30)
+    gc.collect()  # every mode starts its loop with the same collector state (see the module docstring)
     t0, c0 = time.perf_counter(), time.thread_time()
     for p in events:
         engine.submit(p)

@@ -7,6 +7,7 @@ subprocesses killed with SIGKILL; a real fork.
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import signal
 import struct
@@ -138,7 +139,7 @@ def test_wal_segment_torn_tail_in_the_mapped_layout(tmp_path: Path) -> None:
         f"flipped {len(flipped.records)} / {flipped.corrupt}; format 1: {len(old.records)} read, "
         f"+zeros {old_zeros.corrupt} skipped ({old_zeros.corrupt_bytes} B)"
     )
-    assert len(whole) >= 1 << 20 and live.version == 2  # preallocated
+    assert len(whole) >= 1 << 20 and live.version == 3  # preallocated
     assert [r[0]["n"] for r in live.records] == list(range(2, 10)) and live.corrupt == 0
     assert [r[0]["n"] for r in torn.records] == list(range(2, 9)) and torn.corrupt == 1 and torn.corrupt_bytes > 0
     assert [r[0]["n"] for r in flipped.records] == list(range(2, 9)) and flipped.corrupt == 1
@@ -162,7 +163,7 @@ def test_wal_fsync_policies_write_the_same_layout(tmp_path: Path, fsync: str) ->
     (path,) = _data_files(tmp_path)
     res = read_file(path)
     print(f"\n[spool] wal fsync={fsync}: {path.stat().st_size} B on disk, {len(res.records)} read, {res.corrupt} skipped")
-    assert path.stat().st_size >= 1 << 20 and res.version == 2 and res.corrupt == 0
+    assert path.stat().st_size >= 1 << 20 and res.version == 3 and res.corrupt == 0
     assert [r[0]["n"] for r in res.records] == [1, 2, 3, 4, 5]
     spool.close()
 
@@ -433,3 +434,240 @@ def test_replay_goes_only_to_a_matching_sink(tmp_path: Path) -> None:
     assert tags == ["a"] and len(left) == 2
     assert {f.key["key"]["service"] for f in left if f.key} == {"unknown_service", "billing"}
     adopter.close()
+
+
+# --------------------------------------------------------------------------- format 3, the wal helper thread
+def _frame_v(version: int, kind: int, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(bytes((kind,))))
+    return struct.pack("<BBII", version, kind, len(payload), crc) + payload
+
+
+def test_format_2_wal_segment_and_layout_1_items_are_still_read(tmp_path: Path) -> None:
+    """A format 2 segment (wal records ``[number, item]``, zero padding) as the previous release wrote it,
+    holding layout 1 items (orjson's dataclass encoding of ``Pending``): read in order, acked ones left out,
+    decoded to the same events as the current layouts (format 3 records, layout 2 items)."""
+    events = [_pending("v2", i) for i in range(4)]
+    old = [orjson.dumps(p) for p in events]  # layout 1, as encode_pending wrote it before
+    v2 = tmp_path / "old.000001.wal"
+    v2.write_bytes(
+        _frame_v(2, 1, orjson.dumps({"key": {"digest": "x"}}))
+        + b"".join(_frame_v(2, 2, b"[%d,%b]" % (i + 1, p)) for i, p in enumerate(old))
+        + _frame_v(2, 4, b"[2]")
+        + b"\0" * 4096
+    )
+    res = read_file(v2)
+    decoded = [decode_pending(r[0]) for r in res.records]
+    spool = Spool(tmp_path / "new", SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    refs = [spool.append_wal(encode_pending(p)) for p in events]
+    spool.ack(refs[1:2])
+    (new_path,) = _data_files(tmp_path / "new")
+    new = read_file(new_path)
+    print(
+        f"\n[spool] format 2 file: {len(res.records)} read, {res.acked} acked, {res.corrupt} skipped; format 3: "
+        f"{len(new.records)} read; layout 1 item {len(old[0])} B, layout 2 item {len(encode_pending(events[0]))} B"
+    )
+    assert res.version == 2 and res.corrupt == 0 and res.acked == 1
+    assert new.version == 3 and new.corrupt == 0 and new.acked == 1
+    want = [events[i] for i in (0, 2, 3)]
+    for p in want:
+        p.claimed = False
+    assert decoded == want and [decode_pending(r[0]) for r in new.records] == want
+    spool.close()
+
+
+def test_decode_pending_round_trips_every_field_and_refuses_unknown_layouts() -> None:
+    """Layout 2 carries items, GA4 / CAPI blocks, trace state and the collector-only form; an unknown layout
+    raises (the engine skips such a record with a count)."""
+    from otel_commerce._model._envelope import FacebookCAPIEvent, FacebookUserData, GA4EcommerceEvent, GA4Item
+
+    full = _pending("rt", 1)
+    assert full.event is not None
+    full.event.ga4 = GA4EcommerceEvent("purchase", "USD", 1.5, [GA4Item("sku", "Tee", 1.5, 1)], {"k": 1})
+    full.event.facebook_capi = FacebookCAPIEvent("Purchase", 1700000000, "website", FacebookUserData(email="h"), {})
+    full.event.trace_id, full.event.span_id = "a" * 32, "b" * 16
+    full.trace_state, full.trace_flags, full.via = "k=v", 0, "processor"
+    collector_only = Pending(collector={"event": "x", "properties": {"event_id": "e1"}}, via="client")
+    for p in (full, collector_only):
+        assert decode_pending(orjson.loads(encode_pending(p))) == p
+        assert decode_pending(orjson.loads(orjson.dumps(p))) == p  # layout 1
+    for bad in ([3, [], None, 1, "", "direct"], [2, [], None], []):
+        with pytest.raises(ValueError):
+            decode_pending(bad)
+
+
+@pytest.mark.parametrize("fsync", ["none", "grouped", "always"])
+def test_wal_segments_rotate_onto_segments_made_ahead(tmp_path: Path, fsync: str) -> None:
+    """The helper thread makes the next segment ahead (``.next``); a full segment is swapped for it (the same
+    file, renamed to the next number), file order stays append order, settled rotated segments are removed,
+    and nothing of ours is left after close — with every fsync policy (``always``: segments not mapped)."""
+    spool = Spool(
+        tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", segment_bytes=64 * 1024, fsync=fsync,
+        fsync_interval_seconds=0.01,
+    )  # fmt: skip
+    refs = [spool.append_wal(orjson.dumps({"n": 0, "pad": "x" * 200}))]
+    assert poll(lambda: spool._spare is not None, 10)  # made and handed over by the helper thread
+    (spare,) = [p for p in tmp_path.iterdir() if p.suffix == ".next"]
+    spare_inode = spare.stat().st_ino
+    helper = spool._helper
+    assert helper is not None and helper.daemon and helper.name == "otel-commerce-spool-helper"
+    n = 1200  # ~270 KB: several 64 KB segments
+    refs += [spool.append_wal(orjson.dumps({"n": i, "pad": "x" * 200})) for i in range(1, n)]
+    files = _data_files(tmp_path)
+    inodes = {p.stat().st_ino for p in files}
+    spool.ack(refs[: n - 100])  # all but the last 100
+    assert poll(lambda: len(_data_files(tmp_path)) <= 2, 10)  # settled rotated segments are removed
+    left = [r[0]["n"] for p in _data_files(tmp_path) for r in read_file(p).records]
+    print(
+        f"\n[spool] fsync={fsync}: {n} events over {len(files)} segment(s) of 64 KB; first spare taken: "
+        f"{spare_inode in inodes}; unsettled left {len(left)} in {len(_data_files(tmp_path))} file(s)"
+    )
+    assert len(files) >= 4 and spare_inode in inodes
+    assert [p.name.split(".")[1] for p in files] == sorted(p.name.split(".")[1] for p in files)
+    assert left == list(range(n - 100, n))
+    spool.close()
+    assert not helper.is_alive()
+    assert [r[0]["n"] for p in _data_files(tmp_path) for r in read_file(p).records] == list(range(n - 100, n))
+    assert [p for p in tmp_path.iterdir() if p.suffix == ".next"] == []
+
+
+def test_wal_pages_are_populated_ahead_or_fault_on_append_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MADV_POPULATE_WRITE (Linux >= 5.14) populates the live segment ahead of the appends on the helper
+    thread; a kernel answering EINVAL turns it off for the process and the appends work as before."""
+    from otel_commerce._delivery import _spool as spool_mod
+
+    probe = spool_mod._Prefault()
+    assert probe.populate(mmap.PAGESIZE + 1, mmap.PAGESIZE) is False  # an unaligned address: EINVAL
+    assert probe.enabled is False or not sys.platform.startswith("linux")
+    key = SpoolKey("svc", ("jetstream:x",))
+    spool = Spool(tmp_path / "on", key, mode="wal")
+    spool.append_wal(b'{"n":0}')
+    seg = spool._wal
+    assert seg is not None
+    populated = poll(lambda: seg.prefaulted >= seg.size + spool_mod._PREFAULT_WINDOW, 10)
+    kernel_has_it = spool_mod._PREFAULT.enabled
+    print(f"\n[spool] prefault: kernel {os.uname().release}, MADV_POPULATE_WRITE {kernel_has_it}, "
+          f"populated ahead {seg.prefaulted} B")  # fmt: skip
+    assert populated == kernel_has_it
+    spool.close()
+    monkeypatch.setattr(spool_mod._PREFAULT, "enabled", False)  # what EINVAL leaves
+    off = Spool(tmp_path / "off", key, mode="wal", segment_bytes=64 * 1024)
+    refs = [off.append_wal(b'{"n":%d}' % i) for i in range(5000)]  # several segments, each faulted by the appends
+    off.ack(refs[:10])
+    assert off._wal is not None and off._wal.prefaulted == 0 and off._wal.mark == spool_mod._NEVER
+    got = [r[0]["n"] for p in _data_files(tmp_path / "off") for r in read_file(p).records]
+    assert got == list(range(10, 5000))
+    off.close()
+
+
+def test_wal_grouped_sync_of_a_segment_populated_ahead_covers_its_records(tmp_path: Path) -> None:
+    """``grouped`` syncs the live segment up to its records (``msync`` of that range when the pages ahead are
+    populated, else ``fsync``): afterwards every appended record counts as synced and reads back."""
+    from otel_commerce._delivery import _spool as spool_mod
+
+    spool = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", fsync="grouped", fsync_interval_seconds=3600)
+    spool.append_wal(b'{"n":0}')
+    seg = spool._wal
+    assert seg is not None
+    ranged = poll(lambda: seg.prefaulted > seg.size, 10) and spool_mod._PREFAULT.enabled
+    for i in range(1, 500):
+        spool.append_wal(b'{"n":%d}' % i)
+    spool.sync()
+    (path,) = _data_files(tmp_path)
+    print(f"\n[spool] grouped sync of the live segment: {'msync of the records' if ranged else 'fsync'}, "
+          f"{seg.synced} of {seg.size} B")  # fmt: skip
+    assert seg.synced == seg.size and [r[0]["n"] for r in read_file(path).records] == list(range(500))
+    spool.close()
+
+
+_WAL_FORK_HELPER = textwrap.dedent(
+    """
+    import os, sys, threading
+    from pathlib import Path
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    spool.append_wal(b'{"who":"parent"}')
+    parent_helper = spool._helper
+    pid = os.fork()
+    if pid == 0:
+        ok = spool._helper is None  # not inherited (threads do not survive fork): made again on first use
+        spool.append_wal(b'{"who":"child"}')
+        ok = ok and spool._helper is not None and spool._helper is not parent_helper and spool._helper.is_alive()
+        os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    spool.append_wal(b'{"who":"parent"}')
+    assert parent_helper.is_alive() and spool._helper is parent_helper
+    print("child", code, flush=True)
+    # no close(): the helper thread is a daemon, the interpreter exits without waiting for it
+    """
+)
+
+
+def test_wal_helper_thread_is_made_again_in_a_forked_child_and_never_keeps_the_process_alive(
+    tmp_path: Path,
+) -> None:
+    """The forked child starts its own helper on first use (the parent's is not inherited); a process that
+    never closes its spool exits normally (the helper is a daemon) and its records are on disk; whoever adopts
+    its files removes the segment it had made ahead (``.next``, no record)."""
+    proc = subprocess.run([sys.executable, "-c", _WAL_FORK_HELPER, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert proc.stdout.decode().split() == ["child", "0"]
+    who = sorted(r[0]["who"] for p in _data_files(tmp_path) for r in read_file(p).records)
+    spares = [p.name for p in tmp_path.iterdir() if p.suffix == ".next"]
+    adopter = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)))
+    adopted = sorted(r[0]["who"] for p in adopter.adopt() for r in read_file(p).records)
+    print(f"\n[spool] fork + exit without close: records {who}; {len(spares)} .next left, adopted {adopted}")
+    assert who == ["child", "parent", "parent"] and adopted == who
+    assert [p for p in tmp_path.iterdir() if p.suffix == ".next"] == []
+    adopter.close()
+
+
+# --------------------------------------------------------------------------- wal + transaction()
+def test_wal_appends_a_transactions_events_at_commit_and_never_a_rolled_back_ones(tmp_path: Path) -> None:
+    """``wal`` with ``otel_commerce.transaction()``: events held by a block are not in the wal while it runs; a
+    rolled-back block's never are (a replay must not resurrect a cancelled order); a committed block's are
+    appended when it releases them. The broker is down: nothing is delivered, so the wal keeps every append."""
+    from otel_fixtures import global_sdk
+
+    import otel_commerce
+    from otel_commerce._runtime import RUNTIME
+
+    global_sdk().clear()
+    sink = JetStreamSink(NatsServer().url)  # never started
+    spool = Spool(tmp_path, SpoolKey("svc", (sink.spool_identity(),)), mode="wal")
+    engine = DeliveryEngine([sink], spool=spool, exit_hook=False, **FAST)
+    RUNTIME.install(Settings(), engine)
+
+    def in_wal() -> list[str]:
+        return [decode_pending(r[0]).event_id for p in _data_files(tmp_path) for r in read_file(p).records]
+
+    def order(tag: str, i: int) -> str:
+        return otel_commerce.record_event(
+            "order.completed", id=f"{tag}_{i}", organization_id="org_1", data={"order_id": f"{tag}_{i}", "revenue": 1.0}
+        )
+
+    try:
+        with pytest.raises(RuntimeError), otel_commerce.transaction():
+            rolled_back = [order("rb", i) for i in range(3)]
+            during_rollback = in_wal()
+            raise RuntimeError("payment declined")
+        after_rollback = in_wal()
+        with otel_commerce.transaction():
+            committed = [order("ok", i) for i in range(3)]
+            during_commit = in_wal()
+        after_commit = in_wal()
+        direct = order("direct", 0)  # outside a block: appended before record_event returns
+        after_direct = in_wal()
+        print(
+            f"\n[spool] wal + transaction: rolled back {len(rolled_back)} -> in wal {len(after_rollback)}; "
+            f"committed {len(committed)} -> in wal during the block {len(during_commit)}, after {len(after_commit)}"
+        )
+        assert during_rollback == [] and after_rollback == []
+        assert during_commit == [] and after_commit == committed
+        assert after_direct == [*committed, direct]
+        assert not set(rolled_back) & set(after_direct)
+    finally:
+        engine.shutdown(0.5)  # the broker is down: the rest stays in the wal (a bounded wait, then closed)
+        RUNTIME.reset()

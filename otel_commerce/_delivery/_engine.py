@@ -845,9 +845,11 @@ class DeliveryEngine:
 
     # ------------------------------------------------------------------ spool (otel_commerce._delivery._spool)
     def _wal_append(self, pending: Item) -> Any:
-        """``wal`` mode, caller's thread: one ``write()`` before ``submit`` returns (None when it fails)."""
+        """``wal`` mode, caller's thread: the event appended before ``submit`` returns (a copy into the spool's
+        mapped segment, see ``Spool.append_wal``); its reference (an int), or None when it fails."""
+        spool = self._spool
         try:
-            return self._spool.append_wal(self._spool.encode(pending))
+            return spool.append_wal(spool.encode(pending))
         except Exception as exc:
             self._spool_warn(f"cannot append to the write-ahead spool ({exc}); the event is kept in memory only")
             return None
