@@ -460,7 +460,11 @@ def commerce_event(
                                 type_checked=type_ok,
                             )
                             type_ok = True
-                            hold(pending, holder_for(on_commit))
+                            holder = holder_for(on_commit)
+                            if holder is None:
+                                emit_pending(pending)  # what hold() does without a holder, one call less
+                            else:
+                                hold(pending, holder)
                         except Exception as exc:
                             refused(exc, result, args, kwargs)
                     else:
@@ -511,7 +515,11 @@ def commerce_event(
                             type_checked=type_ok,
                         )
                         type_ok = True
-                        hold(pending, holder_for(on_commit))  # held until the commit, when asked
+                        holder = holder_for(on_commit)  # held until the commit, when asked
+                        if holder is None:
+                            emit_pending(pending)  # what hold() does without a holder, one call less
+                        else:
+                            hold(pending, holder)
                     except Exception as exc:
                         refused(exc, result, args, kwargs)
                 else:
