@@ -434,7 +434,6 @@ def header_block(headers: dict[str, str] | None) -> bytes:
     return b"".join(parts)
 
 
-_MSG_ID = b"NATS/1.0\r\nNats-Msg-Id: "
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
@@ -442,13 +441,20 @@ _ZERO_SPAN = "0" * 16
 def event_header_block(event_id: str, trace_id: str, span_id: str, trace_flags: int = 1, trace_state: str = "") -> bytes:
     """``header_block(headers_for_ids({"Nats-Msg-Id": event_id}, trace_id, span_id, trace_flags, trace_state))``,
     written directly (no dict): ``Nats-Msg-Id``, then the W3C ``traceparent`` / ``tracestate`` of the event."""
-    parts = [_MSG_ID, event_id.strip().translate(_NEWLINES).encode(), _CRLF]
+    eid = event_id.strip()
+    if "\r" in eid or "\n" in eid:
+        eid = eid.translate(_NEWLINES)
     if len(trace_id) == 32 and len(span_id) == 16 and trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
-        parts.append(f"traceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n".encode())
         if trace_state:
-            parts.append(f"tracestate: {trace_state.strip().translate(_NEWLINES)}\r\n".encode())
-    parts.append(_CRLF)
-    return b"".join(parts)
+            state = trace_state.strip().translate(_NEWLINES)
+            return (
+                f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\ntraceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n"
+                f"tracestate: {state}\r\n\r\n"
+            ).encode()
+        return (
+            f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\ntraceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n\r\n"
+        ).encode()
+    return f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\n\r\n".encode()
 
 
 def header_block_size(headers: dict[str, str] | None) -> int:
