@@ -534,8 +534,9 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
 
     async def fast_parse(data: bytes = b"") -> None:
         if data[:4] == _MSG_OP and not parser.buf and parser.state == _AWAITING_CONTROL_LINE:
-            pos = 0
+            pos = count = size = 0
             n = len(data)
+            current = conn.current
             while data.startswith(_MSG_OP, pos):  # "MSG <subject> <sid> <#bytes>\r\n<payload>\r\n"
                 eol = data.find(b"\r\n", pos)
                 if eol < 0:
@@ -547,8 +548,27 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
                 end = start + int(args[2])
                 if end + 2 > n:
                     break
-                settle(args[0], data[start:end])
                 pos = end + 2
+                count += 1
+                size += end - start
+                if current is None:
+                    continue
+                try:
+                    k = int(args[0][skip:]) - current.base - 1  # settled as _AckBatch.resolve does
+                except ValueError:  # pragma: no cover - not one of our reply subjects
+                    continue
+                if 0 <= k < current.count and current.pending[k]:
+                    body = data[start:end]
+                    if body[:11] == b'{"stream":"' and body[-1:] == b"}" and b'"error"' not in body:
+                        current.pending[k] = 0  # a PubAck: stored (or a duplicate of a stored message)
+                        current.results[current.start + k] = None
+                        current.remaining -= 1
+                        if current.remaining <= 0:
+                            current.done.set()
+                    else:
+                        current.resolve(current.base + 1 + k, _ack_data_outcome(body))
+            stats["in_msgs"] += count
+            stats["in_bytes"] += size
             if pos >= n:
                 return
             data = data[pos:]
