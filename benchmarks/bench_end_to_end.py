@@ -76,11 +76,14 @@ async def stream_count(url: str) -> int:
         await nc.close()
 
 
-def prepared_messages(prefix: str, n: int) -> list[Any]:
-    """Exactly what our JetStream sink would publish for the same events (encoded up front)."""
+def prepared_messages(prefix: str, n: int) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Exactly what our JetStream sink would publish for the same events (encoded up front): subject,
+    payload and headers, the ``Nats-Msg-Id`` header read back from the sink's header block (the sink keeps
+    no headers dict: without this the baseline would publish no ``Nats-Msg-Id`` at all)."""
     from otel_commerce._model import apply_marketing
     from otel_commerce._record import build_pending
     from otel_commerce._sinks import JetStreamSink
+    from otel_commerce._sinks._selftrace import message_headers
 
     sink = JetStreamSink("nats://127.0.0.1:1")
     out = []
@@ -91,18 +94,21 @@ def prepared_messages(prefix: str, n: int) -> list[Any]:
         apply_marketing(pending.event, pending.items)
         prepared = sink.prepare(pending)
         assert prepared is not None
-        out.append(prepared[0])
+        message = prepared[0]
+        headers = message_headers(message)
+        assert headers["Nats-Msg-Id"] == pending.event.event_id
+        out.append((message[0], message[1], headers))
     return out
 
 
-async def raw_publish(url: str, msgs: list[Any]) -> float:
+async def raw_publish(url: str, msgs: list[tuple[str, bytes, dict[str, str]]]) -> float:
     import nats
 
     nc = await nats.connect(url)
     try:
         js = nc.jetstream(publish_async_max_pending=4000)
         t0 = time.perf_counter()
-        for subject, payload, headers, *_ in msgs:
+        for subject, payload, headers in msgs:
             await js.publish_async(subject, payload, headers=headers)
         await asyncio.wait_for(js.publish_async_completed(), 120.0)
         return time.perf_counter() - t0

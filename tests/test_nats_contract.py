@@ -4,16 +4,18 @@ signature or meaning on the nats-py under test — never a silent loss."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.protocol import parser as nats_parser
 
 from otel_commerce._cli._natsserver import NatsServer
-from otel_commerce._errors import TransientDeliveryError
+from otel_commerce._errors import DeliveryError, TransientDeliveryError
 from otel_commerce._sinks import _jetstream
-from otel_commerce._sinks._jetstream import JetStreamSink, header_block, hpub_line, prepare_message
+from otel_commerce._sinks._jetstream import JetStreamSink, header_block, hpub_frame, hpub_line, prepare_message
 
 
 def test_every_private_attribute_exists_with_the_expected_signature() -> None:
@@ -61,6 +63,7 @@ async def test_frames_are_the_bytes_nats_py_publish_writes() -> None:
             await nc.publish("commerce.order.completed", payload, reply="_INBOX.x.1", headers=headers)
             (subject, body, _, wire_size, hdr), _size = prepare_message("commerce.order.completed", payload, headers)
             assert written == [hpub_line(subject, b"_INBOX.x.1", len(hdr), wire_size) + hdr + body + b"\r\n"]
+            assert written == [hpub_frame(subject, b"_INBOX.x.", 1, hdr, body)]  # the sink's one-operation frame
             assert header_block(None) == b""
         finally:
             await nc.close()
@@ -81,5 +84,67 @@ async def test_acks_with_headers_still_reach_the_sink_through_nats_py() -> None:
             (outcome,) = await sink.send([item])
             assert isinstance(outcome, TransientDeliveryError) and outcome.status == 503, outcome
             assert not conn.waiting
+        finally:
+            await sink.close()
+
+
+def test_the_client_feeds_the_parser_through_its_instance() -> None:
+    """The fast ack path wraps the parser instance's ``parse``: nats-py must call it through ``self._ps`` and
+    keep one ``Parser`` (``buf`` / ``state``) per client, reset in place on reconnect."""
+    assert "await self._ps.parse(b)" in inspect.getsource(NATS._read_loop)
+    assert list(inspect.signature(nats_parser.Parser.parse).parameters) == ["self", "data"]
+    parser = nats_parser.Parser(None)
+    assert parser.buf == bytearray() and parser.state == nats_parser.AWAITING_CONTROL_LINE
+    client_source = inspect.getsource(NATS)
+    assert client_source.count("self._ps") - client_source.count("self._ps.") == 1  # set once, in __init__
+    assert "self._ps.reset()" in client_source
+
+
+async def test_acks_split_anywhere_are_all_settled_in_order() -> None:
+    """The raw protocol bytes of acks (ours, another subscription's, a PING, an ack with headers), cut at
+    every offset into two reads: every ack of ours is settled once, the rest reaches nats-py's parser."""
+    with NatsServer() as server:
+        sink = JetStreamSink(server.url, ensure_stream=False)
+        await sink.start()
+        try:
+            assert await sink.wait_ready(10)
+            conn = sink._conn
+            assert conn is not None and conn.nc is not None
+            nc, inbox = conn.nc, conn.inbox
+            assert nc._ps.parse.__qualname__.endswith("fast_parse")  # the hook is installed
+            sid = next(s for s, sub in nc._subs.items() if sub.subject == inbox + ".*")
+            ok = b'{"stream":"COMMERCE","seq":1}'
+            dup = b'{"stream":"COMMERCE","seq":1,"duplicate":true}'
+            err = b'{"error":{"code":400,"err_code":10060,"description":"bad"}}'
+            hdr = b"NATS/1.0 503\r\n\r\n"
+
+            def msg(counter: int, body: bytes, s: int = sid) -> bytes:
+                return b"MSG %s.%d %d %d\r\n%s\r\n" % (inbox.encode(), counter, s, len(body), body)
+
+            stream = (
+                msg(1, ok) + msg(2, dup) + msg(3, err) + msg(99, ok, s=sid + 1000) + b"PING\r\n" + msg(4, ok)
+                + b"HMSG %s.5 %d %d %d\r\n%s\r\n" % (inbox.encode(), sid, len(hdr), len(hdr), hdr)
+                + msg(6, ok) + msg(1, err)  # a second ack for a settled message is ignored
+            )  # fmt: skip
+            for cut in range(len(stream) + 1):
+                results: list[Any] = [object()] * 6
+                base = conn.counter
+                batch = _jetstream._AckBatch(results, 0, base, 6)
+                batch.remaining = 6
+                conn.current = batch
+                shifted = stream.replace(f"{inbox}.".encode(), f"{inbox}.#".encode())
+                for k in range(6, 0, -1):
+                    shifted = shifted.replace(f"{inbox}.#{k} ".encode(), f"{inbox}.{base + k} ".encode())
+                await nc._ps.parse(shifted[:cut])
+                await nc._ps.parse(shifted[cut:])
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the 503 goes through nats-py's subscription task
+                await asyncio.wait_for(batch.done.wait(), 5)
+                assert results[0] is None and results[1] is None and results[3] is None and results[5] is None
+                assert isinstance(results[2], DeliveryError) and not isinstance(results[2], TransientDeliveryError)
+                assert isinstance(results[4], TransientDeliveryError) and results[4].status == 503
+                assert nc._ps.state == nats_parser.AWAITING_CONTROL_LINE and not nc._ps.buf, cut
+                conn.counter = base + 6
+            conn.current = None
         finally:
             await sink.close()

@@ -166,3 +166,20 @@ def test_prepare_gives_the_old_message(uid: str) -> None:
 def test_capi_event_time_is_the_old_one(ts: datetime) -> None:
     event = new_event("order.completed", id="t-1", organization_id="acme", data={"order_id": "t-1"}, timestamp=ts)
     assert encode_envelope(event) == _old_path(event, [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.sampled_from([timezone.utc, None, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(0))]),
+    st.sampled_from([0, 1, 10, 120000, 500000, 999999, None]),
+)
+def test_the_encoders_timestamp_and_event_time_are_the_old_ones(ts: datetime, tz: Any, micro: int | None) -> None:
+    """The encoder's own formatting (a per-second cache for aware UTC timestamps) gives the old strings."""
+    from otel_commerce._model._envelope import format_timestamp
+    from otel_commerce._model._time import to_unix_seconds
+    from otel_commerce._model._wire import _stamp
+
+    ts = ts.replace(tzinfo=tz) if micro is None else ts.replace(tzinfo=tz, microsecond=micro)
+    assert _stamp(ts) == (format_timestamp(ts), to_unix_seconds(ts))
+    assert _stamp(ts) == (format_timestamp(ts), to_unix_seconds(ts))  # cached second

@@ -68,6 +68,7 @@ _COUNTERS = ("submitted", "exported", "retried", "dropped", "rejected", "spooled
 _SPOOL_REPLAY_DELAY_SECONDS = 1.0  # quiet time after the last spill before replaying this process's own spill
 _SPOOL_TICK_SECONDS = 0.05
 _SPOOL_WARN_EVERY_SECONDS = 60.0
+_ROUTE_CHUNK = 256  # events prepared between two yields to the loop (acks and responses get through)
 
 
 class _Track:
@@ -565,47 +566,55 @@ class DeliveryEngine:
             rt.routed_max = max(items[-1].seq if items else 0, over[-1].seq if over else 0)
             if over:
                 self._spool_tracks(rt, over, "queue_full")
-            for i, track in enumerate(items):
-                self._route(rt, track)
-                if i % 256 == 255:
+            for i in range(0, len(items), _ROUTE_CHUNK):
+                if i:
                     await asyncio.sleep(0)  # let acks and responses through during a large burst
+                self._route_all(rt, items[i : i + _ROUTE_CHUNK] if len(items) > _ROUTE_CHUNK else items)
             if rt.waiters:
                 self._check_waiters(rt)
 
-    def _route(self, rt: _Runtime, track: _Track) -> None:
-        pending = track.pending
+    def _route_all(self, rt: _Runtime, tracks: list[_Track]) -> None:
+        """Prepare each event for every sink that takes it and queue it in the sinks' lanes."""
         now = time.monotonic()
-        for lane in rt.lanes:
-            if track.only is not None and lane.sink.name not in track.only:
-                continue
-            try:
-                prepared = lane.sink.prepare(pending)
-            except Exception as exc:
-                err: BaseException = exc
-                if not isinstance(exc, DeliveryError):
-                    err = PermanentDeliveryError(f"{lane.sink.name}: cannot encode the event: {exc}")
-                    err.__cause__ = exc
+        lanes = rt.lanes
+        limit = self._queue_size
+        for track in tracks:
+            pending = track.pending
+            only = track.only
+            for lane in lanes:
+                if only is not None and lane.sink.name not in only:
+                    continue
+                try:
+                    prepared = lane.sink.prepare(pending)
+                except Exception as exc:
+                    err: BaseException = exc
+                    if not isinstance(exc, DeliveryError):
+                        err = PermanentDeliveryError(f"{lane.sink.name}: cannot encode the event: {exc}")
+                        err.__cause__ = exc
+                    track.remaining += 1
+                    self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
+                    continue
+                if prepared is None:
+                    continue
+                data, size = prepared
                 track.remaining += 1
-                self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
-                continue
-            if prepared is None:
-                continue
-            data, size = prepared
-            track.remaining += 1
-            if len(lane.entries) >= self._queue_size and self._spool is not None:
-                self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
-                continue
-            if len(lane.entries) >= self._queue_size:
-                old = lane.entries.popleft()
-                self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
-            lane.entries.append(_Entry(track, data, size, now))
-            if lane.wake is not None and not lane.wake.is_set():
+                entries = lane.entries
+                if len(entries) >= limit:
+                    if self._spool is not None:
+                        self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
+                        continue
+                    old = entries.popleft()
+                    self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
+                entries.append(_Entry(track, data, size, now))
+            if track.remaining == 0 and track.seq in rt.outstanding:
+                if track.failed or only is not None:  # (a replayed event no sink takes any more: settled)
+                    self._finish(rt, track)
+                else:
+                    err = PermanentDeliveryError("no sink takes this event")
+                    self._fail_unrouted(rt, track, "dropped", "no_sink", err)
+        for lane in lanes:  # the lanes run once this returns (same loop): one wake-up each
+            if lane.entries and lane.wake is not None and not lane.wake.is_set():
                 lane.wake.set()
-        if track.remaining == 0 and track.seq in rt.outstanding:
-            if track.failed or track.only is not None:  # (a replayed event no sink takes any more: settled)
-                self._finish(rt, track)
-            else:
-                self._fail_unrouted(rt, track, "dropped", "no_sink", PermanentDeliveryError("no sink takes this event"))
 
     def _fail_unrouted(self, rt: _Runtime, track: _Track, kind: str, reason: str, exc: BaseException) -> None:
         self._bump((kind, 1), (f"{kind}.reason.{reason}", 1))
@@ -682,15 +691,18 @@ class DeliveryEngine:
                 return
 
     def _take(self, lane: _Lane) -> list[_Entry]:
-        batch: list[_Entry] = []
-        size = 0
+        """The next batch: up to ``batch_size`` entries and ``batch_bytes`` bytes (at least one entry)."""
         entries = lane.entries
-        while entries and len(batch) < self._batch_size:
-            nxt = entries[0].size
-            if batch and size + nxt > self._batch_bytes:
-                break
-            batch.append(entries.popleft())
-            size += nxt
+        popleft = entries.popleft
+        batch = [popleft() for _ in range(min(len(entries), self._batch_size))]
+        if sum([e.size for e in batch]) > self._batch_bytes:  # rare: give back what is over the byte limit
+            size = 0
+            for i, entry in enumerate(batch):
+                size += entry.size
+                if i and size > self._batch_bytes:
+                    entries.extendleft(reversed(batch[i:]))
+                    del batch[i:]
+                    break
         return batch
 
     def _expire(self, rt: _Runtime, lane: _Lane) -> None:
@@ -707,6 +719,11 @@ class DeliveryEngine:
         self, rt: _Runtime, lane: _Lane, batch: list[_Entry], outcomes: Sequence[DeliveryError | None]
     ) -> float | None:
         """Settle a sent batch; returns the pause before the next attempt when something is retried."""
+        if outcomes.count(None) == len(batch):  # all delivered (the usual case)
+            self._settle(rt, lane, batch, "exported", None, None)
+            _log.recovered(lane.sink.name)
+            lane.failures = 0
+            return None
         delivered: list[_Entry] = []
         retry: list[_Entry] = []
         retry_after: float | None = None
@@ -764,15 +781,25 @@ class DeliveryEngine:
         failed = kind != "exported"
         if failed and kind != "spooled":
             _log.failure(name, f"{kind} ({reason})", f"{n} event(s): {error}", count=n, waiting=len(lane.entries))
-        for entry in entries:
-            track = entry.track
-            if failed:
+        if not failed:  # delivered: an event settled everywhere with no write-ahead record or replay file is done
+            outstanding = rt.outstanding
+            for entry in entries:
+                track = entry.track
+                track.remaining -= 1
+                if track.remaining <= 0:
+                    if track.wal is None and track.source is None and not track.failed:
+                        outstanding.pop(track.seq, None)
+                    else:
+                        self._finish(rt, track)
+        else:
+            for entry in entries:
+                track = entry.track
                 track.failed = True
                 if error is not None:
                     self._report(error, track.pending)
-            track.remaining -= 1
-            if track.remaining <= 0:
-                self._finish(rt, track)
+                track.remaining -= 1
+                if track.remaining <= 0:
+                    self._finish(rt, track)
         if rt.acks:
             self._spool_ack(rt)
         if rt.waiters:

@@ -29,6 +29,7 @@ from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import errors as js_errors
+from nats.protocol import parser as nats_parser
 
 from .. import _log
 from .._delivery import Outcome, Prepared, abandon, backoff_seconds, enter_hold, leave_hold
@@ -58,21 +59,40 @@ _DEFAULT_CONNECT_OPTIONS: dict[str, Any] = {
 
 
 class _AckBatch:
-    """The acks awaited for one chunk of a batch."""
+    """The acks awaited for one chunk of a batch: the messages with reply counters ``base + 1 .. base + count``.
 
-    __slots__ = ("done", "remaining", "replies", "results")
+    A sink sends one chunk at a time and waits for its acks (or their deadline) before the next, so one
+    chunk per connection is awaited at a time (``_Connection.current``): an ack is matched by its reply
+    counter alone, with no per-message entry (a late ack of an earlier chunk has a counter below ``base``).
+    """
 
-    def __init__(self, results: list[Outcome]) -> None:
+    __slots__ = ("base", "count", "done", "pending", "remaining", "results", "start")
+
+    def __init__(self, results: list[Outcome], start: int, base: int, count: int) -> None:
         self.results = results
+        self.start = start  # results index of the chunk's first message
+        self.base = base
+        self.count = count
+        self.pending = bytearray(b"\x01") * count  # 1: sent, ack still awaited
         self.remaining = 0
-        self.replies: list[bytes] = []
         self.done = asyncio.Event()
 
-    def resolve(self, index: int, outcome: Outcome) -> None:
-        self.results[index] = outcome
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
+    def resolve(self, counter: int, outcome: Outcome) -> None:
+        """The ack (or failure) of the message with reply counter ``counter``; later ones for it are ignored."""
+        k = counter - self.base - 1
+        if 0 <= k < self.count and self.pending[k]:
+            self.pending[k] = 0
+            self.results[self.start + k] = outcome
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.done.set()
+
+    def fail_pending(self, outcome: Outcome) -> None:
+        """Every message still awaiting its ack gets ``outcome``."""
+        base = self.base
+        for k in range(self.count):
+            if self.pending[k]:
+                self.resolve(base + k + 1, outcome)
 
 
 class _Connection:
@@ -82,10 +102,27 @@ class _Connection:
         self.nc: NATS | None = None
         self.inbox = ""
         self.counter = 0
-        self.waiting: dict[bytes, tuple[_AckBatch, int]] = {}  # reply subject -> (batch, index)
+        self.current: _AckBatch | None = None  # the chunk whose acks are awaited (one at a time)
         self.ready = asyncio.Event()
         self.closing = False
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """True while some message's ack is awaited."""
+        current = self.current
+        return current is not None and current.remaining > 0
+
+    def ack(self, subject: bytes | str, outcome: Outcome) -> None:
+        """Settle the message whose reply subject is ``subject`` (``<inbox>.<counter>``)."""
+        current = self.current
+        if current is None:
+            return
+        try:
+            counter = int(subject[len(self.inbox) + 1 :])
+        except ValueError:  # pragma: no cover - not one of our reply subjects
+            return
+        current.resolve(counter, outcome)
 
 
 class JetStreamSink:
@@ -248,7 +285,7 @@ class JetStreamSink:
             self.last_error = ""
             conn.inbox = nc.new_inbox()
             sub = await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
-            _take_acks_directly(nc, sub._id, conn.waiting)
+            _take_acks_directly(nc, sub._id, conn)
             return nc
         except Exception as exc:
             self._connect_failures += 1
@@ -262,23 +299,17 @@ class JetStreamSink:
             return None
 
     def _ack_handler(self, conn: _Connection) -> Any:
-        waiting = conn.waiting
-
         async def on_ack(msg: Msg) -> None:  # acks with headers (a 503 status): see _take_acks_directly
-            entry = waiting.pop(msg.subject.encode(), None)
-            if entry is not None:
-                entry[0].resolve(entry[1], _ack_outcome(msg))
+            conn.ack(msg.subject, _ack_outcome(msg))
 
         return on_ack
 
     def _fail_inflight(self, conn: _Connection, why: str) -> None:
-        if not conn.waiting:
+        current = conn.current
+        if current is None:
             return
-        entries = list(conn.waiting.values())
-        conn.waiting.clear()  # in place: the ack callback and send() hold this dict
-        err = TransientDeliveryError(f"jetstream: {why}")
-        for batch, index in entries:
-            batch.resolve(index, err)
+        conn.current = None
+        current.fail_pending(TransientDeliveryError(f"jetstream: {why}"))
 
     # ------------------------------------------------------------------ publishing
     async def send(self, items: Sequence[Any]) -> list[Outcome]:
@@ -295,60 +326,51 @@ class JetStreamSink:
         if conn is None or nc is None or not nc.is_connected:
             return [TransientDeliveryError("jetstream: not connected")] * len(items)
         limit = max_payload(nc)
-        waiting = conn.waiting
-        prefix = conn.inbox + "."
+        prefix = conn.inbox.encode() + b"."
         for start in range(0, len(items), self._window):
             end = min(start + self._window, len(items))
-            batch = _AckBatch(results)
             if nc.is_closed or nc.is_draining_pubs or not nc.is_connected:
                 err: DeliveryError = TransientDeliveryError("jetstream: disconnected while publishing")
                 for j in range(start, len(items)):  # this chunk and every later one: retried
                     results[j] = err
                 break
-            # One buffer of HPUB frames per chunk (what nats-py's publish writes, message by message).
-            parts: list[bytes] = []
-            replies = batch.replies
-            counter = conn.counter
+            # One buffer of HPUB frames per chunk (what nats-py's publish writes, message by message); the
+            # message at index i gets reply counter base + 1 + (i - start).
+            base = conn.counter
+            conn.counter = base + end - start
+            batch = _AckBatch(results, start, base, end - start)
+            frames: list[bytes] = []
             payload_bytes = 0
+            counter = base
             for i in range(start, end):
                 subject, payload, _headers, wire_size, hdr = items[i]
+                counter += 1
                 if wire_size > limit:  # the server would close the connection: reject it alone, never send it
+                    batch.pending[counter - base - 1] = 0
                     results[i] = PermanentDeliveryError(
                         f"jetstream: message of {wire_size} bytes (payload {len(payload)} + header block "
                         f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
                     continue
-                counter += 1
-                reply = f"{prefix}{counter}".encode()
-                waiting[reply] = (batch, i)
-                replies.append(reply)
-                parts.append(hpub_line(subject, reply, len(hdr), wire_size))
-                parts.append(hdr)
-                parts.append(payload)
-                parts.append(_CRLF)
+                frames.append(_FRAME % (subject.encode(), prefix, counter, len(hdr), wire_size, hdr, payload))
                 payload_bytes += len(payload)
-            conn.counter = counter
-            batch.remaining = len(replies)
-            if not replies:
+            sent = batch.remaining = len(frames)
+            if not sent:
                 continue
+            conn.current = batch
             try:
-                await _write_frames(nc, b"".join(parts), len(replies), payload_bytes)
+                await _write_frames(nc, b"".join(frames), sent, payload_bytes)
             except Exception as exc:
-                err = translate_nats_error(exc, f"publish {items[start][0]}")
-                for reply in replies:
-                    entry = waiting.pop(reply, None)
-                    if entry is not None:
-                        results[entry[1]] = err
+                batch.fail_pending(translate_nats_error(exc, f"publish {items[start][0]}"))
+                conn.current = None
                 continue  # the next chunk checks the connection again
             if batch.remaining > 0:
                 try:
                     await asyncio.wait_for(batch.done.wait(), self._ack_timeout)
                 except asyncio.TimeoutError:
-                    timeout = TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s")
-                    for reply in replies:
-                        entry = waiting.pop(reply, None)
-                        if entry is not None:
-                            results[entry[1]] = timeout
+                    batch.fail_pending(TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s"))
+            if conn.current is batch:
+                conn.current = None
         return results
 
     async def close(self) -> None:
@@ -376,6 +398,17 @@ _CRLF = b"\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
 
+#: One message as :meth:`JetStreamSink._send` writes it: ``hpub_line`` (reply ``<inbox>.<counter>``), the
+#: header block, the payload and CRLF — see :func:`hpub_frame`.
+_FRAME = b"HPUB %s %s%d %d %d\r\n%s%s\r\n"
+
+
+def hpub_frame(subject: str, reply_prefix: bytes, counter: int, hdr: bytes, payload: bytes) -> bytes:
+    """The frame the sink writes for one message: ``hpub_line(subject, reply_prefix + counter, ...)`` + block +
+    payload + CRLF, in one formatting operation."""
+    return _FRAME % (subject.encode(), reply_prefix, counter, len(hdr), len(hdr) + len(payload), hdr, payload)
+
+
 def hpub_line(subject: str, reply: bytes, header_size: int, total_size: int) -> bytes:
     """The ``HPUB <subject> <reply> <#header bytes> <#total bytes>\\r\\n`` line nats-py writes before a message."""
     return b"HPUB %s %s %d %d\r\n" % (subject.encode(), reply, header_size, total_size)
@@ -401,7 +434,6 @@ def header_block(headers: dict[str, str] | None) -> bytes:
     return b"".join(parts)
 
 
-_MSG_ID = b"NATS/1.0\r\nNats-Msg-Id: "
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
@@ -409,13 +441,20 @@ _ZERO_SPAN = "0" * 16
 def event_header_block(event_id: str, trace_id: str, span_id: str, trace_flags: int = 1, trace_state: str = "") -> bytes:
     """``header_block(headers_for_ids({"Nats-Msg-Id": event_id}, trace_id, span_id, trace_flags, trace_state))``,
     written directly (no dict): ``Nats-Msg-Id``, then the W3C ``traceparent`` / ``tracestate`` of the event."""
-    parts = [_MSG_ID, event_id.strip().translate(_NEWLINES).encode(), _CRLF]
+    eid = event_id.strip()
+    if "\r" in eid or "\n" in eid:
+        eid = eid.translate(_NEWLINES)
     if len(trace_id) == 32 and len(span_id) == 16 and trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
-        parts.append(f"traceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n".encode())
         if trace_state:
-            parts.append(f"tracestate: {trace_state.strip().translate(_NEWLINES)}\r\n".encode())
-    parts.append(_CRLF)
-    return b"".join(parts)
+            state = trace_state.strip().translate(_NEWLINES)
+            return (
+                f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\ntraceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n"
+                f"tracestate: {state}\r\n\r\n"
+            ).encode()
+        return (
+            f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\ntraceparent: 00-{trace_id}-{span_id}-{trace_flags & 0xFF:02x}\r\n\r\n"
+        ).encode()
+    return f"NATS/1.0\r\nNats-Msg-Id: {eid}\r\n\r\n".encode()
 
 
 def header_block_size(headers: dict[str, str] | None) -> int:
@@ -435,7 +474,9 @@ def prepare_message(subject: str, payload: bytes, headers: dict[str, str] | None
 
 #: The private nats-py ``Client`` attributes this sink uses (nats-py pinned to the tested minor range in
 #: pyproject.toml; tests/test_nats_contract.py fails when one of them changes).
-NATS_PRIVATE_ATTRIBUTES = ("_send_command", "_flush_pending", "_flush_queue", "_process_msg", "stats")
+NATS_PRIVATE_ATTRIBUTES = ("_send_command", "_flush_pending", "_flush_queue", "_process_msg", "_ps", "stats")
+_MSG_OP = b"MSG "
+_AWAITING_CONTROL_LINE = nats_parser.AWAITING_CONTROL_LINE
 
 
 async def _write_frames(nc: NATS, frames: bytes, count: int, payload_bytes: int) -> None:
@@ -453,7 +494,7 @@ async def _write_frames(nc: NATS, frames: bytes, count: int, payload_bytes: int)
         await nc._flush_pending()
 
 
-def _take_acks_directly(nc: NATS, sid: int, waiting: dict[bytes, tuple[_AckBatch, int]]) -> None:
+def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
     """Settle plain acks on our inbox straight from nats-py's protocol parser (private, here only).
 
     nats-py's ``_process_msg`` would build a ``Msg``, queue it and run the subscription's callback in
@@ -461,21 +502,80 @@ def _take_acks_directly(nc: NATS, sid: int, waiting: dict[bytes, tuple[_AckBatch
     parser's own call. Everything else — other subscriptions, acks with headers (a 503 status) — goes to
     nats-py's ``_process_msg`` unchanged. The subscription stays a real one (nats-py re-subscribes it
     after a reconnect; the parser and this hook belong to the same ``Client`` instance).
+
+    The parser's ``parse`` is wrapped too: a read that starts with complete ``MSG`` frames of our
+    subscription (the acks of a batch arrive back to back) has them settled by a plain loop (no regex,
+    no coroutine per ack); at the first other frame — or a split one, or when nats-py's parser holds
+    buffered bytes — the rest goes to nats-py's own parser, in order.
     """
     process_msg = nc._process_msg
     stats = nc.stats
+    parser = nc._ps
+    parse = parser.parse
+    sid_bytes = str(sid).encode()
+    skip = len(conn.inbox) + 1  # reply subjects are "<inbox>.<counter>"
+
+    def settle(subject: bytes, data: bytes) -> None:
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        current = conn.current
+        if current is not None:
+            try:
+                counter = int(subject[skip:])
+            except ValueError:  # pragma: no cover - not one of our reply subjects
+                return
+            current.resolve(counter, _ack_data_outcome(data))
 
     async def on_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
         if msg_sid != sid or headers:
             await process_msg(msg_sid, subject, reply, data, headers)
             return
-        stats["in_msgs"] += 1
-        stats["in_bytes"] += len(data)
-        entry = waiting.pop(subject, None)
-        if entry is not None:
-            entry[0].resolve(entry[1], _ack_data_outcome(data))
+        settle(subject, data)
+
+    async def fast_parse(data: bytes = b"") -> None:
+        if data[:4] == _MSG_OP and not parser.buf and parser.state == _AWAITING_CONTROL_LINE:
+            pos = count = size = 0
+            n = len(data)
+            current = conn.current
+            while data.startswith(_MSG_OP, pos):  # "MSG <subject> <sid> <#bytes>\r\n<payload>\r\n"
+                eol = data.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                args = data[pos + 4 : eol].split(b" ")
+                if len(args) != 3 or args[1] != sid_bytes or not args[2].isdigit():
+                    break
+                start = eol + 2
+                end = start + int(args[2])
+                if end + 2 > n:
+                    break
+                pos = end + 2
+                count += 1
+                size += end - start
+                if current is None:
+                    continue
+                try:
+                    k = int(args[0][skip:]) - current.base - 1  # settled as _AckBatch.resolve does
+                except ValueError:  # pragma: no cover - not one of our reply subjects
+                    continue
+                if 0 <= k < current.count and current.pending[k]:
+                    body = data[start:end]
+                    if body[:11] == b'{"stream":"' and body[-1:] == b"}" and b'"error"' not in body:
+                        current.pending[k] = 0  # a PubAck: stored (or a duplicate of a stored message)
+                        current.results[current.start + k] = None
+                        current.remaining -= 1
+                        if current.remaining <= 0:
+                            current.done.set()
+                    else:
+                        current.resolve(current.base + 1 + k, _ack_data_outcome(body))
+            stats["in_msgs"] += count
+            stats["in_bytes"] += size
+            if pos >= n:
+                return
+            data = data[pos:]
+        await parse(data)
 
     nc._process_msg = on_msg  # type: ignore[method-assign, assignment]
+    parser.parse = fast_parse  # type: ignore[method-assign]
 
 
 def _ack_outcome(msg: Msg) -> Outcome:
