@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -148,3 +149,57 @@ def test_events_without_items_share_one_read_only_empty_list() -> None:
     order = Order(id="o-2", org_id="acme", items=[OrderItem(product_id="p", quantity=1, price=2.0)])
     c = build_pending("order.completed", order=order)
     assert c.items is not NO_ITEMS and [i.product_id for i in c.items] == ["p"]
+
+
+class _MultiMapping(Mapping[str, Any]):
+    """A read-only multi-mapping (as ``multidict.MultiDict``): iterating it yields a repeated key once per
+    pair, ``items()`` every pair; ``m[key]`` is its first value."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self._pairs = pairs
+
+    def __getitem__(self, key: str) -> Any:
+        for k, v in self._pairs:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(self._pairs)
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("email", "a@b.co"), ("email", "c@d.co")],
+        [("ip", "10.0.0.1"), ("ip", "10.0.0.2"), ("n", 1)],
+        [("user_id", 7), ("user_id", "a@b.co")],
+        [("user_id", "a@b.co"), ("user_id", "c@d.co")],
+        [("error_message", "mail a@b.co"), ("error_message", "x")],
+    ],
+)
+def test_a_top_level_key_met_twice_gets_the_policy_once(policy: str, pairs: list[tuple[str, Any]]) -> None:
+    """A mapping whose iteration repeats a key: the frozen copy holds it once, and the policy is applied to it
+    once (a second digest of a digest, or a second ``del`` raising KeyError into record_event, before)."""
+    from otel_commerce import record_event
+    from otel_commerce._config import Settings
+    from otel_commerce._runtime import RUNTIME
+    from otel_commerce.testing import capture_events
+
+    data = _MultiMapping(pairs)
+    expected = apply_pii_frozen(freeze_data(data, max_bytes=None), policy)
+    assert apply_pii_top(*freeze_with_pii(data, policy, max_bytes=None), policy) == expected
+    RUNTIME.install(Settings(pii=policy), None)  # type: ignore[arg-type]
+    try:
+        with capture_events() as events:
+            record_event("loyalty.points_earned", id="m-1", organization_id="acme", data=data)
+    finally:
+        RUNTIME.reset()
+    assert events[0].data == expected

@@ -371,6 +371,33 @@ def test_decorator_type_registered_after_decoration(events: CapturedEvents) -> N
     assert len(seen) == 2
 
 
+async def test_decorator_type_is_the_one_record_event_makes_on_every_call(events: CapturedEvents) -> None:
+    """The decorator strips one ``commerce.`` prefix, as record_event does, on the first call and every later
+    one (its type checks are skipped once passed): ``commerce.commerce.x`` is type ``commerce.x`` each time."""
+    import uuid
+
+    name = "commerce.commerce.pts_" + uuid.uuid4().hex[:8]
+
+    @commerce_event(name)
+    def sync(i: int) -> dict[str, Any]:
+        return {"id": f"s{i}", "organization_id": "acme"}
+
+    @commerce_event(name)
+    async def asyn(i: int) -> dict[str, Any]:
+        return {"id": f"a{i}", "organization_id": "acme"}
+
+    @commerce_event(name, extract=lambda result, i: result)  # the general path (not inlined)
+    def extracted(i: int) -> dict[str, Any]:
+        return {"id": f"e{i}", "organization_id": "acme"}
+
+    for i in range(2):
+        sync(i)
+        await asyn(i)
+        extracted(i)
+    record_event(name, id="r", organization_id="acme")
+    assert {e.type for e in events} == {name[len("commerce.") :]} and len(events) == 7
+
+
 async def test_decorator_async_span_option_and_on_error(sdk: OtelSdk, events: CapturedEvents) -> None:
     """span=True on async handlers: the span is opened around the handler, the event (or the on_error event,
     the exception still propagating) is recorded in it."""

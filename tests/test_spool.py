@@ -377,6 +377,60 @@ def test_dead_parent_files_are_adopted_once_while_its_forked_child_lives(tmp_pat
             proc.kill()
 
 
+def test_a_spool_being_opened_is_never_taken_for_a_dead_owners(tmp_path: Path) -> None:
+    """Another process adopting at any moment of a spool's opening (paused at every line of it) takes nothing:
+    a lockfile is never visible unlocked, so the opening spool's lockfile stays, held, and its files are its own
+    (before: an adopter meeting the lockfile between its creation and its flock removed it as a dead owner's,
+    and the owner's segments, without a lockfile, were then adopted while it lived)."""
+    import threading
+
+    key = SpoolKey("svc", ("jetstream:x",))
+    owner, other = Spool(tmp_path, key, mode="wal"), Spool(tmp_path, key, mode="wal")
+    other.adopt()  # opened: its own lockfile
+    code = _Spool._ensure_open.__code__
+    at_line, go_on = threading.Semaphore(0), threading.Semaphore(0)
+    done = threading.Event()
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":  # the owner waits here while the other process adopts
+            at_line.release()
+            go_on.acquire()
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code is code else None
+
+    def open_owner() -> None:
+        sys.settrace(tracer)
+        try:
+            owner.append_wal(b'{"i":0}')
+        finally:
+            sys.settrace(None)
+            done.set()
+            at_line.release()
+
+    thread = threading.Thread(target=open_owner)
+    thread.start()
+    adopted: list[Path] = []
+    pauses = 0
+    while True:
+        assert at_line.acquire(timeout=10)
+        if done.is_set():
+            break
+        adopted += other.adopt()
+        pauses += 1
+        go_on.release()
+    thread.join(10)
+    adopted += Spool(tmp_path, key, mode="wal").adopt()  # a process started later
+    mine = [f for f in scan(tmp_path) if f.path.name.startswith(owner._stem)]
+    print(f"\n[spool] adoption at {pauses} moments of a spool's opening: adopted {len(adopted)} file(s)")
+    assert pauses >= 3 and adopted == []
+    assert (tmp_path / f"{owner._stem}.lock").exists() and [f.alive for f in mine] == [True]
+    assert [r[0] for r in read_file(mine[0].path).records] == [{"i": 0}]
+    owner.close()
+    other.close()
+
+
 _WAL_FORK = textwrap.dedent(
     """
     import os, sys

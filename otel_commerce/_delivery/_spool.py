@@ -39,8 +39,9 @@ per segment — and removed at close or by whoever adopts a dead owner's files),
 pages ahead of the appends (``MADV_POPULATE_WRITE``, Linux >= 5.14; without it the appends fault their
 pages as before) and unmaps full segments.
 
-Ownership: each spool holds ``fcntl.flock(LOCK_EX)`` on its own lockfile, opened ``O_CLOEXEC``; a file
-whose lock can be taken belongs to a dead process. Adoption takes that lock (non-blocking: exactly one live
+Ownership: each spool holds ``fcntl.flock(LOCK_EX)`` on its own lockfile, opened ``O_CLOEXEC`` (locked under a
+``.locking`` name, then renamed: a lockfile is never visible unlocked); a file whose lock can be taken belongs
+to a dead process. Adoption takes that lock (non-blocking: exactly one live
 process wins), renames the dead owner's data files into its own name (atomic), then removes the dead
 lockfile. After ``fork()`` the child *closes* (never unlocks: ``flock`` locks belong to the shared open file
 description, an unlock would release the parent's lock) every inherited spool descriptor and opens its own
@@ -569,8 +570,18 @@ class Spool:
             if d.stat().st_uid == os.getuid() and (d.stat().st_mode & 0o077):
                 os.chmod(d, 0o700)
         stem = f"{self.key.digest}-{os.getpid()}-{time.time_ns()}-{secrets.token_hex(4)}"
-        fd = os.open(d / f"{stem}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # locked under a name no adopter reads, then renamed: a lockfile is never seen unlocked (an adopter
+        # meeting it between creation and flock would take it for a dead owner's and remove it)
+        tmp = d / f"{stem}.locking"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(tmp, d / f"{stem}.lock")
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         self._stem, self._lock_fd = stem, fd
         warning = filesystem_warning(d)
         if warning:

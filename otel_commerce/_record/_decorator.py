@@ -322,7 +322,7 @@ class _Recorder:
                 data = value.copy()
                 pop = data.pop
                 pending = build_pending(
-                    self.type,
+                    self.type if self.type_ok else self.event_type,  # unchecked: build_pending strips the prefix
                     id=pop("id", None),
                     organization_id=pop("organization_id", None) or org,
                     user_id=pop("user_id", None),
@@ -428,6 +428,7 @@ def commerce_event(
         # the inline path (see _Recorder.record, which it mirrors): a returned dict becomes the event here
         inline = recorder.inline
         event_type, on_commit, pop_session = recorder.type, recorder.on_commit, recorder.pop_session
+        given_type = recorder.event_type  # what build_pending checks and strips until it passed once
         org: Any = recorder.org  # not callables on the inline path
         key: Any = recorder.key
         type_ok = False  # as _Recorder.type_ok, for the inline path (a closure cell: cheaper than an attribute)
@@ -450,7 +451,7 @@ def commerce_event(
                             data = result.copy()
                             pop = data.pop
                             pending = build_pending(
-                                event_type,
+                                event_type if type_ok else given_type,  # unchecked: the type as given
                                 id=pop("id", None),
                                 organization_id=pop("organization_id", None) or org,
                                 user_id=pop("user_id", None),
@@ -505,7 +506,7 @@ def commerce_event(
                         data = result.copy()  # changed); build_pending freezes what is left
                         pop = data.pop
                         pending = build_pending(
-                            event_type,
+                            event_type if type_ok else given_type,  # unchecked: the type as given (stripped there)
                             id=pop("id", None),
                             organization_id=pop("organization_id", None) or org,
                             user_id=pop("user_id", None),

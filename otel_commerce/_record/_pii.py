@@ -338,7 +338,7 @@ class _FreezePii(_Freeze):
                 out[k] = v
                 continue
             if top is not None:  # a top-level key: listed, applied by apply_pii_top
-                if t is str or kind in _HASHED:
+                if (t is str or kind in _HASHED) and k not in top:  # once: a multi-mapping may repeat a key
                     top.append(k)
                 out[k] = v
                 continue
