@@ -85,6 +85,9 @@ _DEFAULT_MAX_ATTEMPTS = 10
 _DEFAULT_MAX_AGE_SECONDS = 300.0  # below the 10-minute duplicate window
 #: NATS's default max_payload (1 MiB) minus room for headers and the GA4/Meta blocks.
 DEFAULT_MAX_EVENT_BYTES = 1_048_576 - 16_384
+#: Upper bound of ``max_event_bytes``: half NATS's largest ``max_payload`` (64 MiB), so an event, its
+#: GA4/Meta blocks and its spool record (read back up to 64 MiB) always fit where they go.
+MAX_EVENT_BYTES_LIMIT = 32 * 1_048_576
 _NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -105,8 +108,8 @@ def _fallback(name: str, raw: str, why: str, default: Any) -> Any:
     return default
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    """A positive integer setting; invalid → WARNING and ``default``."""
+def _int(env: Mapping[str, str], name: str, default: int, *, maximum: int | None = None) -> int:
+    """A positive integer setting (at most ``maximum``); invalid → WARNING and ``default``."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -116,6 +119,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(_fallback(name, raw, "not an integer", default))
     if value < 1:
         return int(_fallback(name, raw, "must be at least 1", default))
+    if maximum is not None and value > maximum:
+        return int(_fallback(name, raw, f"must be at most {maximum}", default))
     return value
 
 
@@ -295,6 +300,10 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_event_bytes > MAX_EVENT_BYTES_LIMIT:
+            raise ConfigurationError(
+                f"max_event_bytes must be at most {MAX_EVENT_BYTES_LIMIT} (32 MiB), got {self.max_event_bytes!r}"
+            )
         for name, zero_ok in (("linger_seconds", True), ("max_age_seconds", False), ("exit_timeout_seconds", False)):
             value = getattr(self, name)
             if name == "linger_seconds" and value is None:
@@ -395,7 +404,9 @@ class Settings:
             "linger_seconds": linger,
             "max_attempts": _int(env, "OTEL_COMMERCE_MAX_ATTEMPTS", _DEFAULT_MAX_ATTEMPTS),
             "max_age_seconds": _DEFAULT_MAX_AGE_SECONDS if max_age is None else max_age,
-            "max_event_bytes": _int(env, "OTEL_COMMERCE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            "max_event_bytes": _int(
+                env, "OTEL_COMMERCE_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES, maximum=MAX_EVENT_BYTES_LIMIT
+            ),
             "log_body": _enum(env, "OTEL_COMMERCE_LOG_BODY", LOG_BODIES, "none"),
             "disabled": _bool(env, "OTEL_COMMERCE_DISABLED", False),
             "sdk_disabled": _bool(env, "OTEL_SDK_DISABLED", False),

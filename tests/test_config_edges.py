@@ -51,6 +51,8 @@ def test_linger_ms_zero_is_valid_and_events_are_delivered(clean_env: pytest.Monk
         ("OTEL_COMMERCE_PII", "maybe", "pii", "hash"),
         ("OTEL_COMMERCE_COLLECTOR_GZIP", "perhaps", "collector_gzip", False),
         ("OTEL_COMMERCE_MAX_EVENT_BYTES", "0", "max_event_bytes", 1_048_576 - 16_384),
+        # over 32 MiB: a record that size would not fit NATS's largest max_payload / the spool's record bound
+        ("OTEL_COMMERCE_MAX_EVENT_BYTES", str(64 * 1_048_576), "max_event_bytes", 1_048_576 - 16_384),
         ("OTEL_COMMERCE_LOG_BODY", "json", "log_body", "none"),
         ("OTEL_COMMERCE_DISABLED", "perhaps", "disabled", False),
         ("OTEL_SDK_DISABLED", "perhaps", "sdk_disabled", False),
@@ -166,6 +168,7 @@ def test_max_age_in_milliseconds_and_the_deprecated_seconds_alias(caplog: pytest
         {"collector_headers": {"": "x"}},
         {"collector_gzip": "yes"},
         {"max_event_bytes": 0},
+        {"max_event_bytes": 32 * 1_048_576 + 1},
         {"log_body": "json"},
         {"disabled": "yes"},
         {"sdk_disabled": 1},
@@ -190,3 +193,12 @@ def test_route_url_appends_to_the_path_and_keeps_the_query() -> None:
     assert route_url("http://h:1?token=q", "/events") == "http://h:1/events?token=q"
     assert route_url("http://h:1/base/?token=q&x=1", "/health") == "http://h:1/base/health?token=q&x=1"
     assert route_url("https://h", "/event") == "https://h/event"
+
+
+@pytest.mark.parametrize("bound", [0, True, 1.5, 32 * 1_048_576 + 1])
+def test_client_refuses_an_event_bound_outside_1_to_32_mib(bound: Any) -> None:
+    """The spool reads records back up to 64 MiB and NATS allows a max_payload of 64 MiB at most."""
+    from otel_commerce import Client
+
+    with pytest.raises(ConfigurationError, match="max_event_bytes"):
+        Client("http://127.0.0.1:9", max_event_bytes=bound)

@@ -14,9 +14,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from .._config import DEFAULT_MAX_EVENT_BYTES
+from .._config import DEFAULT_MAX_EVENT_BYTES, MAX_EVENT_BYTES_LIMIT
 from .._delivery import DeliveryEngine, _metrics
-from .._errors import EventValidationError
+from .._errors import ConfigurationError, EventValidationError
 from .._model import CATALOG, OnError, Order, Pending, collector_from_args, event_id_for, parse_timestamp, uuid7
 from .._model._catalog import COLLECTOR_MAX_QUANTITY, COLLECTOR_MAX_REVENUE, check_catalog_type, check_fields
 from .._model._envelope import clean_data
@@ -64,7 +64,8 @@ class Client:
     (per request), ``on_error(error, pending)`` for events given up on, and the engine's knobs
     (``queue_size``, ``batch_size``, ``batch_bytes``, ``linger_seconds``, ``max_attempts``,
     ``max_age_seconds``, ``backoff_initial_seconds``, ``backoff_max_seconds``), ``max_event_bytes``
-    (bound of an event's estimated encoded size, default 1 MiB - 16 KiB).
+    (bound of an event's estimated encoded size, default 1 MiB - 16 KiB, at most 32 MiB: else
+    :class:`ConfigurationError`).
 
     Emitters validate at call time and raise :class:`EventValidationError` only (never
     ``OverflowError`` / ``UnicodeEncodeError``): the rules of ``record_event`` plus the collector's
@@ -83,6 +84,14 @@ class Client:
         **engine_options: Any,
     ) -> None:
         self._endpoint = (endpoint or "").strip()
+        if (
+            isinstance(max_event_bytes, bool)
+            or not isinstance(max_event_bytes, int)
+            or not 1 <= max_event_bytes <= MAX_EVENT_BYTES_LIMIT
+        ):
+            raise ConfigurationError(
+                f"max_event_bytes must be an integer from 1 to {MAX_EVENT_BYTES_LIMIT} (32 MiB), got {max_event_bytes!r}"
+            )
         self._max_event_bytes = max_event_bytes
         self._engine: DeliveryEngine | None = None
         self._closed = False
