@@ -110,3 +110,21 @@ def test_spool_fsync_outside_wal_warns_once(caplog: pytest.LogCaptureFixture) ->
     finally:
         otel_commerce.shutdown(1)
         RUNTIME.reset()
+
+
+def test_invalid_spool_environment_values_warn_and_use_the_default(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README "invalid values": OTEL_COMMERCE_SPOOL / _SPOOL_FSYNC / _SPOOL_FSYNC_MS follow the numeric and enum
+    rule (a WARNING naming the variable, the default used), never raise."""
+    from otel_commerce import Settings
+
+    monkeypatch.setenv("OTEL_COMMERCE_SPOOL", "bogus")
+    monkeypatch.setenv("OTEL_COMMERCE_SPOOL_FSYNC", "often")
+    monkeypatch.setenv("OTEL_COMMERCE_SPOOL_FSYNC_MS", "-3")
+    with caplog.at_level(logging.WARNING, logger="otel_commerce"):
+        settings = Settings.from_env()
+    named = [r.getMessage().split("=", 1)[0].removeprefix("otel-commerce: ") for r in caplog.records]
+    print(f"\n[spool start] invalid env: {named} -> {settings.spool!r} {settings.spool_fsync} {settings.spool_fsync_ms}")
+    assert (settings.spool, settings.spool_fsync, settings.spool_fsync_ms) == ("", "none", 100.0)
+    assert named == ["OTEL_COMMERCE_SPOOL", "OTEL_COMMERCE_SPOOL_FSYNC", "OTEL_COMMERCE_SPOOL_FSYNC_MS"]
