@@ -472,6 +472,9 @@ class DeliveryEngine:
             logger.exception("otel-commerce: the delivery loop failed")
         finally:
             self._end_start_up(rt)
+            gate = self._replay_gate
+            if gate is not None and os.getpid() == pid:
+                gate.set()  # never leave a flush() waiting on a loop that ended
             if os.getpid() == pid:
                 with contextlib.suppress(Exception):
                     _finish_tasks(rt.loop)
