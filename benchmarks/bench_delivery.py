@@ -212,10 +212,15 @@ def _median(fn: Callable[[str, int, int], float], url: str, n: int, runs: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--posts", type=int, default=2_000, help="events for the one-POST-per-event baseline")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (500 events, 100 posts, 1 run)")
+    parser.add_argument("--events", type=int, default=None, help="events per run (default 20000; quick 500)")
+    parser.add_argument("--posts", type=int, default=None, help="events for the one-POST-per-event baseline "
+                        "(default 2000; quick 100)")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=None, help="runs (default 3; quick 1)")
     args = parser.parse_args()
+    args.events = args.events or (500 if args.quick else 20_000)
+    args.posts = args.posts or (100 if args.quick else 2_000)
+    args.runs = args.runs or (1 if args.quick else 3)
 
     http_server, http_url = _start_http()
     with NatsServer() as srv:

@@ -81,9 +81,12 @@ def _one(url: str, mode: str, fsync: str, n: int, tag: str) -> tuple[float, floa
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=20_000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="a smoke run (500 events, 1 run; --events / --runs win)")
+    ap.add_argument("--events", type=int, default=None, help="events per mode and run (default 20000; quick 500)")
+    ap.add_argument("--runs", type=int, default=None, help="rounds (default 3; quick 1)")
     args = ap.parse_args()
+    args.events = args.events or (500 if args.quick else 20_000)
+    args.runs = args.runs or (1 if args.quick else 3)
     modes = [("memory", "none", args.events), ("spill", "none", args.events), ("wal", "none", args.events),
              ("wal", "grouped", args.events), ("wal", "always", min(args.events, 500))]  # fmt: skip
     print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))

@@ -165,6 +165,7 @@ def test_spool_check_shows_mode_filesystem_and_backlog(server: NatsServer, tmp_p
     _stream(server.url, subjects=["commerce.>"])
     spool_dir = tmp_path / "spool"
     _dead_spool(spool_dir, server.url, 5, f"doc_{uid}")
+    _dead_spool(spool_dir, "nats://127.0.0.1:1", 3, f"doc_other_{uid}")  # another sink key: not ours to replay
     code, report, output = _doctor(
         "--nats-url", server.url, OTEL_COMMERCE_SPOOL="wal", OTEL_COMMERCE_SPOOL_DIR=str(spool_dir)
     )
@@ -172,10 +173,27 @@ def test_spool_check_shows_mode_filesystem_and_backlog(server: NatsServer, tmp_p
     assert code == 0, output
     assert checks["spool"]["ok"] and checks["spool"]["detail"].startswith(f"mode wal, directory {spool_dir}")
     assert checks["spool"]["warning"] is (filesystem_warning(spool_dir) is not None)
+    assert "spool fsync" not in checks
     backlog = checks["spool backlog"]
+    print(f"\n[doctor] spool backlog: {backlog['detail']} | fix: {backlog['fix']}")
     assert backlog["ok"] and backlog["warning"], backlog
-    assert backlog["detail"] == "5 spooled event(s) waiting in 1 file(s), 5 of them left by processes that are gone"
-    assert "otel-commerce spool replay" in backlog["fix"]
+    assert backlog["detail"].startswith("5 spooled event(s) for this service and these sinks (key "), backlog
+    assert backlog["detail"].endswith(
+        "unknown_service), 5 of them left by processes that are gone; 3 event(s) of 1 other sink key(s) (another "
+        "service or other sink settings), 3 of them left by processes that are gone"
+    ), backlog
+    assert "now with `otel-commerce spool replay`" in backlog["fix"]
+    assert "with that service's settings" in backlog["fix"] and "`otel-commerce spool drop --before" in backlog["fix"]
+
+    code, report, _ = _doctor(
+        "--nats-url", server.url, OTEL_COMMERCE_SPOOL="spill", OTEL_COMMERCE_SPOOL_FSYNC="always",
+        OTEL_COMMERCE_SPOOL_DIR=str(spool_dir),
+    )  # fmt: skip
+    fsync = {c["name"]: c for c in report["checks"]}["spool fsync"]  # type: ignore[union-attr,index]
+    assert code == 0 and fsync["ok"] and fsync["warning"], fsync
+    assert fsync["detail"] == (
+        "OTEL_COMMERCE_SPOOL_FSYNC=always is ignored: it applies to spool mode wal only (the spool is spill)"
+    )
 
     code, report, _ = _doctor(
         "--nats-url", server.url, OTEL_COMMERCE_SPOOL="off", OTEL_COMMERCE_SPOOL_DIR=str(spool_dir)

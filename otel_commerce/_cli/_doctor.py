@@ -383,28 +383,63 @@ def spool_checks(settings: Settings) -> list[Check]:
             warning=warning is not None,
         )
     ]
-    files = scan(directory)
-    events = sum(f.events for f in files)
-    orphaned = sum(f.events for f in files if not f.alive)
-    detail = f"{events} spooled event(s) waiting in {len(files)} file(s)" if files else "no spooled event waiting"
-    if orphaned:
-        detail += f", {orphaned} of them left by processes that are gone"
-    corrupt = sum(f.corrupt for f in files)
-    if corrupt:
-        detail += f", {corrupt} corrupt record(s) skipped"
-    checks.append(
-        Check(
-            "spool backlog",
-            True,
-            detail,
-            "they are replayed when this service starts again with the same sinks; "
-            "`otel-commerce spool replay` sends them now"
-            if orphaned
-            else "",
-            warning=bool(orphaned),
+    if settings.spool_fsync != "none" and settings.spool != "wal":
+        checks.append(
+            Check(
+                "spool fsync",
+                True,
+                f"OTEL_COMMERCE_SPOOL_FSYNC={settings.spool_fsync} is ignored: it applies to spool mode wal only "
+                f"(the spool is {mode})",
+                "set OTEL_COMMERCE_SPOOL=wal, or unset OTEL_COMMERCE_SPOOL_FSYNC",
+                warning=True,
+            )
         )
-    )
+    checks.append(_backlog_check(settings, scan(directory)))
     return checks
+
+
+def _backlog_check(settings: Settings, files: list[Any]) -> Check:
+    """Spooled events: those of this service and these sinks (its spool key: replayed at its next start or by
+    ``spool replay``), and those of other keys (another service or other sink settings: never replayed here)."""
+    from .._runtime._state import spool_key
+
+    try:
+        key = spool_key(settings)
+        digest = key.digest
+    except Exception:  # pragma: no cover - the sink checks above say what is wrong
+        key, digest = None, ""
+    mine = [f for f in files if f.path.name.startswith(digest + "-")] if digest else []
+    others = [f for f in files if f not in mine]
+    gone = sum(f.events for f in mine if not f.alive)
+    other_gone = sum(f.events for f in others if not f.alive)
+    corrupt = sum(f.corrupt for f in files)
+    if not files:
+        return Check("spool backlog", True, "no spooled event waiting")
+    parts = []
+    if key is not None:
+        parts.append(
+            f"{sum(f.events for f in mine)} spooled event(s) for this service and these sinks "
+            f"(key {digest}: {key.service})" + (f", {gone} of them left by processes that are gone" if gone else "")
+        )
+    if others:
+        keys = len({f.path.name.split("-", 1)[0] for f in others})
+        parts.append(
+            f"{sum(f.events for f in others)} event(s) of {keys} other sink key(s) (another service or other sink "
+            "settings)" + (f", {other_gone} of them left by processes that are gone" if other_gone else "")
+        )
+    if corrupt:
+        parts.append(f"{corrupt} corrupt record(s) skipped")
+    fixes = []
+    if gone:
+        fixes.append(
+            "this service's: replayed when it starts again (at configure()), or now with `otel-commerce spool replay`"
+        )
+    if other_gone:
+        fixes.append(
+            "other keys' (`otel-commerce spool stats` lists them): `otel-commerce spool replay` with that service's "
+            "settings (OTEL_SERVICE_NAME, sink URLs), or `otel-commerce spool drop --before TIME` to delete them"
+        )
+    return Check("spool backlog", True, "; ".join(parts), "; ".join(fixes), warning=bool(gone or other_gone))
 
 
 def run_checks(

@@ -252,6 +252,8 @@ class DeliveryEngine:
         self._rt: _Runtime | None = None
         self._failed: list[int] = []
         self._stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        # set once the spool files adopted at start are queued (start_if_backlog): flush() waits for it
+        self._replay_gate: threading.Event | None = None
 
     # ------------------------------------------------------------------ public API (any thread)
     @property
@@ -328,6 +330,13 @@ class DeliveryEngine:
         rt = self._rt
         if rt is not None and threading.current_thread() is rt.thread:
             return False  # called from on_error on the delivery thread: cannot wait on ourselves
+        gate = self._replay_gate
+        if gate is not None and not gate.is_set():  # started for a spool backlog: its events count as submitted
+            t0 = time.monotonic()
+            if not gate.wait(timeout_seconds):
+                return False
+            if timeout_seconds is not None:
+                timeout_seconds = max(timeout_seconds - (time.monotonic() - t0), 0.0)
         with self._lock:
             target = self._seq
             rt = self._rt
@@ -463,7 +472,12 @@ class DeliveryEngine:
             logger.exception("otel-commerce: the delivery loop failed")
         finally:
             self._end_start_up(rt)
+            gate = self._replay_gate
+            if gate is not None and os.getpid() == pid:
+                gate.set()  # never leave a flush() waiting on a loop that ended
             if os.getpid() == pid:
+                with contextlib.suppress(Exception):
+                    _finish_tasks(rt.loop)
                 with contextlib.suppress(Exception):
                     rt.loop.close()
 
@@ -486,6 +500,8 @@ class DeliveryEngine:
         self._end_start_up(rt)
         await rt.stop.wait()
         rt.stopping = True
+        if self._replay_gate is not None:
+            self._replay_gate.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -945,6 +961,9 @@ class DeliveryEngine:
         except Exception as exc:
             self._spool_warn(f"cannot adopt spool files: {exc}")
         while True:
+            gate = self._replay_gate
+            if gate is not None and not rt.backlog:
+                gate.set()  # the adopted files are queued: flush() targets them now
             try:
                 quiet = time.monotonic() - self._last_spill >= _SPOOL_REPLAY_DELAY_SECONDS
                 if not rt.backlog and spool.spilled_pending and quiet and self._spool_can_replay(rt):
@@ -1024,6 +1043,23 @@ class DeliveryEngine:
         """Start the engine now (it adopts dead processes' spool files and replays them; also at first use)."""
         self._start()
 
+    def start_if_backlog(self) -> bool:
+        """Start now (adopt and replay) when the spool holds files of dead processes for these sinks; else stay
+        lazy (no thread until the first event). ``flush()`` then waits until the adopted events are queued (and
+        settles them like submitted ones). True when it started."""
+        spool = self._spool
+        if spool is None or self._rt is not None or self._closed:
+            return False
+        try:
+            if not spool.has_backlog():
+                return False
+        except Exception:
+            logger.debug("otel-commerce: cannot look for a spool backlog", exc_info=True)
+            return False
+        self._replay_gate = threading.Event()
+        self._start()
+        return True
+
     @property
     def spool(self) -> Any:
         """The engine's ``otel_commerce._delivery._spool.Spool`` (None when the spool is off)."""
@@ -1060,6 +1096,24 @@ class DeliveryEngine:
             callback(error, pending)
         except Exception:
             logger.exception("otel-commerce: on_error callback failed")
+
+
+def _finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Before closing the delivery loop: cancel and await what is left on it (as ``asyncio.run`` does).
+
+    A client library's ``close()`` may cancel its own tasks without awaiting them (nats-py's reader, flusher
+    and subscription tasks): closing the loop under them prints "Task was destroyed but it is pending!" and
+    "Event loop is closed" tracebacks at exit. Bounded: a task that ignores its cancellation is left.
+    """
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=_SINK_CLOSE_SECONDS))
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: never "Task exception was never retrieved" at exit
+    loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 def _reason(error: DeliveryError) -> str:

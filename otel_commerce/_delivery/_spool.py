@@ -1022,6 +1022,14 @@ class Spool:
             logger.info("otel-commerce: adopted %d spool file(s) of dead processes", len(adopted))
         return adopted
 
+    def has_backlog(self) -> bool:
+        """Whether :meth:`adopt` would find something: a data file with our key whose owner is gone (a directory
+        listing and a lock probe per owner; opens nothing of ours, starts no thread)."""
+        prefix = self.key.digest + "-"
+        stems = {_stem_of(n) for n in _listdir(self.directory) if n.startswith(prefix) and n.endswith((".wal", ".spill"))}
+        stems.discard(self._stem)
+        return any(not _lock_held(self.directory / f"{stem}.lock") for stem in stems)
+
     def read(self, path: Path) -> ReadResult:
         res = read_file(path)
         self.stats["corrupt"] += res.corrupt

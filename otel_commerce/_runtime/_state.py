@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .._delivery import DeliveryEngine
     from .._model import CommerceEvent
 
-__all__ = ["RUNTIME", "Runtime", "build_engine"]
+__all__ = ["RUNTIME", "Runtime", "build_engine", "build_sinks", "spool_key"]
 
 logger = logging.getLogger("otel_commerce")
 
@@ -35,19 +35,8 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
     if settings.disabled or not settings.has_sink:
         return None
     from .._delivery import DeliveryEngine
-    from .._sinks import CollectorSink, JetStreamSink
 
-    sinks: list[Any] = []
-    if settings.nats_url:
-        opts = settings.nats_connect_options()
-        servers = opts.pop("servers")
-        sinks.append(JetStreamSink(",".join(servers), connect_options=opts))
-    if settings.collector_endpoint:
-        sinks.append(
-            CollectorSink(
-                settings.collector_endpoint, headers=dict(settings.collector_headers), gzip=settings.collector_gzip
-            )
-        )
+    sinks = build_sinks(settings)
     from .._delivery._spool import make_spool
     from .._model._pending import decode_pending, encode_pending
 
@@ -64,7 +53,7 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
     spool_line = f"{spool.mode} in {spool.directory}" if spool is not None else "off"
     _log.startup([s.name + " " + getattr(s, "endpoint", "") for s in sinks], settings.mode, spool_line)
     logger.debug("otel-commerce: %r", settings)  # redacted (Settings.__repr__)
-    return DeliveryEngine(
+    engine = DeliveryEngine(
         sinks,
         spool=spool,
         queue_size=settings.queue_size,
@@ -75,6 +64,35 @@ def build_engine(settings: Settings, on_error: ErrorCallback | None = None) -> D
         on_error=on_error,
         exit_hook=True,  # shut down by the exit work, after _flush_providers_at_exit (see _exit)
     )
+    # Spooled events of this service's dead processes (its own key) are replayed now, not at the first event;
+    # with no backlog the engine stays lazy (no thread until the first event).
+    engine.start_if_backlog()
+    return engine
+
+
+def build_sinks(settings: Settings) -> list[Any]:
+    """The sinks the settings name (not started: nothing connects until an engine starts them)."""
+    from .._sinks import CollectorSink, JetStreamSink
+
+    sinks: list[Any] = []
+    if settings.nats_url:
+        opts = settings.nats_connect_options()
+        servers = opts.pop("servers")
+        sinks.append(JetStreamSink(",".join(servers), connect_options=opts))
+    if settings.collector_endpoint:
+        sinks.append(
+            CollectorSink(
+                settings.collector_endpoint, headers=dict(settings.collector_headers), gzip=settings.collector_gzip
+            )
+        )
+    return sinks
+
+
+def spool_key(settings: Settings) -> Any:
+    """The spool key of the engine these settings build (``_delivery._spool.SpoolKey``: service + sinks)."""
+    from .._delivery._spool import SpoolKey, service_name
+
+    return SpoolKey(service_name(), tuple(sink.spool_identity() for sink in build_sinks(settings)))
 
 
 def _hook_process(settings: Settings) -> None:
@@ -128,6 +146,14 @@ class Runtime:
 
     def _announce(self, settings: Settings) -> None:
         """One WARNING per process for each switch that turns something off (DESIGN.md "record")."""
+        if settings.spool_fsync != "none" and settings.spool != "wal" and "spool_fsync" not in self._announced:
+            self._announced.add("spool_fsync")
+            logger.warning(
+                "otel-commerce: spool_fsync=%s (OTEL_COMMERCE_SPOOL_FSYNC) is ignored: it applies to spool mode "
+                "wal only, and the spool is %s",
+                settings.spool_fsync,
+                settings.spool or "spill (default)",
+            )
         if settings.disabled and "disabled" not in self._announced:
             self._announced.add("disabled")
             logger.warning(

@@ -18,12 +18,12 @@ sent — sending it would make the server close the connection and fail the whol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
-import nats
 import orjson
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
@@ -264,7 +264,8 @@ class JetStreamSink:
             if tls:
                 enter_hold()
             try:
-                nc = await nats.connect(
+                nc = NATS()  # (what nats.connect does) held here: a connect cancelled by close() is closed below
+                await nc.connect(
                     self._servers,
                     disconnected_cb=on_disconnected,
                     reconnected_cb=on_reconnected,
@@ -287,6 +288,11 @@ class JetStreamSink:
             sub = await nc.subscribe(conn.inbox + ".*", cb=self._ack_handler(conn))
             _take_acks_directly(nc, sub._id, conn)
             return nc
+        except asyncio.CancelledError:  # close() while connecting: no socket or task of nats-py left behind
+            if nc is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(nc.close(), 1.0)
+            raise
         except Exception as exc:
             self._connect_failures += 1
             self.last_error = f"cannot connect to {redact_url(self._url)}: {_log.cause_of(exc, seen)}"
@@ -378,8 +384,11 @@ class JetStreamSink:
         if conn is None:
             return
         conn.closing = True
-        if conn.task is not None:
-            conn.task.cancel()
+        task = conn.task
+        if task is not None and not task.done():
+            task.cancel()  # awaited: a task left pending would be destroyed with the loop (a traceback at exit)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
         nc = conn.nc
         if nc is not None and not nc.is_closed:
             try:
