@@ -678,6 +678,36 @@ def test_wal_helper_thread_is_made_again_in_a_forked_child_and_never_keeps_the_p
     adopter.close()
 
 
+_WAL_LOST_RENAME = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    for i in range(3):
+        spool.append_wal(b'{"n":%d}' % i)
+    seg = spool._wal
+    # what a power loss can leave: the rename of the spare to .wal never reached the disk, so the segment
+    # that holds the records comes back under its .next name
+    os.rename(seg.path, seg.path.with_name(seg.path.name.rsplit(".", 2)[0] + ".000099.next"))
+    os._exit(0)
+    """
+)
+
+
+def test_a_dead_owners_spare_that_holds_records_is_adopted_never_deleted(tmp_path: Path) -> None:
+    """A ``.next`` spare of a dead owner is removed when it holds no record (the usual case) but adopted like a
+    segment when it does (its rename to ``.wal`` lost in a crash): deleting it would lose acknowledged events."""
+    proc = subprocess.run([sys.executable, "-c", _WAL_LOST_RENAME, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    adopter = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)))
+    adopted = sorted(r[0]["n"] for p in adopter.adopt() for r in read_file(p).records)
+    print(f"\n[spool] a spare holding 3 records after a lost rename: adopted {adopted}")
+    assert adopted == [0, 1, 2]
+    assert [p for p in tmp_path.iterdir() if p.suffix == ".next"] == []
+    adopter.close()
+
+
 # --------------------------------------------------------------------------- wal + transaction()
 def test_wal_appends_a_transactions_events_at_commit_and_never_a_rolled_back_ones(tmp_path: Path) -> None:
     """``wal`` with ``otel_commerce.transaction()``: events held by a block are not in the wal while it runs; a

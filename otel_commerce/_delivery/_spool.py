@@ -991,10 +991,17 @@ class Spool:
                     except OSError:
                         continue  # its owner lives (or another process is adopting it)
                 for name in names:
-                    if _stem_of(name) == stem and name.endswith(".next"):  # a spare segment: no record
-                        with contextlib.suppress(OSError):
-                            (self.directory / name).unlink()
-                    if _stem_of(name) != stem or not name.endswith((".wal", ".spill")):
+                    if _stem_of(name) == stem and name.endswith(".next"):  # a spare segment: no record ...
+                        spare = self.directory / name
+                        try:  # ... unless a crash lost its rename to .wal (the directory entry not yet on disk)
+                            has_records = spare.stat().st_size > 0 and bool(read_file(spare).records)
+                        except OSError:
+                            continue
+                        if not has_records:
+                            with contextlib.suppress(OSError):
+                                spare.unlink()
+                            continue
+                    elif _stem_of(name) != stem or not name.endswith((".wal", ".spill")):
                         continue
                     src = self.directory / name
                     try:
@@ -1005,7 +1012,8 @@ class Spool:
                         continue  # a prefix collision of another key: never replay it here
                     with self._lock:
                         self._counter += 1
-                        dst = self.directory / f"{self._stem}.{self._counter:06d}.{name.rsplit('.', 1)[1]}"
+                        suffix = name.rsplit(".", 1)[1]
+                        dst = self.directory / f"{self._stem}.{self._counter:06d}.{'wal' if suffix == 'next' else suffix}"
                     try:
                         os.rename(src, dst)
                     except OSError:
