@@ -15,7 +15,7 @@ import pytest
 from test_spool import _pending, _stream_ids
 
 from otel_commerce._cli._natsserver import NatsServer
-from otel_commerce._delivery._spool import Spool, SpoolKey
+from otel_commerce._delivery._spool import Spool, SpoolKey, read_file
 from otel_commerce._model._pending import decode_pending, encode_pending
 from otel_commerce._sinks import JetStreamSink
 
@@ -150,3 +150,35 @@ def test_a_killed_wal_process_leaves_nothing_after_the_next_start(tmp_path: Path
     assert sorted(Path(n).suffix for n in dead) == [".lock", ".next", ".wal"]
     assert "started True flush True" in restarted.stdout
     assert left == []
+
+
+_FLUSH_SINK_DOWN = textwrap.dedent(
+    """
+    import os, threading, time
+    import otel_commerce
+    otel_commerce.configure()
+    t0, out = time.monotonic(), []
+    th = threading.Thread(target=lambda: out.append(otel_commerce.flush()), daemon=True)
+    th.start()
+    th.join(15)
+    print("returned", not th.is_alive(), "result", out, "after", round(time.monotonic() - t0, 1), flush=True)
+    os._exit(0)
+    """
+)
+
+
+def test_flush_without_timeout_after_configure_with_the_sink_down_ends_like_an_events(tmp_path: Path) -> None:
+    """A backlog to replay and the broker down: flush() with no timeout does not wait for the sink forever; like
+    a recorded event it gives up after max_age (False) and the backlog stays on disk for a later replay."""
+    from lifecycle_support import free_port
+
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens
+    _spooled_by_a_dead_process(tmp_path, url, "shop", 5, "down")
+    env = {**os.environ, "OTEL_COMMERCE_NATS_URL": url, "OTEL_COMMERCE_SPOOL": "spill", "OTEL_COMMERCE_MAX_AGE_MS": "1000",
+           "OTEL_COMMERCE_SPOOL_DIR": str(tmp_path), "OTEL_SERVICE_NAME": "shop", "OTEL_COMMERCE_COLLECTOR_ENDPOINT": ""}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", _FLUSH_SINK_DOWN], env=env, capture_output=True, text=True, timeout=90)
+    kept = sum(len(r.records) for r in map(read_file, tmp_path.glob("*.spill")))
+    print(f"\n[spool start] flush() with the sink down: {proc.stdout.strip()!r}; events kept on disk {kept}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "returned True result [False]" in proc.stdout
+    assert kept == 5
