@@ -960,10 +960,18 @@ class DeliveryEngine:
                 rt.backlog.append(_ReplayFile(path))
         except Exception as exc:
             self._spool_warn(f"cannot adopt spool files: {exc}")
+        adopted_at = time.monotonic()
         while True:
             gate = self._replay_gate
-            if gate is not None and not rt.backlog:
-                gate.set()  # the adopted files are queued: flush() targets them now
+            if gate is not None and not gate.is_set():
+                if not rt.backlog:
+                    gate.set()  # the adopted files are queued: flush() targets them now
+                elif time.monotonic() - adopted_at >= self._max_age:
+                    # not queued within max_age (a sink is unreachable): flush() gives up on them as on a
+                    # submitted event (False); they stay on disk and are replayed when the sinks recover
+                    with self._lock:
+                        self._remember_failure(self._seq)
+                    gate.set()
             try:
                 quiet = time.monotonic() - self._last_spill >= _SPOOL_REPLAY_DELAY_SECONDS
                 if not rt.backlog and spool.spilled_pending and quiet and self._spool_can_replay(rt):
