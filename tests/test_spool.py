@@ -755,3 +755,18 @@ def test_wal_appends_a_transactions_events_at_commit_and_never_a_rolled_back_one
     finally:
         engine.shutdown(0.5)  # the broker is down: the rest stays in the wal (a bounded wait, then closed)
         RUNTIME.reset()
+
+
+def test_has_backlog_sees_a_dead_owners_spare_that_holds_records(tmp_path: Path) -> None:
+    """What adopt() takes, has_backlog() reports (configure() starts the replay for it): a dead owner's ``.next``
+    that holds records (its rename to ``.wal`` lost) is a backlog; a live owner's spare never is."""
+    proc = subprocess.run([sys.executable, "-c", _WAL_LOST_RENAME, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    key = SpoolKey("svc", ("jetstream:x",))
+    live = Spool(tmp_path / "live", key, mode="wal")
+    live.append_wal(b'{"n":0}')
+    probe = Spool(tmp_path, key)
+    found, live_found = probe.has_backlog(), Spool(tmp_path / "live", key).has_backlog()
+    print(f"\n[spool] has_backlog: a dead owner's spare holding records {found}; a live owner's files {live_found}")
+    assert found is True and live_found is False
+    live.close()
