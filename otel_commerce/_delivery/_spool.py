@@ -1034,9 +1034,18 @@ class Spool:
         """Whether :meth:`adopt` would find something: a data file with our key whose owner is gone (a directory
         listing and a lock probe per owner; opens nothing of ours, starts no thread)."""
         prefix = self.key.digest + "-"
-        stems = {_stem_of(n) for n in _listdir(self.directory) if n.startswith(prefix) and n.endswith((".wal", ".spill"))}
-        stems.discard(self._stem)
-        return any(not _lock_held(self.directory / f"{stem}.lock") for stem in stems)
+        names = [n for n in _listdir(self.directory) if n.startswith(prefix) and _stem_of(n) != self._stem]
+        stems = {_stem_of(n) for n in names if n.endswith((".wal", ".spill"))}
+        if any(not _lock_held(self.directory / f"{stem}.lock") for stem in stems):
+            return True
+        for name in names:  # a dead owner's spare that holds records (its rename to .wal lost): adopt() takes it
+            if name.endswith(".next") and _stem_of(name) not in stems:
+                if _lock_held(self.directory / f"{_stem_of(name)}.lock"):
+                    continue
+                with contextlib.suppress(OSError):
+                    if read_file(self.directory / name).records:
+                        return True
+        return False
 
     def read(self, path: Path) -> ReadResult:
         res = read_file(path)
