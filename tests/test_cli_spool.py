@@ -183,3 +183,23 @@ def test_drop_removes_spares_and_lockfiles_of_dead_owners_only(tmp_path: Path) -
         assert all(p.name.startswith(live.key.digest) for p in tmp_path.iterdir())
     finally:
         live.close()
+
+
+def test_drop_never_deletes_a_dead_owners_spare_that_holds_records(tmp_path: Path) -> None:
+    """A dead owner's ``.next`` that holds records (its rename to ``.wal`` lost in a crash) is data, which adoption
+    replays: `drop --before` with a time before it removes neither it nor the lockfile that makes it adoptable."""
+    from test_spool import _WAL_LOST_RENAME
+
+    from otel_commerce._delivery._spool import read_file
+
+    proc = subprocess.run([sys.executable, "-c", _WAL_LOST_RENAME, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    dropped = _cli("spool", "drop", "--before", "2000-01-01", "-y", "--dir", str(tmp_path))
+    kept = sorted(p.name.rsplit(".", 1)[1] for p in tmp_path.iterdir() if p.suffix != ".next" or read_file(p).records)
+    adopter = Spool(tmp_path, SpoolKey("svc", ("jetstream:x",)))
+    adopted = sorted(r[0]["n"] for p in adopter.adopt() for r in read_file(p).records)
+    adopter.close()
+    print(f"\n[cli spool] drop before 2000 with a spare holding records: {dropped.stdout.strip()!r}; kept {kept}; "
+          f"adopted after {adopted}")  # fmt: skip
+    assert dropped.returncode == 0, dropped.stderr
+    assert kept == ["lock", "next"] and adopted == [0, 1, 2]
