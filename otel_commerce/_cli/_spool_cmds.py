@@ -286,10 +286,16 @@ def _sweep_dead_owners(d: Path) -> tuple[int, int, int]:
                 os.close(fd)
                 continue
         try:
+            kept = False  # a spare that holds records (its rename to .wal lost in a crash) is data adoption replays
             for name in files:
                 if name.endswith(".next"):
+                    if _holds_records(d / name):
+                        kept = True
+                        continue
                     freed += _unlink(d / name)
                     spares += 1
+            if kept:
+                continue  # its lockfile stays too: without it adoption would never take the spare
             if lock_name in files and not any(n.endswith((".wal", ".spill")) for n in os.listdir(d) if n.startswith(stem + ".")):
                 freed += _unlink(d / lock_name)
                 locks += 1
@@ -297,6 +303,15 @@ def _sweep_dead_owners(d: Path) -> tuple[int, int, int]:
             if fd >= 0:
                 os.close(fd)  # (our probe lock goes with it)
     return spares, locks, freed
+
+
+def _holds_records(path: Path) -> bool:
+    from .._delivery._spool import read_file
+
+    try:
+        return bool(read_file(path).records)
+    except OSError:
+        return True  # unreadable now: never delete what may be data
 
 
 def _maybe_starting(lock: Path, stem: str) -> bool:
