@@ -203,3 +203,35 @@ def test_drop_never_deletes_a_dead_owners_spare_that_holds_records(tmp_path: Pat
           f"adopted after {adopted}")  # fmt: skip
     assert dropped.returncode == 0, dropped.stderr
     assert kept == ["lock", "next"] and adopted == [0, 1, 2]
+
+
+_KILLED_WHILE_LOCKING = """
+import os, signal, sys
+from pathlib import Path
+from otel_commerce._delivery._spool import Spool, SpoolKey
+spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)))
+os.rename = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # killed between the .locking file and its rename
+spool.spill([b'{"n":0}'], None)
+"""
+
+
+def test_drop_removes_the_locking_file_of_a_process_killed_while_opening_its_spool(tmp_path: Path) -> None:
+    """kill -9 between creating ``<stem>.locking`` and renaming it to ``.lock`` leaves the ``.locking`` file:
+    `drop` removes it like a dead owner's lockfile, and never a live (starting) process's."""
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WHILE_LOCKING, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    left = sorted(p.suffix for p in tmp_path.iterdir())
+    live = tmp_path / f"{'0' * 16}-{os.getpid()}-1-live.locking"  # a live process holding it (before its rename)
+    fd = os.open(live, os.O_RDWR | os.O_CREAT, 0o600)
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        dropped = _cli("spool", "drop", "--before", "0s", "-y", "--dir", str(tmp_path))
+        after = sorted(p.name for p in tmp_path.iterdir())
+    finally:
+        os.close(fd)
+    print(f"\n[cli spool] killed while locking: {left}; drop: {dropped.stdout.strip()!r}; left {after}")
+    assert left == [".locking"]
+    assert dropped.returncode == 0, dropped.stderr
+    assert after == [live.name]
