@@ -270,6 +270,11 @@ def _sweep_dead_owners(d: Path) -> tuple[int, int, int]:
         stems.setdefault(name.split(".", 1)[0], []).append(name)
     spares = locks = freed = 0
     for stem, files in stems.items():
+        locking = d / f"{stem}.locking"
+        # (its pid checked first: a probe's flock while its owner starts would make the owner's own flock fail)
+        if locking.name in files and not _maybe_starting(locking, stem) and _free_lock(locking):
+            locks += 1  # killed between creating it and its rename to .lock (Spool._ensure_open): nothing else
+            freed += _unlink(locking)
         lock_name = f"{stem}.lock"
         if lock_name not in files and not any(n.endswith(".next") for n in files):
             continue
@@ -303,6 +308,24 @@ def _sweep_dead_owners(d: Path) -> tuple[int, int, int]:
             if fd >= 0:
                 os.close(fd)  # (our probe lock goes with it)
     return spares, locks, freed
+
+
+def _free_lock(path: Path) -> bool:
+    """Whether no process holds ``path``'s ``flock`` (probed: our probe lock goes with the descriptor)."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _holds_records(path: Path) -> bool:
