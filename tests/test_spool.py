@@ -770,3 +770,72 @@ def test_has_backlog_sees_a_dead_owners_spare_that_holds_records(tmp_path: Path)
     print(f"\n[spool] has_backlog: a dead owner's spare holding records {found}; a live owner's files {live_found}")
     assert found is True and live_found is False
     live.close()
+
+
+_FORK_WHILE_OPENING = textwrap.dedent(
+    """
+    import os, sys, threading
+    from pathlib import Path
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)), mode="wal")
+    at, code, seen = int(sys.argv[2]), Spool._ensure_open.__code__, [0]
+    paused, go_on = threading.Event(), threading.Event()
+
+    def local(frame, event, arg):
+        if event == "line":
+            seen[0] += 1
+            if seen[0] == at:  # the opening thread waits here while the main thread forks
+                paused.set()
+                go_on.wait()
+        return local
+
+    def open_it():
+        sys.settrace(lambda f, e, a: local if f.f_code is code else None)
+        try:
+            spool.append_wal(b'{"i":0}')
+        finally:
+            sys.settrace(None)
+            paused.set()
+
+    thread = threading.Thread(target=open_it)
+    thread.start()
+    paused.wait()
+    if thread.is_alive():
+        if os.fork() == 0:  # the child lives on (blocked on its stdin) after the parent dies
+            os.read(0, 1)
+            os._exit(0)
+    go_on.set()
+    thread.join()
+    print(seen[0], flush=True)
+    os._exit(0)  # the parent dies (no close): its files are a dead owner's
+    """
+)
+
+
+def test_a_fork_at_any_moment_of_a_spools_opening_leaves_the_parents_files_adoptable(tmp_path: Path) -> None:
+    """A fork from another thread at every line of a spool's opening, then the parent dies while the child
+    lives: the parent's segment is adopted (the child closed every inherited spool descriptor, the lockfile's
+    included, even one opened but not yet recorded)."""
+    key = SpoolKey("svc", ("jetstream:x",))
+    stuck = []
+    at, lines = 1, 1
+    while at <= lines:
+        d = tmp_path / str(at)
+        d.mkdir()
+        proc = subprocess.Popen([sys.executable, "-c", _FORK_WHILE_OPENING, str(d), str(at)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)  # fmt: skip
+        try:
+            out = proc.stdout.readline() if proc.stdout else b""
+            assert proc.wait(30) == 0 and out.strip(), out
+            lines = int(out)
+            adopter = Spool(d, key)
+            adopted = [r[0] for p in adopter.adopt() for r in read_file(p).records]
+            adopter.close()
+            if adopted != [{"i": 0}]:
+                stuck.append(at)
+        finally:
+            if proc.stdin:
+                proc.stdin.close()  # the child (same stdin) ends
+        at += 1
+    print(f"\n[spool] a fork at each of {lines} lines of the opening, the parent dead: not adoptable at {stuck}")
+    assert lines >= 5 and stuck == []
