@@ -573,16 +573,20 @@ class Spool:
         # locked under a name no adopter reads, then renamed: a lockfile is never seen unlocked (an adopter
         # meeting it between creation and flock would take it for a dead owner's and remove it)
         tmp = d / f"{stem}.locking"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # recorded in the statement that opens it: a fork() from another thread at any later moment finds it
+        # in _lock_fd, which the child closes (else the child would hold our lock after we die)
+        self._lock_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = self._lock_fd
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.rename(tmp, d / f"{stem}.lock")
         except BaseException:
+            self._lock_fd = -1
             os.close(fd)
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        self._stem, self._lock_fd = stem, fd
+        self._stem = stem
         warning = filesystem_warning(d)
         if warning:
             logger.warning("otel-commerce: %s", warning)
