@@ -329,10 +329,10 @@ def _free_lock(path: Path) -> bool:
 
 
 def _holds_records(path: Path) -> bool:
-    from .._delivery._spool import read_file
+    from .._delivery._spool import spare_holds_records
 
     try:
-        return bool(read_file(path).records)
+        return spare_holds_records(path)
     except OSError:
         return True  # unreadable now: never delete what may be data
 

@@ -288,6 +288,23 @@ def read_file(path: Path | str) -> ReadResult:
     return out
 
 
+def spare_holds_records(path: Path | str) -> bool:
+    """True when a ``.next`` spare segment holds records still owed (its rename to ``.wal`` lost in a crash).
+
+    The usual spare holds its header and zeros: one small read says so (a spare is a preallocated 16 MiB
+    file, read whole only when a record follows its header). OSError when it cannot be opened.
+    """
+    with open(path, "rb") as f:
+        head = f.read(_FRAME.size)
+        if len(head) < _FRAME.size:
+            return False
+        length = _FRAME.unpack(head)[2]
+        f.seek(_FRAME.size + length)
+        if f.read(1) in (b"", b"\0"):
+            return False
+    return bool(read_file(path).records)
+
+
 @dataclass
 class SpoolFile:
     """One data file found by :func:`scan` (for ``otel-commerce spool stats|drop``)."""
@@ -998,7 +1015,7 @@ class Spool:
                     if _stem_of(name) == stem and name.endswith(".next"):  # a spare segment: no record ...
                         spare = self.directory / name
                         try:  # ... unless a crash lost its rename to .wal (the directory entry not yet on disk)
-                            has_records = spare.stat().st_size > 0 and bool(read_file(spare).records)
+                            has_records = spare_holds_records(spare)
                         except OSError:
                             continue
                         if not has_records:
@@ -1047,7 +1064,7 @@ class Spool:
                 if _lock_held(self.directory / f"{_stem_of(name)}.lock"):
                     continue
                 with contextlib.suppress(OSError):
-                    if read_file(self.directory / name).records:
+                    if spare_holds_records(self.directory / name):
                         return True
         return False
 
