@@ -182,3 +182,45 @@ def test_flush_without_timeout_after_configure_with_the_sink_down_ends_like_an_e
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "returned True result [False]" in proc.stdout
     assert kept == 5
+
+
+@pytest.mark.parametrize("new_engine", ["lazy", "started"])
+def test_configure_again_replays_what_the_replaced_engine_spilled(
+    tmp_path: Path, fresh_nats_server: NatsServer, new_engine: str
+) -> None:
+    """configure() called a second time in one process: the old engine, its broker down, spills its queued
+    events at shutdown; the new engine (same sinks, same key) adopts and replays them once the broker is back —
+    not only at the next process start. ``started``: the new engine was already replaying a dead process's
+    backlog when the old one spilled (it adopts again)."""
+    import otel_commerce
+    from otel_commerce._delivery._spool import service_name
+    from otel_commerce._runtime import RUNTIME
+
+    server = fresh_nats_server
+    settings = {"nats_url": server.url, "spool": "spill", "spool_dir": str(tmp_path), "collector_endpoint": ""}
+    RUNTIME.reset()
+    try:
+        otel_commerce.configure(**settings)
+        assert otel_commerce.flush(10)
+        server.stop()  # refused: nothing recorded now can reach the stream before the restart
+        data = {"product_id": "p", "price": 1.5}
+        ids = [
+            otel_commerce.record_event("product.viewed", id=f"reconf_{i}", organization_id="org_1", user_id="u", data=data)
+            for i in range(10)
+        ]
+        if new_engine == "started":  # a dead process's backlog: the new engine starts at configure()
+            _spooled_by_a_dead_process(tmp_path, server.url, service_name(), 3, "reconf_dead")
+        before = sum(len(read_file(p).records) for p in tmp_path.glob("*.spill"))
+        otel_commerce.configure(**settings)  # the old engine shuts down (5 s) and spills the 10 events
+        spilled = sum(len(read_file(p).records) for p in tmp_path.glob("*.spill")) - before
+        server.start()
+        ok = otel_commerce.flush(30)
+        stored = _stream_ids(server.url)
+        left = sum(len(read_file(p).records) for p in tmp_path.glob("*.spill"))
+        print(f"\n[spool start] configure() again: spilled {spilled}, flush {ok}, stored {len(stored)} "
+              f"({len(set(stored) & set(ids))} of ours), left on disk {left}")  # fmt: skip
+        assert spilled == 10 and RUNTIME.engine is not None
+        assert ok and set(ids) <= set(stored) and len(stored) == 10 + before == len(set(stored)) and left == 0
+    finally:
+        otel_commerce.shutdown(1)
+        RUNTIME.reset()

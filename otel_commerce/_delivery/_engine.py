@@ -254,6 +254,7 @@ class DeliveryEngine:
         self._stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         # set once the spool files adopted at start are queued (start_if_backlog): flush() waits for it
         self._replay_gate: threading.Event | None = None
+        self._adopt_requested = False  # adopt_again(): the replayer looks for dead processes' files once more
 
     # ------------------------------------------------------------------ public API (any thread)
     @property
@@ -962,6 +963,13 @@ class DeliveryEngine:
             self._spool_warn(f"cannot adopt spool files: {exc}")
         adopted_at = time.monotonic()
         while True:
+            if self._adopt_requested:  # adopt_again(): before the gate check, so flush() waits for these too
+                self._adopt_requested = False
+                try:
+                    rt.backlog.extend(_ReplayFile(path) for path in spool.adopt())
+                except Exception as exc:
+                    self._spool_warn(f"cannot adopt spool files: {exc}")
+                adopted_at = time.monotonic()
             gate = self._replay_gate
             if gate is not None and not gate.is_set():
                 if not rt.backlog:
@@ -1067,6 +1075,21 @@ class DeliveryEngine:
         self._replay_gate = threading.Event()
         self._start()
         return True
+
+    def adopt_again(self) -> None:
+        """Look for spool files of this key without a live owner once more, and replay them.
+
+        For an engine that replaced another in this process (``configure()`` called again): what the old
+        engine spilled at its shutdown has no live owner any more, and would otherwise wait for the next
+        process start. Not started yet: starts only if there is such a backlog (:meth:`start_if_backlog`).
+        """
+        if self._spool is None or self._closed:
+            return
+        if self._rt is None:
+            self.start_if_backlog()
+        else:
+            self._replay_gate = threading.Event()  # flush() waits until what is adopted is queued
+            self._adopt_requested = True
 
     @property
     def spool(self) -> Any:

@@ -210,6 +210,8 @@ class Runtime:
         old = self.install(resolved, engine)
         if old is not None and old is not engine:
             old.shutdown(5.0)
+            if engine is not None:  # what the old engine spilled at its shutdown is replayed now, not at the next start
+                engine.adopt_again()
         return resolved
 
     def reset(self) -> None:
