@@ -178,7 +178,7 @@ def test_drop_removes_spares_and_lockfiles_of_dead_owners_only(tmp_path: Path) -
         assert stats["disk_bytes"] >= 2 * 16 * 1024 * 1024  # the preallocated segment and its spare
         assert dropped.returncode == 0, dropped.stderr
         assert "dropped 1 file(s), 1 event(s)" in dropped.stdout
-        assert "removed 1 spare segment(s) and 1 lockfile(s)" in dropped.stdout
+        assert "removed 1 spare segment(s) (16777216 bytes) and 1 lockfile(s)" in dropped.stdout
         assert sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".spill"]  # the live spool's, untouched
         assert all(p.name.startswith(live.key.digest) for p in tmp_path.iterdir())
     finally:

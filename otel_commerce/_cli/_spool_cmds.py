@@ -240,7 +240,7 @@ def drop_command(
         for f in victims:
             f.path.unlink(missing_ok=True)
     spares, locks, freed = _sweep_dead_owners(d)
-    extra = f"; removed {spares} spare segment(s) and {locks} lockfile(s) of dead processes ({freed} bytes)"
+    extra = f"; removed {spares} spare segment(s) ({freed} bytes) and {locks} lockfile(s) of dead processes"
     if not victims:
         out_console.print("nothing to drop" + (extra if spares or locks else ""))
         return

@@ -27,7 +27,7 @@ def query_store(db: Path, query: EventQuery) -> list[tuple[dict[str, object], st
                 check_types(query.types, store.types())
             return [(e.envelope, e.source) for e in store.query(query)]
     except ConfigurationError as exc:
-        fail(f"{exc} (start `otel-commerce collector --db {db}` first, or pass --db)", 2)
+        fail(f"{exc} (start `otel-commerce collector --db {db}` first, pass --db, or read the stream with --nats-url)", 2)
     except sqlite3.DatabaseError as exc:
         fail(f"{db} is not an otel-commerce collector store ({exc}); pass the --db the collector writes", 2)
 
