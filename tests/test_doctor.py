@@ -261,3 +261,16 @@ def test_pipeline_line_names_opentelemetry_instrument_only_when_installed(tmp_pa
         details[kind] = next(c["detail"] for c in checks if c["name"] == "otel pipeline")
     assert "under opentelemetry-instrument the commerce instrumentor adds" in details["with"]
     assert "must call otel_commerce.configure()" in details["without"] and "[instrument]" in details["without"]
+
+
+def test_an_event_bound_over_the_servers_max_payload_is_a_problem(server: NatsServer) -> None:
+    """OTEL_COMMERCE_MAX_EVENT_BYTES may go up to 32 MiB, but the server (default max_payload 1 MiB) would reject
+    events that large: doctor says so, with the fix; the default bound fits."""
+    _stream(server.url, subjects=["commerce.>"])
+    code, report, output = _doctor("--nats-url", server.url, OTEL_COMMERCE_MAX_EVENT_BYTES=str(8 * 1_048_576))
+    failed = {c["name"]: c for c in report["checks"] if not c["ok"]}  # type: ignore[union-attr]
+    print(f"\n[doctor] 8 MiB bound: {failed.get('event size')}")
+    assert code == 1 and "max_payload 1048576" in failed["event size"]["detail"], output
+    assert "max_payload" in failed["event size"]["fix"]
+    _, report, _ = _doctor("--nats-url", server.url)
+    assert "event size" not in {c["name"] for c in report["checks"]}  # type: ignore[union-attr]

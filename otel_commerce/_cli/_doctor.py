@@ -121,6 +121,11 @@ def _effective(name: str, value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- NATS
+#: Room the default event bound leaves under NATS's default max_payload (headers, GA4/Meta blocks):
+#: 1 MiB - 16 KiB, see ``_config.DEFAULT_MAX_EVENT_BYTES``.
+_HEADER_ROOM = 16_384
+
+
 async def _nats_checks(settings: Settings, timeout_seconds: float) -> list[Check]:
     import nats
     from nats.js import errors as js_errors
@@ -154,6 +159,18 @@ async def _nats_checks(settings: Settings, timeout_seconds: float) -> list[Check
             fix = "start nats-server -js there, or fix OTEL_COMMERCE_NATS_URL"
         return [Check("nats connect", False, f"cannot connect to {shown}: {cause}", fix)]
     checks = [Check("nats connect", True, f"connected to {shown}")]
+    limit = int(nc.max_payload or 0)
+    needed = settings.max_event_bytes + _HEADER_ROOM
+    if limit and needed > limit:  # the sink would reject such events (counted, logged): lost, not retried
+        checks.append(
+            Check(
+                "event size",
+                False,
+                f"OTEL_COMMERCE_MAX_EVENT_BYTES {settings.max_event_bytes} + {_HEADER_ROOM} bytes of headers is over "
+                f"the server's max_payload {limit}: events that large would be rejected",
+                "raise max_payload in the nats-server config (e.g. max_payload: 8MB), or lower OTEL_COMMERCE_MAX_EVENT_BYTES",
+            )
+        )
     try:
         js = nc.jetstream(timeout=timeout_seconds)
         try:
