@@ -311,21 +311,13 @@ def _sweep_dead_owners(d: Path) -> tuple[int, int, int]:
 
 
 def _free_lock(path: Path) -> bool:
-    """Whether no process holds ``path``'s ``flock`` (probed: our probe lock goes with the descriptor)."""
-    import fcntl
-    import os
+    """Whether ``path`` exists and no process holds its ``flock`` (the spool's own probe)."""
+    from .._delivery._spool import lock_held
 
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return path.exists() and not lock_held(path)
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def _holds_records(path: Path) -> bool:

@@ -83,8 +83,10 @@ __all__ = [
     "make_spool",
     "service_name",
     "filesystem_warning",
+    "lock_held",
     "read_file",
     "scan",
+    "spare_holds_records",
 ]
 
 logger = logging.getLogger("otel_commerce")
@@ -322,7 +324,8 @@ def _stem_of(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _lock_held(lock_path: Path) -> bool:
+def lock_held(lock_path: Path) -> bool:
+    """Whether a process holds ``lock_path``'s ``flock`` (a missing file: False). Probed without waiting."""
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -347,7 +350,7 @@ def scan(directory: Path) -> list[SpoolFile]:
             continue
         stem = _stem_of(path.name)
         if stem not in alive:
-            alive[stem] = _lock_held(directory / f"{stem}.lock")
+            alive[stem] = lock_held(directory / f"{stem}.lock")
         try:
             st = path.stat()
             res = read_file(path)
@@ -1057,11 +1060,11 @@ class Spool:
         prefix = self.key.digest + "-"
         names = [n for n in _listdir(self.directory) if n.startswith(prefix) and _stem_of(n) != self._stem]
         stems = {_stem_of(n) for n in names if n.endswith((".wal", ".spill"))}
-        if any(not _lock_held(self.directory / f"{stem}.lock") for stem in stems):
+        if any(not lock_held(self.directory / f"{stem}.lock") for stem in stems):
             return True
         for name in names:  # a dead owner's spare that holds records (its rename to .wal lost): adopt() takes it
             if name.endswith(".next") and _stem_of(name) not in stems:
-                if _lock_held(self.directory / f"{_stem_of(name)}.lock"):
+                if lock_held(self.directory / f"{_stem_of(name)}.lock"):
                     continue
                 with contextlib.suppress(OSError):
                     if spare_holds_records(self.directory / name):

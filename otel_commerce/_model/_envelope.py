@@ -280,12 +280,10 @@ class _Freeze(_Walk):
         return out
 
 
-def freeze_data(
-    value: Mapping[str, Any], path: str = "data", *, max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES, extra_bytes: int = 0
-) -> dict[str, Any]:
-    """:func:`clean_data`'s rules and conversions, returning a frozen copy (no dict or list shared with
-    ``value``; tuples become lists) made in the same pass. Raises ``EventValidationError``."""
-    walk = _Freeze()
+def _walked(walk: _Walk, value: Mapping[str, Any], path: str, max_bytes: int | None, extra_bytes: int) -> dict[str, Any]:
+    """``walk`` over ``value`` (a mapping), the refusal turned into ``EventValidationError`` naming its path,
+    then the size bound: the estimate first, measured exactly only when it might be over (escapes,
+    multi-byte text)."""
     try:
         out = walk.value(value, 0)
     except _Refused as r:
@@ -300,6 +298,14 @@ def freeze_data(
                 "(OTEL_COMMERCE_MAX_EVENT_BYTES)"
             )
     return out
+
+
+def freeze_data(
+    value: Mapping[str, Any], path: str = "data", *, max_bytes: int | None = DEFAULT_MAX_EVENT_BYTES, extra_bytes: int = 0
+) -> dict[str, Any]:
+    """:func:`clean_data`'s rules and conversions, returning a frozen copy (no dict or list shared with
+    ``value``; tuples become lists) made in the same pass. Raises ``EventValidationError``."""
+    return _walked(_Freeze(), value, path, max_bytes, extra_bytes)
 
 
 def clean_data(
@@ -314,22 +320,7 @@ def clean_data(
     A finite ``Decimal`` becomes a ``float``; a non-dict ``Mapping`` a ``dict``. Unchanged input is
     returned as is (no copy on the happy path).
     """
-    walk = _Walk()
-    try:
-        out = walk.value(value, 0)
-    except _Refused as r:
-        raise EventValidationError(f"{_path(path, r.path)} {r.reason}") from None
-    if not isinstance(out, dict):
-        raise EventValidationError(f"{path} must be a mapping, got {type(value).__name__}")
-    if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
-        # the estimate might be over the bound (escapes, multi-byte text): measure exactly
-        size = len(orjson.dumps(out)) + extra_bytes
-        if size > max_bytes:
-            raise EventValidationError(
-                f"{path} is too large: about {size} bytes encoded, over the bound of {max_bytes} bytes "
-                "(OTEL_COMMERCE_MAX_EVENT_BYTES)"
-            )
-    return out
+    return _walked(_Walk(), value, path, max_bytes, extra_bytes)
 
 
 def check_json_value(value: Any, path: str = "data") -> None:

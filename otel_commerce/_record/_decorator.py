@@ -432,13 +432,37 @@ def commerce_event(
         org: Any = recorder.org  # not callables on the inline path
         key: Any = recorder.key
         type_ok = False  # as _Recorder.type_ok, for the inline path (a closure cell: cheaper than an attribute)
+
+        def record_dict(result: dict[str, Any], args: Any, kwargs: Any) -> None:
+            """The inline path: a returned dict becomes the event (never raises: a refusal is reported)."""
+            nonlocal type_ok
+            try:  # the lifted keys leave data: popped from a copy (the handler's dict is never
+                data = result.copy()  # changed); build_pending freezes what is left
+                pop = data.pop
+                pending = build_pending(
+                    event_type if type_ok else given_type,  # unchecked: the type as given (stripped there)
+                    id=pop("id", None),
+                    organization_id=pop("organization_id", None) or org,
+                    user_id=pop("user_id", None),
+                    session_id=pop("session_id", None) if pop_session else result.get("session_id"),
+                    data=data,
+                    idempotency_key=key,
+                    type_checked=type_ok,
+                )
+                type_ok = True
+                holder = holder_for(on_commit)  # held until the commit, when asked
+                if holder is None:
+                    emit_pending(pending)  # what hold() does without a holder, one call less
+                else:
+                    hold(pending, holder)
+            except Exception as exc:
+                refused(exc, result, args, kwargs)
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
             if recorder.span_name is None:
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                    nonlocal type_ok
                     if not slot.RUNTIME.active():
                         return await afn(*args, **kwargs)
                     try:
@@ -446,28 +470,8 @@ def commerce_event(
                     except BaseException as error:
                         record_error(fn, error, args, kwargs)
                         raise
-                    if inline and type(result) is dict:  # as in the sync wrapper below
-                        try:
-                            data = result.copy()
-                            pop = data.pop
-                            pending = build_pending(
-                                event_type if type_ok else given_type,  # unchecked: the type as given
-                                id=pop("id", None),
-                                organization_id=pop("organization_id", None) or org,
-                                user_id=pop("user_id", None),
-                                session_id=pop("session_id", None) if pop_session else result.get("session_id"),
-                                data=data,
-                                idempotency_key=key,
-                                type_checked=type_ok,
-                            )
-                            type_ok = True
-                            holder = holder_for(on_commit)
-                            if holder is None:
-                                emit_pending(pending)  # what hold() does without a holder, one call less
-                            else:
-                                hold(pending, holder)
-                        except Exception as exc:
-                            refused(exc, result, args, kwargs)
+                    if inline and type(result) is dict:
+                        record_dict(result, args, kwargs)
                     else:
                         record(result, args, kwargs)
                     return result
@@ -493,7 +497,6 @@ def commerce_event(
 
             @functools.wraps(fn)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                nonlocal type_ok
                 if not slot.RUNTIME.active():
                     return fn(*args, **kwargs)
                 try:  # no keyword arguments: a plain call (unpacking an empty dict costs on every request)
@@ -502,27 +505,7 @@ def commerce_event(
                     record_error(fn, error, args, kwargs)
                     raise
                 if inline and type(result) is dict:
-                    try:  # the lifted keys leave data: popped from a copy (the handler's dict is never
-                        data = result.copy()  # changed); build_pending freezes what is left
-                        pop = data.pop
-                        pending = build_pending(
-                            event_type if type_ok else given_type,  # unchecked: the type as given (stripped there)
-                            id=pop("id", None),
-                            organization_id=pop("organization_id", None) or org,
-                            user_id=pop("user_id", None),
-                            session_id=pop("session_id", None) if pop_session else result.get("session_id"),
-                            data=data,
-                            idempotency_key=key,
-                            type_checked=type_ok,
-                        )
-                        type_ok = True
-                        holder = holder_for(on_commit)  # held until the commit, when asked
-                        if holder is None:
-                            emit_pending(pending)  # what hold() does without a holder, one call less
-                        else:
-                            hold(pending, holder)
-                    except Exception as exc:
-                        refused(exc, result, args, kwargs)
+                    record_dict(result, args, kwargs)
                 else:
                     record(result, args, kwargs)
                 return result
