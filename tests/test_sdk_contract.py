@@ -121,3 +121,85 @@ def test_logger_processors_is_the_tuple_emit_calls_replaced_on_add() -> None:
     lp._set_logger_configurator(logger_configurator=_disable_logger_configurator)
     assert _sdk.logger_processors(lp.get_logger("t")) is None  # emit would return before any processor
     assert _sdk.logger_processors(object()) is None
+
+
+# ------------------------------------------------------------------ emit_record: our attribute cleaning
+from typing import Any  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value  # noqa: E402
+from opentelemetry.sdk._logs import LogRecordLimits  # noqa: E402
+
+
+def typed(value: Any) -> Any:
+    """``value`` with every container's type made part of it (== on the result compares types too)."""
+    if isinstance(value, dict):
+        return ("dict", {k: typed(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [typed(v) for v in value])
+    return (type(value).__name__, value)
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8), st.binary(max_size=4))
+_keys = st.one_of(st.text(max_size=6), st.integers(0, 3))  # "" and non-str keys: the SDK drops / converts them
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(_keys, inner, max_size=4),
+        st.frozensets(st.integers(), max_size=3),  # neither a Sequence nor a Mapping: the SDK's str()
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=10), _values, max_size=6))
+def test_clean_attributes_is_the_sdks_cleaning(attributes: dict[str, Any]) -> None:
+    """``clean_attributes`` (record_event's record beside another processor) returns what the SDK's
+    ``_clean_attribute_value`` returns, container types included, for JSON-shaped and other values."""
+    assert typed(_sdk.clean_attributes(attributes)) == typed(_clean_attribute_value(attributes, None))
+
+
+def _emitted(limits: LogRecordLimits | None, attributes: dict[str, Any], fast: bool) -> Any:
+    exporter = InMemoryLogRecordExporter()
+    lp = LoggerProvider(shutdown_on_exit=False, log_record_limits=limits)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = lp.get_logger("t")
+    record = CommerceLogRecord(event_name="commerce.x", body=None, attributes=attributes)
+    if fast:
+        _sdk.emit_record(logger, record)
+    else:
+        logger.emit(record)
+    [exported] = exporter.get_finished_logs()
+    return exported
+
+
+def test_emit_record_gives_exporters_the_record_the_sdk_would_build() -> None:
+    """Same attributes (types included), a ``BoundedAttributes`` with the SDK's limits, nothing dropped;
+    with a value length limit or a too-small count limit the SDK cleans (strings cut, attributes dropped)."""
+    attrs = {"commerce.id": "o-1", "commerce.data": {"items": [{"sku": "a", "qty": 2}], "note": "x" * 40}, "n": 1.5}
+    for limits in (None, LogRecordLimits(max_attributes=64), LogRecordLimits(max_attribute_length=16)):
+        fast, sdk = _emitted(limits, dict(attrs), True), _emitted(limits, dict(attrs), False)
+        got, want = fast.log_record.attributes, sdk.log_record.attributes
+        assert isinstance(got, BoundedAttributes)
+        assert typed(dict(got)) == typed(dict(want))
+        assert (got.maxlen, got.max_value_len, got.dropped) == (want.maxlen, want.max_value_len, want.dropped)
+        assert fast.resource is sdk.resource or fast.resource == sdk.resource
+        assert fast.instrumentation_scope == sdk.instrumentation_scope
+        got["added"] = 1  # writable, like the SDK's
+    cut = _emitted(LogRecordLimits(max_attribute_length=16), dict(attrs), True)
+    assert cut.log_record.attributes["commerce.data"]["note"] == "x" * 16
+    few = _emitted(LogRecordLimits(max_attributes=2), dict(attrs), True)
+    assert few.log_record.attributes.dropped == 1 and len(few.log_record.attributes) == 2
+
+
+def test_emit_record_reads_the_loggers_limits() -> None:
+    """``Logger._log_record_limits`` (private) is the provider's ``log_record_limits``; the two private names
+    our own cleaning needs (``_clean_attribute_value``, ``BoundedAttributes._dict``) exist, so it is used."""
+    assert _sdk._CLEAN_OWN
+    limits = LogRecordLimits(max_attributes=7, max_attribute_length=9)
+    logger = LoggerProvider(shutdown_on_exit=False, log_record_limits=limits).get_logger("t")
+    assert logger._log_record_limits is limits  # type: ignore[attr-defined]

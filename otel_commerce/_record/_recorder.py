@@ -385,7 +385,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
             record.commerce_pending = pending
             emitted = True
             try:
-                _LOGGERS.get().emit(record)
+                _sdk.emit_record(_LOGGERS.get(), record)
             except Exception as exc:  # a processor ahead of ours raised: the event still goes out below
                 rt.report_error(exc, pending)
     rt.counters["recorded"] += 1
