@@ -544,8 +544,9 @@ if hasattr(os, "register_at_fork"):
 class Spool:
     """One engine's spool in one process (see module docstring). Thread-safe.
 
-    ``append_wal`` runs on the caller's thread (a ``memcpy`` into a mapped segment; policy ``always``: a
-    ``pwrite`` and an ``fsync``);
+    ``append_wal`` / ``append_item`` / ``append_locked`` run on the caller's thread (a ``memcpy`` into a mapped
+    segment; policy ``always``: a ``pwrite`` and an ``fsync``) — the engine takes :meth:`shared_lock` as its
+    own lock and appends with ``append_locked`` under it (one lock per event);
     everything else on the delivery thread. Raises nothing into callers except ``OSError`` from
     ``open_lock`` (the engine turns any failure into a counted, warned drop).
     """
