@@ -584,6 +584,120 @@ def test_wal_segments_rotate_onto_segments_made_ahead(tmp_path: Path, fsync: str
     assert [p for p in tmp_path.iterdir() if p.suffix == ".next"] == []
 
 
+def test_wal_append_under_the_owners_lock_writes_append_wals_bytes(tmp_path: Path) -> None:
+    """The engine's path (``append_locked`` under ``shared_lock()``: a fast path below the segment's limit,
+    the rest through ``append_wal``'s code) writes byte for byte what ``append_wal`` writes — across segment
+    rotations and the helper's populate marks — and its references are the records' ordinals per segment."""
+    from otel_commerce._delivery import _spool as spool_mod
+
+    def item(i: int) -> bytes:
+        return orjson.dumps({"n": i, "pad": "x" * 60})
+
+    key, size = SpoolKey("svc", ("jetstream:x",)), 3 * 1024 * 1024  # past the populate window: marks to cross
+    a = _Spool(tmp_path / "a", key, mode="wal", segment_bytes=size, encode=item)
+    b = _Spool(tmp_path / "b", key, mode="wal", segment_bytes=size)
+    lock = a.shared_lock()
+    assert lock is a._lock and a._tail is spool_mod._NO_TAIL
+    n = 100_000  # ~8 MB: rotations, and marks crossed while the helper populates ahead
+    slow, put = [], a._put_wal
+
+    def counted(payload: bytes) -> int:
+        slow.append(a._wal.size if a._wal is not None else 0)
+        return put(payload)
+
+    a._put_wal = counted  # type: ignore[method-assign]
+    refs_a = []
+    for i in range(n):
+        with lock:
+            if i in (1000, n // 2):  # what the helper does while it populates ahead (timing-dependent otherwise)
+                assert a._wal is not None
+                a._wal.set_mark(a._wal.size + 700)
+            refs_a.append(a.append_locked(i))
+    refs_b = [b.append_wal(item(i)) for i in range(n)]
+    assert a._tail is a._wal and a._wal is not None and a._wal.limit <= a._wal.capacity
+    files_a, files_b = _data_files(tmp_path / "a"), _data_files(tmp_path / "b")
+    print(f"\n[spool] append_locked: {n} events over {len(files_a)} segment(s), {len(slow)} through the slow path")
+    assert len(files_a) >= 3 and len(slow) >= len(files_a) + 2  # the first segment, rotations, 2 marks
+
+    def records(files: list[Path]) -> bytes:  # each segment's records, its header (with its time) left out
+        out = b""
+        for path in files:
+            data, res = path.read_bytes(), read_file(path)
+            assert res.version == 3 and res.corrupt == 0
+            out += data[struct.unpack_from("<BBII", data)[2] + 10 : res.end]
+        return out
+
+    assert records(files_a) == records(files_b)
+    assert [r & spool_mod._REF_MASK for r in refs_a][:5] == [1, 2, 3, 4, 5] == [r & 0xFFFFFFFF for r in refs_b][:5]
+    assert len(set(refs_a)) == n and sorted(r >> 32 for r in refs_a) == [r >> 32 for r in refs_a]
+    a.ack(refs_a[:-1])
+    assert poll(lambda: len(_data_files(tmp_path / "a")) == 1, 10)
+    assert [r[0]["n"] for p in _data_files(tmp_path / "a") for r in read_file(p).records] == [n - 1]
+    a.close()
+    b.close()
+    assert a._tail is spool_mod._NO_TAIL
+
+
+_WAL_FORK_ENGINE = textwrap.dedent(
+    """
+    import os, sys, threading
+    from pathlib import Path
+    from otel_commerce._delivery import DeliveryEngine
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    from otel_commerce._model import Pending
+    from otel_commerce._model._catalog import event_from_args
+    from otel_commerce._model._pending import decode_pending, encode_pending
+    from otel_commerce._sinks import JetStreamSink
+
+    def order(who, i):
+        args = {"order_id": f"{who}_{i}", "org_name": "o", "user_id": "u", "email": "", "total_cents": 1}
+        event, items = event_from_args("order.completed", args)
+        return Pending(event=event, items=items)
+
+    spool = Spool(Path(sys.argv[1]), SpoolKey("svc", ("jetstream:x",)), mode="wal", fsync=sys.argv[2],
+                  encode=encode_pending, decode=decode_pending)
+    engine = DeliveryEngine([JetStreamSink("nats://127.0.0.1:1")], spool=spool, exit_hook=False)
+    assert engine._lock is spool._lock  # one lock per event: the spool's is the engine's
+    for i in range(3):
+        engine.submit(order("parent", i))
+    held, release = threading.Event(), threading.Event()
+    def hold():  # a thread of the parent mid-submit at fork(): the lock is held
+        with engine._lock:
+            held.set()
+            release.wait(30)
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(30)
+    pid = os.fork()
+    if pid == 0:  # the child: a new lock (shared again), its own files; never the parent's held one
+        ok = engine._lock is spool._lock and engine.submit(order("child", 0))
+        os._exit(0 if ok and spool._segments[0].path.name.split("-")[1] == str(os.getpid()) else 3)
+    release.set()
+    t.join()
+    engine.submit(order("parent", 3))
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status))  # like a crash: nothing closed
+    """
+)
+
+
+@pytest.mark.parametrize("fsync", ["none", "always"])
+def test_wal_engine_forked_while_its_lock_is_held(tmp_path: Path, fsync: str) -> None:
+    """A wal engine shares its spool's lock (``always``: not — its fsync stays outside the engine's lock);
+    a fork while another thread holds it never deadlocks the child, which appends to files of its own,
+    and every event of both processes is on disk."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _WAL_FORK_ENGINE, str(tmp_path), fsync], capture_output=True, timeout=60
+    )
+    if fsync == "always":
+        assert b"AssertionError" in proc.stderr  # the script's first assertion: no shared lock
+        return
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    ids = sorted(r[0][6] for p in _data_files(tmp_path) for r in read_file(p).records)
+    print(f"\n[spool] wal engine fork with its lock held: records {ids}")
+    assert len(ids) == 5 and len({i.split("_")[0] for i in ids}) == 2
+
+
 def test_wal_pages_are_populated_ahead_or_fault_on_append_without_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -231,6 +231,12 @@ class DeliveryEngine:
         self._name = name
         self._spool = spool  # an otel_commerce._delivery._spool.Spool (spill / wal) or None (off)
         self._wal = spool is not None and spool.mode == "wal"
+        # wal mode, fsync none / grouped: the spool's lock is ours (its append runs under the lock submit takes
+        # anyway: one lock per event); fsync always: appended outside our lock (an fsync per event, never
+        # under the lock the delivery thread needs)
+        self._wal_shared = self._wal and spool.fsync != "always"
+        self._wal_locked: Callable[[Any], Any] | None = spool.append_locked if self._wal_shared else None
+        self._wal_own: Callable[[Any], Any] | None = spool.append_item if self._wal and not self._wal_shared else None
         self._init_state()
         self._exit_hook = exit_hook  # False: not shut down at exit (the owner does it)
         _ENGINES.add(self)
@@ -239,7 +245,8 @@ class DeliveryEngine:
     def _init_state(self) -> None:
         self._warm_lock = threading.Lock()
         # Re-entrant: a signal handler may run exit work on a thread interrupted while holding it.
-        self._lock = threading.RLock()
+        # wal mode (fsync none / grouped): the spool's lock (see __init__), renewed with it after fork()
+        self._lock = self._spool.shared_lock() if self._wal_shared else threading.RLock()
         self._queue: deque[_Track] = deque()
         self._overflow: deque[_Track] = deque()  # spool on: beyond the queue bound, spooled by the delivery thread
         self._last_spill = 0.0
@@ -268,14 +275,20 @@ class DeliveryEngine:
                 return True
             overflow: _Track | None = None
             start = wake = False
-            wal = None
-            if self._wal:  # wal mode: appended before submit returns (Spool.append_wal: a copy into a mapping)
-                spool = self._spool
+            wal = wal_error = None
+            append = self._wal_own
+            if append is not None:  # wal mode, fsync always: appended before submit returns, under the spool's lock
                 try:
-                    wal = spool.append_wal(spool.encode(pending))
+                    wal = append(pending)
                 except Exception as exc:
-                    self._spool_warn(f"cannot append to the write-ahead spool ({exc}); the event is kept in memory only")
+                    wal_error = exc
             with self._lock:
+                append = self._wal_locked
+                if append is not None:  # wal mode: appended before submit returns (a copy into a mapping)
+                    try:
+                        wal = append(pending)
+                    except Exception as exc:
+                        wal_error = exc
                 closed = self._closed
                 if closed:
                     self._stats["dropped"] += 1
@@ -300,6 +313,8 @@ class DeliveryEngine:
                         start = True
                     elif self._idle and not self._wake_sent:
                         self._wake_sent = wake = True
+            if wal_error is not None:
+                self._spool_warn(f"cannot append to the write-ahead spool ({wal_error}); the event is kept in memory only")
             if closed:  # reported outside the lock: on_error may do anything
                 _metrics.count("dropped", reason="shutdown")
                 self._report(PermanentDeliveryError("engine is shut down: event dropped"), pending, threadsafe=True)

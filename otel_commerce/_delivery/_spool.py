@@ -98,6 +98,7 @@ FSYNC_POLICIES: tuple[FsyncPolicy, ...] = ("none", "grouped", "always")
 
 FORMAT_VERSION = 3  # see the module docstring; version 1 and 2 files are still read
 _FRAME = struct.Struct("<BBII")
+_FRAME_SIZE = _FRAME.size
 KIND_HEADER, KIND_WAL, KIND_SPILL, KIND_ACK = 1, 2, 3, 4
 _CRC_WAL = zlib.crc32(bytes((KIND_WAL,)))
 _pack = _FRAME.pack
@@ -369,18 +370,19 @@ _REF_MASK = (1 << _REF_BITS) - 1
 
 class _Segment:
     __slots__ = (
-        "acked", "addr", "base", "capacity", "fd", "ident", "mark", "mm", "path", "prefaulted", "rotated", "size", "synced",
-        "written",
+        "acked", "addr", "base", "capacity", "fd", "ident", "limit", "mark", "mm", "path", "prefaulted", "ref", "rotated",
+        "size", "synced",
     )  # fmt: skip
 
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
         self.size = 0  # bytes of records written
-        self.written = 0  # events written (format 3: a wal record's number is its ordinal in the file)
         self.acked = 0  # of them, settled (wal) or handed to a replay (spill)
         self.ident = next(_IDENTS)  # wal: the high bits of its records' references (see Spool.append_wal)
         self.base = self.ident << _REF_BITS
+        # the last record's reference: ``base + written`` (format 3: a wal record's number is its ordinal)
+        self.ref = self.base
         self.synced = 0  # ``size`` at the last grouped fsync
         self.rotated = False
         self.mm: mmap.mmap | None = None  # a wal segment's shared mapping (until rotated / closed)
@@ -388,10 +390,33 @@ class _Segment:
         self.addr = 0  # the mapping's address (for madvise), 0 until the helper thread needs it
         self.prefaulted = 0  # bytes of the mapping populated for writing (by the helper thread)
         self.mark = _NEVER  # an append ending past it wakes the helper thread to populate more
+        # an append ending at or below it takes the fast path (Spool.append_locked): min(mark, capacity) while
+        # mapped, else -1 (set by set_mark / detach)
+        self.limit = -1
+
+    @property
+    def written(self) -> int:
+        """Events written (wal: records appended; spill: events in the file)."""
+        return self.ref - self.base
+
+    @written.setter
+    def written(self, value: int) -> None:
+        self.ref = self.base + value
 
     @property
     def unacked(self) -> int:
-        return self.written - self.acked
+        return self.ref - self.base - self.acked
+
+    def set_mark(self, mark: int) -> None:
+        """The helper's wake-up position (``_NEVER``: none) and, with it, the appends' fast-path limit."""
+        self.mark = mark
+        self.limit = min(mark, self.capacity) if self.mm is not None else -1
+
+    def detach(self) -> mmap.mmap | None:
+        """Take the mapping off the segment (later writes use ``pwrite``); returns it, for ``_close_map``."""
+        mm, self.mm = self.mm, None
+        self.limit = -1
+        return mm
 
     def put(self, data: bytes) -> None:
         """Append ``data`` at ``size``: into the mapping while it fits, else with ``pwrite`` (never both at once)."""
@@ -406,7 +431,11 @@ class _Segment:
         """Cut the preallocated zeros off the file (a compact file); the mapping must be detached."""
         if self.capacity:
             self.capacity = 0
+            self.limit = -1
             os.ftruncate(self.fd, self.size)
+
+
+_NO_TAIL = _Segment(-1, Path())  # Spool._tail when no segment is mapped: limit -1, every append takes the slow path
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -515,8 +544,9 @@ if hasattr(os, "register_at_fork"):
 class Spool:
     """One engine's spool in one process (see module docstring). Thread-safe.
 
-    ``append_wal`` runs on the caller's thread (a ``memcpy`` into a mapped segment; policy ``always``: a
-    ``pwrite`` and an ``fsync``);
+    ``append_wal`` / ``append_item`` / ``append_locked`` run on the caller's thread (a ``memcpy`` into a mapped
+    segment; policy ``always``: a ``pwrite`` and an ``fsync``) — the engine takes :meth:`shared_lock` as its
+    own lock and appends with ``append_locked`` under it (one lock per event);
     everything else on the delivery thread. Raises nothing into callers except ``OSError`` from
     ``open_lock`` (the engine turns any failure into a counted, warned drop).
     """
@@ -553,11 +583,14 @@ class Spool:
         _SPOOLS.add(self)
 
     def _init_state(self) -> None:
-        self._lock = threading.Lock()
+        # re-entrant: an owner may hold it as its own lock (see shared_lock)
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
         self._stem = ""
         self._lock_fd = -1
         self._counter = 0
         self._wal: _Segment | None = None
+        self._tail = _NO_TAIL  # the live wal segment while it is mapped (append_locked's fast path), else _NO_TAIL
         self._segments: list[_Segment] = []
         self._live: dict[int, _Segment] = {}  # wal segments by identity (what references name)
         self._spill: _Segment | None = None
@@ -636,8 +669,9 @@ class Spool:
                 seg.mm = mmap.mmap(fd, capacity)  # MAP_SHARED, read + write
             seg.capacity = capacity
             seg.put(self._header)
+            seg.set_mark(_NEVER)  # the fast path's limit: the capacity (until the helper populates ahead)
         except BaseException:
-            seg.mm = None
+            seg.detach()
             os.close(fd)
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -717,6 +751,23 @@ class Spool:
             os.close(fd)
 
     # ------------------------------------------------------------------ wal (caller's thread)
+    def shared_lock(self) -> Any:
+        """This spool's lock (re-entrant), for an owner that takes it as its own lock: the owner then appends with
+        :meth:`append_locked` while holding it — one lock per event instead of two.
+
+        In a forked child the spool is renewed first (as its fork handler would: whichever runs first), so
+        an owner re-initialising after ``fork()`` gets the child's new lock, never the parent's.
+        """
+        if self._pid != os.getpid():
+            self._forget_after_fork()
+        return self._lock
+
+    def append_item(self, item: Any) -> int:
+        """:meth:`append_wal` of ``encode(item)``."""
+        payload = self.encode(item)
+        with self._lock:
+            return self._put_wal(payload)
+
     def append_wal(self, payload: bytes) -> int:
         """Append one event (``payload``: the item codec's bytes) before ``record_event`` returns; returns its
         reference (an int: no GC-tracked object per event), for :meth:`ack` once every sink settled it.
@@ -728,31 +779,52 @@ class Spool:
         instead (milliseconds; a write fault into a mapped page being written back would wait for the journal
         with the GIL held, stalling every thread).
         """
+        with self._lock:
+            return self._put_wal(payload)
+
+    def append_locked(self, item: Any) -> int:
+        """:meth:`append_item` for an owner holding :meth:`shared_lock` (the engine's ``submit``).
+
+        The fast path — the record fits below the live segment's ``limit`` (its capacity, or the position
+        where the helper thread is to populate more pages) — is one frame, one copy into the mapping and
+        one counter; everything else (the first segment, a full one, the helper's wake-up, policy
+        ``always``) goes through :meth:`_put_wal`. The bytes are :meth:`append_wal`'s.
+        """
+        payload = self.encode(item)
+        seg = self._tail
+        pos = seg.size
+        end = pos + len(payload) + _FRAME_SIZE
+        if end > seg.limit:
+            return self._put_wal(payload)
+        seg.mm[pos:end] = _pack(FORMAT_VERSION, KIND_WAL, len(payload), _crc32(payload, _CRC_WAL)) + payload  # type: ignore[index]
+        seg.size = end
+        ref = seg.ref = seg.ref + 1
+        return ref
+
+    def _put_wal(self, payload: bytes) -> int:
+        """Append one record (see :meth:`append_wal`). Called with ``_lock`` held."""
         record = _pack(FORMAT_VERSION, KIND_WAL, len(payload), _crc32(payload, _CRC_WAL)) + payload
         size = len(record)
-        lock = self._lock
-        lock.acquire()
-        try:
-            seg = self._wal
-            if seg is None or seg.size + size > seg.capacity:
-                seg = self._rotate_wal(size)
-            mm = seg.mm
-            if mm is not None:
-                pos = seg.size
-                end = pos + size
-                mm[pos:end] = record
-                seg.size = end
-                if end > seg.mark:  # the helper populates the next pages (once per ~1 MB)
-                    seg.mark = _NEVER
-                    self._wake.set()
-            else:  # policy always: one pwrite (the fsync below releases the GIL anyway)
-                seg.put(record)
-                if self.fsync == "always":
-                    self._sync_now(seg)
-            number = seg.written = seg.written + 1
-            return seg.base | number
-        finally:
-            lock.release()
+        seg = self._wal
+        if seg is None or seg.size + size > seg.capacity:
+            seg = self._rotate_wal(size)
+        mm = seg.mm
+        if mm is not None:
+            pos = seg.size
+            end = pos + size
+            mm[pos:end] = record
+            seg.size = end
+            if end > seg.mark:  # the helper populates the next pages (once per ~1 MB)
+                seg.set_mark(_NEVER)
+                self._wake.set()
+            else:
+                seg.set_mark(seg.mark)  # (a limit the helper left behind its mark: the fast path again)
+        else:  # policy always: one pwrite (the fsync below releases the GIL anyway)
+            seg.put(record)
+            if self.fsync == "always":
+                self._sync_now(seg)
+        ref = seg.ref = seg.ref + 1
+        return ref
 
     def _rotate_wal(self, need: int) -> _Segment:
         """Start a new segment: the helper's spare when it is ready (else one made here). The full one stays
@@ -761,6 +833,7 @@ class Spool:
         seg = self._take_spare(need) or self._new_wal(need)
         old = self._wal
         self._wal = seg
+        self._tail = seg if seg.mm is not None else _NO_TAIL
         self._segments.append(seg)
         self._live[seg.ident] = seg
         if old is not None:
@@ -777,7 +850,7 @@ class Spool:
             self._wake.set()
         elif old is not None:  # no helper thread (interpreter shutting down): unmapped here
             self._retired.remove(old)
-            mm, old.mm = old.mm, None
+            mm = old.detach()
             self._close_map(mm)
         return seg
 
@@ -799,7 +872,7 @@ class Spool:
 
     def _discard(self, seg: _Segment) -> None:
         """Close and remove a segment holding no record (a spare not taken)."""
-        mm, seg.mm = seg.mm, None
+        mm = seg.detach()
         self._close_map(mm)
         with contextlib.suppress(OSError):
             os.close(seg.fd)
@@ -850,10 +923,10 @@ class Spool:
             return
         while seg.prefaulted < min(seg.size + _PREFAULT_WINDOW, seg.capacity):
             if not self._populate(seg, seg.size + _PREFAULT_WINDOW):
-                seg.mark = _NEVER  # the appends fault their own pages (as without a helper)
+                seg.set_mark(_NEVER)  # the appends fault their own pages (as without a helper)
                 return
         if seg.prefaulted < seg.capacity:
-            seg.mark = seg.prefaulted - _PREFAULT_WINDOW // 2
+            seg.set_mark(seg.prefaulted - _PREFAULT_WINDOW // 2)
         if seg.size > seg.mark and seg.mark != _NEVER:
             self._wake.set()  # the appends went past the new mark meanwhile
 
@@ -882,8 +955,7 @@ class Spool:
                 if seg.unacked <= 0:
                     maps.append(self._remove(seg))  # settled before its rotation: no ack will remove it
                 else:
-                    maps.append(seg.mm)
-                    seg.mm = None  # acks reach it by pwrite
+                    maps.append(seg.detach())  # acks reach it by pwrite
         for mm in maps:
             self._close_map(mm)
 
@@ -902,7 +974,7 @@ class Spool:
         if seg.mm is not None:
             while seg.prefaulted < min(_PREFAULT_WINDOW, seg.capacity) and self._populate(seg, _PREFAULT_WINDOW):
                 pass
-            seg.mark = seg.prefaulted - _PREFAULT_WINDOW // 2 if seg.prefaulted else _NEVER
+            seg.set_mark(seg.prefaulted - _PREFAULT_WINDOW // 2 if seg.prefaulted else _NEVER)
         with self._lock:
             if not self._closed and self._spare is None:
                 self._spare = seg
@@ -938,7 +1010,7 @@ class Spool:
     def _remove(self, seg: _Segment) -> mmap.mmap | None:
         """Close and delete a segment; returns its mapping, for the caller to close (``_close_map``)."""
         self._dirty.discard(seg)
-        mm, seg.mm = seg.mm, None
+        mm = seg.detach()
         with contextlib.suppress(OSError):
             os.close(seg.fd)
         seg.fd = -1
@@ -1099,7 +1171,7 @@ class Spool:
             for seg in files:
                 if seg.fd < 0:
                     continue
-                mm, seg.mm = seg.mm, None
+                mm = seg.detach()
                 self._close_map(mm)
                 with contextlib.suppress(OSError):
                     seg.truncate()  # the records stay; the preallocated zeros go
@@ -1114,6 +1186,7 @@ class Spool:
             if self._wal is not None:
                 self.stats["wal"] += self._wal.written
             self._segments, self._spill, self._wal, self._spill_full = [], None, None, []
+            self._tail = _NO_TAIL
             self._spare, self._retired, self._live = None, [], {}
             if self._lock_fd >= 0:
                 if not any(_stem_of(n) == self._stem and not n.endswith(".lock") for n in _listdir(self.directory)):
@@ -1125,10 +1198,13 @@ class Spool:
     def _forget_after_fork(self) -> None:
         """In a forked child: close (never unlock) the inherited descriptors and unmap the inherited
         mappings (the parent's segments: never written, truncated or synced here); our own files on first use.
+        Once per child (the fork handler and :meth:`shared_lock`, whichever comes first).
         """
+        if self._pid == os.getpid():
+            return
         segs = [*self._segments, *([self._spare] if self._spare is not None else [])]
         for seg in segs:
-            mm, seg.mm = seg.mm, None
+            mm = seg.detach()
             if mm is not None:  # never under _map_lock: a thread of the parent may have held it at fork()
                 with contextlib.suppress(OSError, ValueError, BufferError):
                     mm.close()  # munmap in this process only
