@@ -55,12 +55,12 @@ def _events(n: int, run: str) -> list[Pending]:
     return out
 
 
-def _one(url: str, mode: str, fsync: str, n: int, tag: str) -> tuple[float, float, float]:
-    """(wall µs per submit, caller CPU µs per submit, delivered events/s) for one mode."""
+def _one(url: str, mode: str, fsync: str, n: int, tag: str, root: Path) -> tuple[float, float, float]:
+    """(wall µs per submit, caller CPU µs per submit, delivered events/s) for one mode (spool under ``root``)."""
     sink = JetStreamSink(url)
     spool = None
     if mode != "memory":
-        spool = Spool(Path(tempfile.mkdtemp(prefix="bench-spool-")), SpoolKey("bench", (sink.spool_identity(),)),
+        spool = Spool(Path(tempfile.mkdtemp(prefix="spool-", dir=root)), SpoolKey("bench", (sink.spool_identity(),)),
                       mode=mode, fsync=fsync)  # type: ignore[arg-type]  # fmt: skip
     engine = DeliveryEngine([sink], spool=spool, queue_size=max(n, 10_000), exit_hook=False)
     events = _events(n, tag)
@@ -90,13 +90,13 @@ def main() -> None:
     modes = [("memory", "none", args.events), ("spill", "none", args.events), ("wal", "none", args.events),
              ("wal", "grouped", args.events), ("wal", "always", min(args.events, 500))]  # fmt: skip
     print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    with NatsServer() as server:
+    with NatsServer() as server, tempfile.TemporaryDirectory(prefix="bench-spool-") as root:  # removed at the end
         rows: dict[str, list[tuple[float, float, float, float]]] = {}  # per round: wall, cpu, rate, vs memory
         for run in range(args.runs):
             base = 0.0
             for mode, fsync, n in modes:
                 name = mode if mode != "wal" else f"wal/{fsync}"
-                wall, cpu, rate = _one(server.url, mode, fsync, n, f"{run}{name}{os.getpid()}")
+                wall, cpu, rate = _one(server.url, mode, fsync, n, f"{run}{name}{os.getpid()}", Path(root))
                 base = base or rate
                 rows.setdefault(name, []).append((wall, cpu, rate, rate / base))
     print("load average after:  " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
