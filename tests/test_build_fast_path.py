@@ -18,7 +18,7 @@ from opentelemetry import context, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from otel_fixtures import global_sdk
 
-from otel_commerce import EventValidationError, Settings, register_event_type
+from otel_commerce import EventValidationError, Order, OrderItem, Settings, register_event_type
 from otel_commerce._model import CATALOG, CommerceEvent, entity_id, subject_for, uuid7
 from otel_commerce._model._catalog import (
     ENVELOPE_OVERHEAD,
@@ -27,8 +27,11 @@ from otel_commerce._model._catalog import (
     check_fields,
     check_ids,
     check_reserved,
+    fields_from_order,
+    items_size,
 )
 from otel_commerce._model._envelope import freeze_data
+from otel_commerce._model._frozen import copy_items
 from otel_commerce._model._identity import event_id_for, once_event_id
 from otel_commerce._model._time import utc
 from otel_commerce._record import _recorder, build_pending
@@ -49,8 +52,9 @@ def reference(
     data: Any = None,
     id: Any = None,
     idempotency_key: Any = None,
+    order: Order | None = None,
     timestamp: datetime = TS,
-) -> tuple[CommerceEvent, int, str]:
+) -> tuple[CommerceEvent, int, str, list[OrderItem]]:
     """The data= record path from the general steps: (event, trace_flags, trace_state)."""
     if not isinstance(event_type, str):
         raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
@@ -60,14 +64,27 @@ def reference(
     check_catalog_type(event_type)
     spec = CATALOG.get(event_type)
     ts = utc(timestamp)
+    payload: Any = {}
+    items: list[OrderItem] = []
+    if order is not None:
+        fields = fields_from_order(order)
+        fields["currency"] = fields["currency"] or "USD"
+        items = copy_items(fields["items"])
+        order_data = spec.data if spec else ("order_id", "revenue", "currency", "email")
+        payload = {k: fields[k] for k in order_data if k in fields}
+        organization_id = organization_id or fields["organization_id"] or None
+        user_id = fields["user_id"] if user_id is None else user_id
+        id = order.id if id is None else id
     if data is not None and not isinstance(data, Mapping):
         raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
-    payload: Any = {} if data is None else data
+    if data is not None:
+        payload = {**payload, **data} if order is not None else data
+    extra = items_size(items) if items else 0
     if policy == "keep":
-        payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, freeze=True)
+        payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, extra_bytes=extra, freeze=True)
     else:
         check_reserved(payload, event_type)
-        payload = freeze_data(payload, max_bytes=max_bytes, extra_bytes=ENVELOPE_OVERHEAD)
+        payload = freeze_data(payload, max_bytes=max_bytes, extra_bytes=extra + ENVELOPE_OVERHEAD)
         if spec is not None:
             check_fields(spec, payload, required=id is None, in_place=True)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
@@ -109,8 +126,8 @@ def reference(
     if sc.is_valid:
         event.trace_id = format(sc.trace_id, "032x")
         event.span_id = format(sc.span_id, "016x")
-        return event, int(sc.trace_flags), sc.trace_state.to_header()
-    return event, 1, ""
+        return event, int(sc.trace_flags), sc.trace_state.to_header(), items
+    return event, 1, "", items
 
 
 def _random(event: CommerceEvent) -> tuple[bool, bool]:
@@ -125,8 +142,8 @@ def _is_uuid7(value: str) -> bool:
         return False
 
 
-def _shape(built: tuple[CommerceEvent, int, str], random_id: bool, random_event_id: bool) -> Any:
-    event, flags, state = built
+def _shape(built: tuple[CommerceEvent, int, str, list[OrderItem]], random_id: bool, random_event_id: bool) -> Any:
+    event, flags, state, items = built
     fields = (
         "uuid7" if random_id else event.id,
         event.type,
@@ -142,7 +159,7 @@ def _shape(built: tuple[CommerceEvent, int, str], random_id: bool, random_event_
         event.span_id,
     )
     types = (type(event.type), type(event.id), type(flags), tuple(type(k) for k in event.data))
-    return fields, flags, state, types
+    return fields, flags, state, types, items
 
 
 def _outcome(fn: Any) -> Any:
@@ -158,10 +175,10 @@ def _compare(policy: str, max_bytes: int, kwargs: dict[str, Any]) -> None:
         expected = _outcome(lambda: reference(policy=policy, max_bytes=max_bytes, **kwargs))
         for _ in range(2):  # cold (the type's plan is made) and warm (from the plan)
 
-            def built() -> tuple[CommerceEvent, int, str]:
+            def built() -> tuple[CommerceEvent, int, str, list[OrderItem]]:
                 p = build_pending(timestamp=TS, **kwargs)
                 assert p.event is not None
-                return p.event, p.trace_flags, p.trace_state
+                return p.event, p.trace_flags, p.trace_state, list(p.items)
 
             got = _outcome(built)
             assert got[0] == expected[0], (got, expected)
@@ -289,6 +306,25 @@ def test_pii_shaped_values_at_every_level(policy: str, key: str) -> None:
             1_048_576,
             dict(event_type="order.completed", data={**data, key: value}, id=value, organization_id="acme"),
         )
+
+
+ORDERS = [
+    Order(id="o-1", org_id="acme", user_id="u@x.co", email="Buyer@Example.com", total=12.5, currency="eur",
+          items=[OrderItem(product_id="p-1", product_name="Tee", sku="T", quantity=2, price=5.0)]),
+    Order(id="o-2", total=3, items=[OrderItem(product_id="10.0.0.1", quantity=1, price=3.0)]),
+    Order(id="o-3", org_id="acme", email="not an email", currency="", total=0.0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop", "keep"])
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize(
+    "data", [None, {"email": "Other@Example.com", "note": {"phone": "+1 415 555 0100"}}, {"revenue": "x"}, {"id": 1}]
+)
+@pytest.mark.parametrize("event_type", ["order.completed", "order.refunded", "loyalty.points_earned"])
+def test_order_events_equal_the_general_steps(policy: str, order: Order, data: Any, event_type: str) -> None:
+    for max_bytes in (2150, 2400, 1_048_576):
+        _compare(policy, max_bytes, dict(event_type=event_type, order=order, data=data, organization_id=None))
 
 
 @pytest.fixture

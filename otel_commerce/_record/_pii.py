@@ -317,12 +317,21 @@ class _FreezePii(_Freeze):
         good = _GOOD_KEYS
         for k, v in m.items():
             # a plain str key already checked and classified: its kind, without the checks
-            kind = good.get(k, _MISS) if type(k) is str else _MISS
-            if kind is _MISS:
+            try:
+                kind = good[k]
+            except KeyError:
                 k, kind = _new_key(k)
+            else:
+                if type(k) is not str:  # a str subclass equal to a cached key: made a plain str
+                    k, kind = _new_key(k)
             t = type(v)
-            if t is str and v.isascii():
-                size += len(k) + len(v) + 7
+            if t is str:
+                if v.isascii():
+                    size += len(k) + len(v) + 7
+                else:
+                    size += len(k) + 4
+                    v = self.other(k, v, kind, depth)
+                    t = type(v)
             elif t is float and _isfinite(v):
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
@@ -335,7 +344,12 @@ class _FreezePii(_Freeze):
                 out[k] = v
             elif kind == "id":
                 # an identifier-like string (letters, digits, _) has none of the shapes' characters
-                if t is str and not v.isidentifier() and ("@" in v or "." in v or ":" in v or "+" in v) and is_pii_shaped(v):
+                if (
+                    t is str
+                    and not v.isidentifier()
+                    and ("@" in v or "." in v or ":" in v or "+" in v)
+                    and is_pii_shaped(v)
+                ):
                     if self.drop:
                         continue
                     v = mask_id(v)
@@ -349,28 +363,50 @@ class _FreezePii(_Freeze):
 
     def top_mapping(self, m: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str] | None]:
         """The top-level mapping (depth 1), frozen; the keys the policy touches are listed (once: a
-        multi-mapping may repeat a key), not treated: :func:`apply_pii_top` does that after the checks."""
+        multi-mapping may repeat a key), not treated: :func:`apply_pii_top` does that after the checks.
+        An id key holding a str without any of the shapes' characters is not listed: the checks never
+        change such a value (the catalog's id-named fields are text fields), so the policy leaves it."""
         out: dict[str, Any] = {}
         top: list[str] | None = None
         size = 0
         good = _GOOD_KEYS
         for k, v in m.items():
-            kind = good.get(k, _MISS) if type(k) is str else _MISS
-            if kind is _MISS:
+            try:
+                kind = good[k]
+            except KeyError:
                 k, kind = _new_key(k)
+            else:
+                if type(k) is not str:
+                    k, kind = _new_key(k)
             t = type(v)
-            if t is str and v.isascii():
-                size += len(k) + len(v) + 7
+            if t is str:
+                if v.isascii():
+                    size += len(k) + len(v) + 7
+                else:
+                    size += len(k) + 4
+                    v = self.other(k, v, kind, 1)
+                    t = type(v)
             elif t is float and _isfinite(v):
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
                 size += len(k) + 25
+            elif t is list and kind is None:  # what other() would do (items), one call less
+                size += len(k) + 4
+                try:
+                    v = self.sequence(v, 2)
+                except _Refused as r:
+                    r.path.append(f".{k}")
+                    raise
             else:
                 size += len(k) + 4
                 v = self.other(k, v, kind, 1)
                 t = type(v)
             out[k] = v
-            if kind is not None and (t is str or kind in _HASHED):
+            if kind is None or (
+                kind == "id" and t is str and (v.isidentifier() or not ("@" in v or "." in v or ":" in v or "+" in v))
+            ):
+                continue
+            if t is str or kind in _HASHED:
                 if top is None:
                     top = [k]
                 elif k not in top:
@@ -448,8 +484,8 @@ def apply_pii_top(data: dict[str, Any], keys: list[str], policy: str) -> dict[st
         elif kind is not None:
             if drop:
                 del data[k]
-            elif type(v) is str:
-                data[k] = _digest(kind, v) if v else v  # what _hash_all does with a str, one call less
+            elif type(v) is str:  # what _hash_all does with a str, one or two calls less
+                data[k] = (capi_hash(kind, v) if kind == "em" or kind == "ph" else _digest(kind, v)) if v else v
             else:
                 data[k] = _hash_all(kind, v)
     return data
