@@ -35,9 +35,10 @@ from otel_commerce._model._frozen import copy_items
 from otel_commerce._model._identity import event_id_for, once_event_id
 from otel_commerce._model._time import utc
 from otel_commerce._record import _recorder, build_pending
-from otel_commerce._record._pii import apply_pii_frozen
+from otel_commerce._record._pii import apply_pii, apply_pii_frozen, pii_kind
 from otel_commerce._runtime import RUNTIME
 
+_WHOLE = ("em", "ph", "ip", "ua")  # kinds whose whole value is digested (or dropped)
 TS = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 
@@ -55,7 +56,8 @@ def reference(
     order: Order | None = None,
     timestamp: datetime = TS,
 ) -> tuple[CommerceEvent, int, str, list[OrderItem]]:
-    """The data= record path from the general steps: (event, trace_flags, trace_state)."""
+    """The record path from the general steps: (event, trace_flags, trace_state, items). The PII policy
+    applies inside containers before the catalog checks and the entity id, to top-level values after them."""
     if not isinstance(event_type, str):
         raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
     if event_type.startswith("commerce."):
@@ -85,6 +87,9 @@ def reference(
     else:
         check_reserved(payload, event_type)
         payload = freeze_data(payload, max_bytes=max_bytes, extra_bytes=extra + ENVELOPE_OVERHEAD)
+        for k, v in payload.items():  # the policy inside containers first (the entity id sees it applied)
+            if type(v) in (dict, list) and pii_kind(k) not in _WHOLE:
+                apply_pii_frozen({k: v}, policy)  # in place, inside v
         if spec is not None:
             check_fields(spec, payload, required=id is None, in_place=True)
     if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
@@ -100,8 +105,15 @@ def reference(
             id = entity_id(spec, scope, ts)
         else:
             id = uuid7()
-    if policy != "keep":
-        payload = apply_pii_frozen(payload, policy)
+    if policy != "keep":  # then the top-level values (after the checks and the entity id)
+        for k in list(payload):
+            kind, v = pii_kind(k), payload[k]
+            if kind in _WHOLE or (kind in ("id", "text") and type(v) is str):
+                treated = apply_pii({k: v}, policy)
+                if k in treated:
+                    payload[k] = treated[k]
+                else:
+                    del payload[k]
     organization_id = organization_id if organization_id is not None else ""
     user_id = user_id or ""
     session_id = session_id or ""
@@ -400,3 +412,40 @@ def test_trace_context_of_a_remote_or_foreign_span(cls: type[SpanContext], state
 @given(st.text(max_size=10), st.text(max_size=10), st.text(max_size=10))
 def test_once_event_id_is_event_id_for_once(event_type: str, org: str, entity: str) -> None:
     assert once_event_id(event_type, org, entity) == event_id_for(event_type, org, entity, once=True)
+
+
+class _OddKeys(Mapping[Any, Any]):
+    """A custom mapping whose items() yields keys a dict could not hold (unhashable, or hashing badly)."""
+
+    def __init__(self, pairs: list[tuple[Any, Any]]) -> None:
+        self._pairs = pairs
+
+    def __getitem__(self, key: Any) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (k for k, _ in self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return list(self._pairs)
+
+
+class _BadHash:
+    def __hash__(self) -> int:
+        raise ValueError("no hash")
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+@pytest.mark.parametrize("key", [["email"], {"a": 1}, _BadHash()])
+def test_unhashable_nested_keys_are_refused_with_the_path(policy: str, key: Any) -> None:
+    RUNTIME.install(Settings(pii=policy), None)  # type: ignore[arg-type]
+    try:
+        # nested (a top-level one fails the reserved-keys check first, as before: it hashes every key)
+        for data in ({"n": [_OddKeys([(key, 1)])]}, {"order_id": "o-1", "n": {"m": _OddKeys([("a", 1), (key, 1)])}}):
+            with pytest.raises(EventValidationError, match="has a non-string key"):
+                build_pending("order.completed", id="o-1", organization_id="acme", data=data)
+    finally:
+        RUNTIME.reset()

@@ -319,7 +319,7 @@ class _FreezePii(_Freeze):
             # a plain str key already checked and classified: its kind, without the checks
             try:
                 kind = good[k]
-            except KeyError:
+            except Exception:  # KeyError; or an unhashable / odd key of a custom Mapping: the checks decide
                 k, kind = _new_key(k)
             else:
                 if type(k) is not str:  # a str subclass equal to a cached key: made a plain str
@@ -373,7 +373,7 @@ class _FreezePii(_Freeze):
         for k, v in m.items():
             try:
                 kind = good[k]
-            except KeyError:
+            except Exception:  # KeyError; or an unhashable / odd key of a custom Mapping: the checks decide
                 k, kind = _new_key(k)
             else:
                 if type(k) is not str:

@@ -197,8 +197,6 @@ def _plan(event_type: Any, type_checked: bool) -> _TypePlan:
         check_catalog_type(event_type)
     plan = _TypePlan(event_type)
     if type(given) is str and len(_PLANS) < _PLANS_MAX:
-        if type_checked:  # the decorator's unprefixed type: the same checks would pass
-            given = event_type
         _PLANS[given] = plan
     return plan
 
