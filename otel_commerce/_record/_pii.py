@@ -362,14 +362,18 @@ class _FreezePii(_Freeze):
         return out
 
     def top_mapping(self, m: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str] | None]:
-        """The top-level mapping (depth 1), frozen; the keys the policy touches are listed (once: a
-        multi-mapping may repeat a key), not treated: :func:`apply_pii_top` does that after the checks.
-        An id key holding a str without any of the shapes' characters is not listed: the checks never
-        change such a value (the catalog's id-named fields are text fields), so the policy leaves it."""
+        """The top-level mapping (depth 1), frozen. The policy's top-level keys wait for the catalog checks
+        and the entity id (which read the raw values): they are listed (once: a multi-mapping may repeat a
+        key) for :func:`apply_pii_top`. Not listed: an id key holding a str without any of the shapes'
+        characters (the checks never change such a value: the catalog's id-named fields are text fields,
+        so the policy leaves it); and, in a dict, a text or digested key holding a str (treated here:
+        the catalog's e-mail and reason fields are text fields, which any str passes, and no id
+        template names such a key)."""
         out: dict[str, Any] = {}
         top: list[str] | None = None
         size = 0
         good = _GOOD_KEYS
+        plain = type(m) is dict
         for k, v in m.items():
             try:
                 kind = good[k]
@@ -401,11 +405,21 @@ class _FreezePii(_Freeze):
                 size += len(k) + 4
                 v = self.other(k, v, kind, 1)
                 t = type(v)
-            out[k] = v
             if kind is None or (
                 kind == "id" and t is str and (v.isidentifier() or not ("@" in v or "." in v or ":" in v or "+" in v))
             ):
+                out[k] = v
                 continue
+            if t is str and kind != "id" and plain:
+                # a text or digested key holding a str: the checks after the walk read it only as "a str"
+                # and the entity id never names such a key, so the policy applies now (a dict has each
+                # key once; a multi-mapping's repeated key waits for apply_pii_top, as ids do)
+                if kind == "text":
+                    out[k] = scrub_text(v)
+                elif not self.drop:
+                    out[k] = (capi_hash(kind, v) if kind == "em" or kind == "ph" else _digest(kind, v)) if v else v
+                continue
+            out[k] = v
             if t is str or kind in _HASHED:
                 if top is None:
                     top = [k]
