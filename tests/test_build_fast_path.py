@@ -449,3 +449,45 @@ def test_unhashable_nested_keys_are_refused_with_the_path(policy: str, key: Any)
                 build_pending("order.completed", id="o-1", organization_id="acme", data=data)
     finally:
         RUNTIME.reset()
+
+
+def test_catalog_assumptions_of_the_top_level_policy() -> None:
+    """The one walk applies the policy to a top-level str under a text / digested key at once, and leaves
+    an id key's str without shape characters alone, before the catalog checks and the entity id. That
+    equals applying it after them only while: such keys' catalog fields are text fields (any str passes,
+    unchanged), id-named fields are text or id fields (never converted), no id template names a text or
+    digested key, and neither the money field nor ``currency`` has a PII kind."""
+    import string
+
+    from otel_commerce._model._catalog import Kind, field_kinds
+
+    for event_type, spec in CATALOG.items():
+        for field, kind, _ in field_kinds(event_type):
+            pii = pii_kind(field)
+            if pii in (*_WHOLE, "text"):
+                assert kind is Kind.STR, (event_type, field)
+            if pii == "id":
+                assert kind in (Kind.STR, Kind.ID), (event_type, field)
+        named = {name for _, name, _, _ in string.Formatter().parse(spec.id) if name}
+        assert not {n for n in named if pii_kind(n) in (*_WHOLE, "text")}, (event_type, named)
+        assert spec.money is None or pii_kind(spec.money) is None
+    assert pii_kind("currency") is None
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("ip", 5), ("ip", "10.0.0.1")],
+        [("phone", 4155550100), ("phone", "+1 415 555 0100")],
+        [("email", 5), ("email", "a@b.co")],
+        [("email", "a@b.co"), ("email", 5)],
+        [("message", ["x"]), ("message", "mail a@b.co")],
+        [("order_id", "o-1"), ("email", "a@b.co"), ("order_id", "a@b.co")],
+    ],
+)
+def test_a_multi_mapping_repeating_a_policy_key(policy: str, pairs: list[tuple[str, Any]]) -> None:
+    """A repeated top-level key (a multi-mapping's): the last value is checked, then treated once."""
+    data = _OddKeys(pairs)
+    for event_type in ("order.completed", "loyalty.points_earned"):
+        _compare(policy, 1_048_576, dict(event_type=event_type, data=data, id="o-1", organization_id="acme"))
