@@ -102,7 +102,7 @@ def _pick_uuid5() -> tuple[Callable[[bytes], str], Callable[[str, str, str], str
         return str(fn(ns, name.decode("utf-8")))
 
     def _once_rust(event_type: str, organization_id: str, entity_id: str) -> str:
-        return str(fn(ns, dumps([event_type, organization_id, entity_id]).decode("utf-8")))
+        return str(fn(ns, dumps([event_type, organization_id, entity_id]).decode()))
 
     return _uuid5_rust, _once_rust
 
