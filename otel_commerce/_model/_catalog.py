@@ -725,13 +725,23 @@ def _field_kinds(event_type: str) -> tuple[tuple[str, Kind, bool], ...]:
     return tuple(out)
 
 
+def field_kinds(event_type: str) -> tuple[tuple[str, Kind, bool], ...]:
+    """``(field, kind, required)`` for each ``data`` field of a catalog type (what :func:`check_fields` checks)."""
+    return _field_kinds(event_type)
+
+
 def required_fields(event_type: str) -> tuple[str, ...]:
     """The ``data`` fields a catalog type must have (its entity ids, e.g. ``order_id``)."""
     return tuple(f for f, _, req in _field_kinds(event_type) if req)
 
 
 def check_fields(
-    spec: EventSpec, data: dict[str, Any], *, required: bool = True, in_place: bool = False
+    spec: EventSpec,
+    data: dict[str, Any],
+    *,
+    required: bool = True,
+    in_place: bool = False,
+    kinds: tuple[tuple[str, Kind, bool], ...] | None = None,
 ) -> dict[str, Any]:
     """Check ``data`` against the documented fields of ``spec`` (returns it, or a fixed copy).
 
@@ -739,10 +749,11 @@ def check_fields(
     a number (not a string), finite, from 0 to 10^14 (the collector's Decimal64(4)); counts integers
     from 0 to 2^32-1; ``currency`` upper-cased, then checked against ISO 4217. Extra keys are free.
     ``in_place``: fix ``data`` itself (the caller owns it: a frozen copy) instead of copying it.
+    ``kinds``: ``field_kinds(spec.type)``, when the caller holds it.
     """
     out = data
     type_ = spec.type
-    for f, kind, req in _field_kinds(type_):
+    for f, kind, req in kinds if kinds is not None else _field_kinds(type_):
         value: Any = data.get(f)
         t = type(value)
         # the common valid cases first (enum members bound to module globals: a Kind.X lookup costs

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import orjson
 
-__all__ = ["EVENT_ID_NAMESPACE", "LEGACY_EVENT_ID_NAMESPACE", "event_id_for", "event_id_name", "uuid7"]
+__all__ = ["EVENT_ID_NAMESPACE", "LEGACY_EVENT_ID_NAMESPACE", "event_id_for", "event_id_name", "once_event_id", "uuid7"]
 
 #: Namespace of every deterministic event id (UUIDv5) since 0.2: ``uuid5(NAMESPACE_URL,
 #: "urn:otel-commerce:event-id:v2")``. Never change it: ids must stay stable across releases.
@@ -87,19 +87,24 @@ def event_id_name(event_type: str, organization_id: str, entity_id: str, idempot
     return orjson.dumps([event_type, organization_id, entity_id])
 
 
-def _pick_uuid5() -> Callable[[bytes], str]:
+def _pick_uuid5() -> tuple[Callable[[bytes], str], Callable[[str, str, str], str]]:
+    """``(uuid5 of a name, once_event_id)``: ``uuid-utils`` when installed, else hashlib."""
     try:
         import uuid_utils
     except ImportError:  # pragma: no cover - environment without the dependency
-        return _uuid5_hashlib
+        return _uuid5_hashlib, lambda t, o, i: _uuid5_hashlib(orjson.dumps([t, o, i]))
     ns = uuid_utils.UUID(bytes=_NS_BYTES)
     fn = uuid_utils.uuid5
+    dumps = orjson.dumps
 
     def _uuid5_rust(name: bytes) -> str:
         # the name as text: uuid-utils hashes its UTF-8 bytes (the same bytes; a str is its fast path)
         return str(fn(ns, name.decode("utf-8")))
 
-    return _uuid5_rust
+    def _once_rust(event_type: str, organization_id: str, entity_id: str) -> str:
+        return str(fn(ns, dumps([event_type, organization_id, entity_id]).decode()))
+
+    return _uuid5_rust, _once_rust
 
 
 def _uuid5_hashlib(name: bytes) -> str:
@@ -111,8 +116,10 @@ def _uuid5_hashlib(name: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-#: ``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))``: ``uuid-utils`` (0.3 µs) when installed, else hashlib (0.9 µs)
-_uuid5 = _pick_uuid5()
+#: ``str(uuid.uuid5(EVENT_ID_NAMESPACE, name))``: ``uuid-utils`` (0.3 µs) when installed, else hashlib (0.9 µs);
+#: ``once_event_id(type, organization_id, id)``: the event id of a once-per-entity type without an
+#: idempotency key (= ``event_id_for(..., once=True)``, in one call: ``build_pending``'s common case)
+_uuid5, once_event_id = _pick_uuid5()
 
 
 def event_id_for(

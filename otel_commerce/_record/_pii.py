@@ -284,80 +284,149 @@ _MISS: Any = object()
 class _FreezePii(_Freeze):
     """:class:`_Freeze` (validate, convert, copy: same checks, same size estimate, same error paths) that
     applies the PII policy to every nested mapping as it copies it — what :func:`apply_pii_frozen` does
-    in a second walk. The top-level keys the policy touches are only *listed* (``top``): ``record_event``
-    checks the catalog fields and makes the entity id from the raw values first (as before), then
-    :func:`apply_pii_top` applies them."""
+    in a second walk. The top-level keys the policy touches are only *listed* (:meth:`top_mapping`):
+    ``record_event`` checks the catalog fields and makes the entity id from the raw values first (as
+    before), then :func:`apply_pii_top` applies them."""
 
     __slots__ = ("drop",)
 
     def __init__(self, drop: bool) -> None:
-        super().__init__()
+        self.size = 0  # what _Walk.__init__ does, without the super() call (one per recorded event)
         self.drop = drop
 
-    def mapping(self, m: Mapping[Any, Any], depth: int, top: list[str] | None = None) -> dict[str, Any]:
+    def other(self, k: str, v: Any, kind: str | None, depth: int) -> Any:
+        """A value of a mapping that is not a plain ASCII str, finite float or int64 int: checked,
+        converted and frozen (a value digested as a whole is frozen without the policy inside it)."""
+        try:
+            if kind in _HASHED:
+                plain = _Freeze()
+                v = plain.value(v, depth)
+                self.size += plain.size
+                return v
+            if type(v) is list and depth < MAX_DEPTH:  # what value() would do, one call less
+                return self.sequence(v, depth + 1)
+            return self.value(v, depth)
+        except _Refused as r:
+            r.path.append(f".{k}")
+            raise
+
+    def mapping(self, m: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        """A nested mapping, frozen with the policy applied to its keys."""
         out: dict[str, Any] = {}
         size = 0
         good = _GOOD_KEYS
-        drop = self.drop
         for k, v in m.items():
             # a plain str key already checked and classified: its kind, without the checks
-            kind = good.get(k, _MISS) if type(k) is str else _MISS
-            if kind is _MISS:
-                if type(k) is not str:
-                    if not isinstance(k, str):
-                        raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
-                    k = str.__str__(k)
-                if not (k.isascii() or _str_ok(k)):
-                    raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
-                kind = pii_kind(k)
-                if len(good) < _KIND_CACHE_MAX:
-                    good[k] = kind
+            try:
+                kind = good[k]
+            except Exception:  # KeyError; or an unhashable / odd key of a custom Mapping: the checks decide
+                k, kind = _new_key(k)
+            else:
+                if type(k) is not str:  # a str subclass equal to a cached key: made a plain str
+                    k, kind = _new_key(k)
             t = type(v)
-            if t is str and v.isascii():
-                size += len(k) + len(v) + 7
-            elif t is float and math.isfinite(v):
+            if t is str:
+                if v.isascii():
+                    size += len(k) + len(v) + 7
+                else:
+                    size += len(k) + 4
+                    v = self.other(k, v, kind, depth)
+                    t = type(v)
+            elif t is float and _isfinite(v):
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
                 size += len(k) + 25
             else:
                 size += len(k) + 4
-                try:
-                    if kind in _HASHED:  # digested as a whole: frozen as is (no policy inside it)
-                        plain = _Freeze()
-                        v = plain.value(v, depth)
-                        self.size += plain.size
-                    elif t is list and depth < MAX_DEPTH:  # what value() would do, one call less
-                        v = self.sequence(v, depth + 1)
-                    else:
-                        v = self.value(v, depth)
-                except _Refused as r:
-                    r.path.append(f".{k}")
-                    raise
+                v = self.other(k, v, kind, depth)
                 t = type(v)
             if kind is None:
                 out[k] = v
-                continue
-            if top is not None:  # a top-level key: listed, applied by apply_pii_top
-                if (t is str or kind in _HASHED) and k not in top:  # once: a multi-mapping may repeat a key
-                    top.append(k)
-                out[k] = v
-                continue
-            if kind == "id":
-                if t is str and ("@" in v or "." in v or ":" in v or "+" in v) and is_pii_shaped(v):
-                    if drop:
+            elif kind == "id":
+                # an identifier-like string (letters, digits, _) has none of the shapes' characters
+                if (
+                    t is str
+                    and not v.isidentifier()
+                    and ("@" in v or "." in v or ":" in v or "+" in v)
+                    and is_pii_shaped(v)
+                ):
+                    if self.drop:
                         continue
                     v = mask_id(v)
+                out[k] = v
             elif kind == "text":
-                if t is str:
-                    v = scrub_text(v)
-            else:
-                if drop:
-                    continue
-                v = _hash_all(kind, v)
-            out[k] = v
+                out[k] = scrub_text(v) if t is str else v
+            elif not self.drop:
+                out[k] = _hash_all(kind, v)
         self.size += size
         return out
 
+    def top_mapping(self, m: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str] | None]:
+        """The top-level mapping (depth 1), frozen. The policy's top-level keys wait for the catalog checks
+        and the entity id (which read the raw values): they are listed (once: a multi-mapping may repeat a
+        key) for :func:`apply_pii_top`. Not listed: an id key holding a str without any of the shapes'
+        characters (the checks never change such a value: the catalog's id-named fields are text fields,
+        so the policy leaves it); and, in a dict, a text or digested key holding a str (treated here:
+        the catalog's e-mail and reason fields are text fields, which any str passes, and no id
+        template names such a key)."""
+        out: dict[str, Any] = {}
+        top: list[str] | None = None
+        size = 0
+        good = _GOOD_KEYS
+        plain = type(m) is dict
+        for k, v in m.items():
+            try:
+                kind = good[k]
+            except Exception:  # KeyError; or an unhashable / odd key of a custom Mapping: the checks decide
+                k, kind = _new_key(k)
+            else:
+                if type(k) is not str:
+                    k, kind = _new_key(k)
+            t = type(v)
+            if t is str:
+                if v.isascii():
+                    size += len(k) + len(v) + 7
+                else:
+                    size += len(k) + 4
+                    v = self.other(k, v, kind, 1)
+                    t = type(v)
+            elif t is float and _isfinite(v):
+                size += len(k) + 29
+            elif t is int and INT64_MIN <= v <= INT64_MAX:
+                size += len(k) + 25
+            elif t is list and kind is None:  # what other() would do (items), one call less
+                size += len(k) + 4
+                try:
+                    v = self.sequence(v, 2)
+                except _Refused as r:
+                    r.path.append(f".{k}")
+                    raise
+            else:
+                size += len(k) + 4
+                v = self.other(k, v, kind, 1)
+                t = type(v)
+            if kind is None or (
+                kind == "id" and t is str and (v.isidentifier() or not ("@" in v or "." in v or ":" in v or "+" in v))
+            ):
+                out[k] = v
+                continue
+            if t is str and kind != "id" and plain:
+                # a text or digested key holding a str: the checks after the walk read it only as "a str"
+                # and the entity id never names such a key, so the policy applies now (a dict has each
+                # key once; a multi-mapping's repeated key waits for apply_pii_top, as ids do)
+                if kind == "text":
+                    out[k] = scrub_text(v)
+                elif not self.drop:
+                    out[k] = (capi_hash(kind, v) if kind == "em" or kind == "ph" else _digest(kind, v)) if v else v
+                continue
+            out[k] = v
+            if t is str or kind in _HASHED:
+                if top is None:
+                    top = [k]
+                elif k not in top:
+                    top.append(k)
+        self.size += size
+        return out, top
 
     def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
         out: list[Any] = []
@@ -374,6 +443,24 @@ class _FreezePii(_Freeze):
         return out
 
 
+_isfinite = math.isfinite
+
+
+def _new_key(k: Any) -> tuple[str, str | None]:
+    """A key not in the checked-keys cache (or not a plain str): checked (a str, no lone surrogate),
+    made a plain str, classified, and cached when there is room."""
+    if type(k) is not str:
+        if not isinstance(k, str):
+            raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
+        k = str.__str__(k)
+    if not (k.isascii() or _str_ok(k)):
+        raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
+    kind = pii_kind(k)
+    if len(_GOOD_KEYS) < _KIND_CACHE_MAX:
+        _GOOD_KEYS[k] = kind
+    return k, kind
+
+
 def freeze_with_pii(
     value: Mapping[str, Any], policy: str, *, max_bytes: int | None, extra_bytes: int = 0
 ) -> tuple[dict[str, Any], list[str]]:
@@ -382,23 +469,23 @@ def freeze_with_pii(
     top-level keys the policy still has to treat (:func:`apply_pii_top`, after the catalog checks):
     ``apply_pii_top(*freeze_with_pii(v, p))`` = ``apply_pii_frozen(freeze_data(v), p)``."""
     walk = _FreezePii(policy == "drop")
-    top: list[str] = []
     try:
-        out = walk.mapping(value, 1, top)
+        out, top = walk.top_mapping(value)
     except _Refused as r:
         raise EventValidationError(f"{_path('data', r.path)} {r.reason}") from None
     if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
         # the exact size is measured on the copy without digests, as freeze_data does (raises if too large)
         freeze_data(value, max_bytes=max_bytes, extra_bytes=extra_bytes)
-    return out, top
+    return out, top or []
 
 
 def apply_pii_top(data: dict[str, Any], keys: list[str], policy: str) -> dict[str, Any]:
     """The PII ``policy`` on the top-level ``keys`` of ``data`` (listed by :func:`freeze_with_pii`), in place."""
     drop = policy == "drop"
+    good = _GOOD_KEYS
     for k in keys:
         v = data[k]
-        kind = pii_kind(k)
+        kind = good.get(k) or pii_kind(k)  # listed keys have a kind (cached by the walk, when there was room)
         if kind == "id":
             if type(v) is str and ("@" in v or "." in v or ":" in v or "+" in v) and is_pii_shaped(v):
                 if drop:
@@ -411,6 +498,8 @@ def apply_pii_top(data: dict[str, Any], keys: list[str], policy: str) -> dict[st
         elif kind is not None:
             if drop:
                 del data[k]
+            elif type(v) is str:  # what _hash_all does with a str, one or two calls less
+                data[k] = (capi_hash(kind, v) if kind == "em" or kind == "ph" else _digest(kind, v)) if v else v
             else:
                 data[k] = _hash_all(kind, v)
     return data

@@ -15,6 +15,7 @@ import orjson
 from opentelemetry import _logs, trace
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext
 
 from .._delivery import _metrics
 from .._errors import EventValidationError
@@ -31,19 +32,22 @@ from .._model import (
 )
 from .._model._catalog import (
     ENVELOPE_OVERHEAD,
+    RESERVED_DATA_KEYS,
     check_catalog_type,
     check_data,
     check_fields,
     check_ids,
     check_reserved,
+    field_kinds,
     items_size,
 )
+from .._model._envelope import _path, _Refused, freeze_data
 from .._model._frozen import copy_items
-from .._model._identity import event_id_for
+from .._model._identity import event_id_for, once_event_id
 from .._model._time import to_unix_ns, utc
 from .._otel import CommerceLogRecordProcessor, _sdk, _slot
 from .._scope import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
-from ._pii import apply_pii_top, freeze_with_pii, mask_id
+from ._pii import _FreezePii, apply_pii_top, mask_id
 from ._transaction import hold, holder_for
 
 __all__ = [
@@ -153,6 +157,48 @@ class _NoItems(list):  # type: ignore[type-arg]
 NO_ITEMS: list[Any] = _NoItems()
 _now = datetime.now
 _UTC = timezone.utc
+_current_span = trace.get_current_span
+_RESERVED = RESERVED_DATA_KEYS
+_DEFAULT_TRACE_STATE = DEFAULT_TRACE_STATE
+
+
+class _TypePlan:
+    """What ``build_pending`` needs of one event type, settled once: the type without ``commerce.``, its
+    catalog row, whether its event id is a UUIDv5 of the entity, and the money field whose currency
+    defaults to USD. Made after the type passed the checks (a type allowed once stays allowed:
+    registrations are never undone)."""
+
+    __slots__ = ("kinds", "money_currency", "once", "spec", "type")
+
+    def __init__(self, event_type: str) -> None:
+        self.type = event_type
+        spec = CATALOG.get(event_type)
+        self.spec = spec
+        self.once = spec.once if spec is not None else False
+        self.kinds = field_kinds(event_type) if spec is not None else ()
+        self.money_currency = spec.money if spec is not None and spec.money and "currency" in spec.data else None
+
+
+#: type as given (with or without ``commerce.``) → its plan, for types that passed the checks (bounded:
+#: types made at run time beyond the bound are checked on every call, as before)
+_PLANS: dict[str, _TypePlan] = {}
+_PLANS_MAX = 1024
+
+
+def _plan(event_type: Any, type_checked: bool) -> _TypePlan:
+    """The plan of a type not in :data:`_PLANS`: checked (raises ``EventValidationError``), then made."""
+    given = event_type
+    if not type_checked:
+        if not isinstance(event_type, str):
+            raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
+        if event_type.startswith("commerce."):
+            event_type = event_type[len("commerce.") :]
+        subject_for(event_type)
+        check_catalog_type(event_type)
+    plan = _TypePlan(event_type)
+    if type(given) is str and len(_PLANS) < _PLANS_MAX:
+        _PLANS[given] = plan
+    return plan
 
 
 def build_pending(
@@ -172,14 +218,11 @@ def build_pending(
 
     ``type_checked``: ``event_type`` is unprefixed and passed these type checks before (the decorator's
     type, once it did: a type allowed once stays allowed)."""
-    if not type_checked:
-        if not isinstance(event_type, str):
-            raise EventValidationError(f"event type must be a string, got {type(event_type).__name__}")
-        if event_type.startswith("commerce."):
-            event_type = event_type[len("commerce.") :]
-        subject_for(event_type)
-        check_catalog_type(event_type)
-    spec = CATALOG.get(event_type)
+    plan = _PLANS.get(event_type) if type(event_type) is str else None
+    if plan is None:
+        plan = _plan(event_type, type_checked)
+    event_type = plan.type
+    spec = plan.spec
     # naive means UTC, everywhere (envelope, log record, CAPI event_time); 1970-01-01 .. 2554-07-21 in UTC only (OTLP uint64 ns)
     ts = _now(_UTC) if timestamp is None else utc(timestamp)
     payload: dict[str, Any] = {}
@@ -192,26 +235,43 @@ def build_pending(
         organization_id = organization_id or fields["organization_id"] or None
         user_id = fields["user_id"] if user_id is None else user_id
         id = order.id if id is None else id
-    max_bytes = _slot.RUNTIME.settings.max_event_bytes
-    if data is not None and not isinstance(data, Mapping):
-        raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
-    if data is not None and order is not None:
-        payload.update(data)  # data adds or overrides the order's fields; frozen by the one pass below
-    elif data is not None:
-        payload = data  # type: ignore[assignment]  # checked and frozen in one pass below
+    settings = _slot.RUNTIME.settings
+    if data is not None:
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise EventValidationError(f"data must be a mapping, got {type(data).__name__}")
+        if order is not None:
+            payload.update(data)  # data adds or overrides the order's fields; frozen by the one pass below
+        else:
+            payload = data  # type: ignore[assignment]  # checked and frozen in one pass below
     # one pass validates, converts and freezes (later edits of the caller's data change nothing) and
     # applies the PII policy to nested containers; the top-level keys it lists wait for the checks below
-    pii = _slot.RUNTIME.settings.pii
+    pii = settings.pii
     pii_keys: list[str] = []
     extra = items_size(items) if items else 0
     if pii == "keep":
-        payload = check_data(event_type, payload, id=id, max_bytes=max_bytes, extra_bytes=extra, freeze=True)
+        payload = check_data(
+            event_type, payload, id=id, max_bytes=settings.max_event_bytes, extra_bytes=extra, freeze=True
+        )
     else:
-        check_reserved(payload, event_type)
-        payload, pii_keys = freeze_with_pii(payload, pii, max_bytes=max_bytes, extra_bytes=extra + ENVELOPE_OVERHEAD)
+        if not _RESERVED.isdisjoint(payload):
+            check_reserved(payload, event_type)  # raises
+        # freeze_with_pii(payload, pii, ...), inline: one call and one tuple less per event
+        walk = _FreezePii(pii == "drop")
+        raw = payload
+        try:
+            payload, top = walk.top_mapping(raw)
+        except _Refused as r:
+            raise EventValidationError(f"{_path('data', r.path)} {r.reason}") from None
+        extra += ENVELOPE_OVERHEAD
+        max_bytes = settings.max_event_bytes
+        if (walk.size + extra) * 6 > max_bytes:  # measured exactly without digests (raises if too large)
+            freeze_data(raw, max_bytes=max_bytes, extra_bytes=extra)
+        if top is not None:
+            pii_keys = top
         if spec is not None:
-            check_fields(spec, payload, required=id is None, in_place=True)
-    if spec is not None and spec.money in payload and "currency" in spec.data and not payload.get("currency"):
+            check_fields(spec, payload, required=id is None, in_place=True, kinds=plan.kinds)
+    money = plan.money_currency
+    if money is not None and money in payload and not payload.get("currency"):
         payload["currency"] = "USD"  # Go's default; GA4 needs a currency whenever value is set
     if id is None:
         if spec is not None:
@@ -227,37 +287,55 @@ def build_pending(
     if pii_keys:
         apply_pii_top(payload, pii_keys, pii)  # our frozen copy: digests in place
     # new_event(..., data_checked=True) without its second type check (done above)
-    organization_id = organization_id if organization_id is not None else ""
+    if organization_id is None:
+        organization_id = ""
     user_id = user_id or ""
     session_id = session_id or ""
-    check_ids(event_type, id, organization_id, user_id, session_id, idempotency_key)
-    event = CommerceEvent(
-        id,
-        event_type,
-        ts,
-        organization_id,
-        user_id,
-        session_id,
-        payload,
-        None,
-        None,
-        event_id_for(
-            event_type,
-            organization_id,
+    if not (  # check_ids' common case (plain ASCII strings, non-blank id and organization), inline
+        type(id) is str
+        and type(organization_id) is str
+        and type(user_id) is str
+        and type(session_id) is str
+        and id.isascii()
+        and organization_id.isascii()
+        and user_id.isascii()
+        and session_id.isascii()
+        and id
+        and organization_id
+        and not id.isspace()
+        and not organization_id.isspace()
+    ) or idempotency_key is not None:
+        check_ids(event_type, id, organization_id, user_id, session_id, idempotency_key)
+    if idempotency_key is not None:
+        event_id = event_id_for(event_type, organization_id, id, once=plan.once, idempotency_key=idempotency_key)
+    else:
+        event_id = once_event_id(event_type, organization_id, id) if plan.once else uuid7()
+    sc = _current_span().get_span_context()
+    if type(sc) is SpanContext:  # a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)
+        trace_id, span_id, _, flags, state, valid = sc
+    else:  # a subclass (another tracer's): its properties
+        trace_id, span_id, flags, state, valid = sc.trace_id, sc.span_id, sc.trace_flags, sc.trace_state, sc.is_valid
+    if valid:
+        event = CommerceEvent(
             id,
-            once=spec.once if spec is not None else False,
-            idempotency_key=idempotency_key,
-        ),
-    )
-    sc = trace.get_current_span().get_span_context()
-    if sc.is_valid:
-        event.trace_id = "%032x" % sc.trace_id  # noqa: UP031  # = format(..., "032x"), 3 times faster
-        event.span_id = "%016x" % sc.span_id  # noqa: UP031
-        trace_state = sc.trace_state.to_header() if sc.trace_state else ""  # empty in the common case
-        return Pending(event, items, None, int(sc.trace_flags), trace_state)
+            event_type,
+            ts,
+            organization_id,
+            user_id,
+            session_id,
+            payload,
+            None,
+            None,
+            event_id,
+            "%032x" % trace_id,  # noqa: UP031  # = format(..., "032x"), 3 times faster
+            "%016x" % span_id,  # noqa: UP031
+        )
+        # empty in the common case (the API's default TraceState: no __len__ call)
+        trace_state = "" if state is _DEFAULT_TRACE_STATE or not state else state.to_header()
+        return Pending(event, items, None, int(flags), trace_state)
     if not _trace_ids_checked:
         warn_without_tracer_provider()
-    return Pending(event, items)
+    return Pending(CommerceEvent(id, event_type, ts, organization_id, user_id, session_id, payload, None, None, event_id), items)
 
 
 _trace_ids_checked = False
