@@ -203,3 +203,20 @@ def test_emit_record_reads_the_loggers_limits() -> None:
     limits = LogRecordLimits(max_attributes=7, max_attribute_length=9)
     logger = LoggerProvider(shutdown_on_exit=False, log_record_limits=limits).get_logger("t")
     assert logger._log_record_limits is limits  # type: ignore[attr-defined]
+
+
+def test_our_record_copies_like_copy_copy_of_an_api_record() -> None:
+    """``CommerceLogRecord.__copy__`` (the batch processor's ``copy.copy``) gives what the reduce protocol
+    gives for the API's ``LogRecord``: a new object with the same instance attributes, shared values."""
+    import copy
+
+    from opentelemetry._logs import LogRecord
+
+    kwargs: dict[str, Any] = {"event_name": "commerce.x", "body": {"b": 1}, "attributes": {"a": [1]}, "timestamp": 5, "observed_timestamp": 6}
+    ours, api = CommerceLogRecord(**kwargs), LogRecord(**kwargs)
+    ours.commerce_pending = marker = object()  # type: ignore[assignment]
+    mine, theirs = copy.copy(ours), copy.copy(api)
+    assert type(mine) is CommerceLogRecord and mine is not ours and theirs is not api
+    assert {k: v for k, v in vars(mine).items() if k != "commerce_pending"} == vars(theirs) | {"context": mine.context}
+    assert mine.attributes is ours.attributes and mine.commerce_pending is marker
+    assert set(vars(ours)) == set(vars(api)) | {"commerce_pending"}  # the API record keeps its state in __dict__
