@@ -527,6 +527,12 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
     parse = parser.parse
     sid_bytes = str(sid).encode()
     skip = len(conn.inbox) + 1  # reply subjects are "<inbox>.<counter>"
+    # one complete plain PubAck of ours, as nats-server writes it: "MSG <inbox>.<counter> <sid> <#bytes>\r\n"
+    # '{"stream":"<name>","seq":<n>[,"duplicate":true]}\r\n' (no CR/LF inside: the match ends with its frame)
+    plain_ack = re.compile(
+        rb"MSG " + re.escape(conn.inbox.encode()) + rb"\.(\d+) " + sid_bytes + rb" (\d+)\r\n"
+        rb'(\{"stream":"[^"\r\n]*","seq":\d+(?:,"duplicate":true)?\})\r\n'
+    ).match
 
     def settle(subject: bytes, data: bytes) -> None:
         stats["in_msgs"] += 1
@@ -550,6 +556,24 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
             pos = count = size = 0
             n = len(data)
             current = conn.current
+            # the usual read: plain PubAcks back to back, one regex match each
+            while (m := plain_ack(data, pos)) is not None:
+                counter, declared, body = m.groups()
+                length = len(body)
+                if int(declared) != length:  # pragma: no cover - not as nats-server frames it: the loop below
+                    break
+                pos = m.end()
+                count += 1
+                size += length
+                if current is not None:
+                    k = int(counter) - current.base - 1  # settled as _AckBatch.resolve does
+                    if 0 <= k < current.count and current.pending[k]:
+                        current.pending[k] = 0
+                        current.results[current.start + k] = None
+                        current.remaining -= 1
+            if count and current is not None and current.remaining <= 0:
+                current.done.set()
+            # anything else (an error ack, a PubAck of another shape): frame by frame
             while data.startswith(_MSG_OP, pos):  # "MSG <subject> <sid> <#bytes>\r\n<payload>\r\n"
                 eol = data.find(b"\r\n", pos)
                 if eol < 0:
