@@ -601,18 +601,19 @@ class DeliveryEngine:
         now = time.monotonic()
         lanes = rt.lanes
         limit = self._queue_size
+        routes = [(lane, lane.sink.name, lane.sink.prepare, lane.entries) for lane in lanes]  # looked up once
         for track in tracks:
             pending = track.pending
             only = track.only
-            for lane in lanes:
-                if only is not None and lane.sink.name not in only:
+            for lane, name, prepare, entries in routes:
+                if only is not None and name not in only:
                     continue
                 try:
-                    prepared = lane.sink.prepare(pending)
+                    prepared = prepare(pending)
                 except Exception as exc:
                     err: BaseException = exc
                     if not isinstance(exc, DeliveryError):
-                        err = PermanentDeliveryError(f"{lane.sink.name}: cannot encode the event: {exc}")
+                        err = PermanentDeliveryError(f"{name}: cannot encode the event: {exc}")
                         err.__cause__ = exc
                     track.remaining += 1
                     self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
@@ -621,7 +622,6 @@ class DeliveryEngine:
                     continue
                 data, size = prepared
                 track.remaining += 1
-                entries = lane.entries
                 if len(entries) >= limit:
                     if self._spool is not None:
                         self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")

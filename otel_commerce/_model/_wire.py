@@ -5,7 +5,7 @@ into dicts handed to orjson: no ``GA4EcommerceEvent`` / ``FacebookCAPIEvent`` da
 walk, no copy of ``data``, and the event is left as it is (blocks set by the caller — the
 seed-compatible ``Publisher`` — are encoded as given). For a catalog type whose blocks are not preset
 (the recorded case) the whole envelope is written by a function compiled once per catalog row
-(:func:`_encoder_for`): straight-line code with the row's names and constants inlined, so an event costs
+(:func:`_compile`): straight-line code with the row's names and constants inlined, so an event costs
 no rule walk and one call. The bytes are exactly those of ``apply_marketing(event, items).to_json()``
 (``tests/test_wire_golden.py`` compares the two for every catalog type).
 """
@@ -149,7 +149,7 @@ def _capi_block(meta: MetaRule, fields: dict[str, Any], event_time: int) -> dict
 # ---------------------------------------------------------------------------- compiled per catalog row
 #: ``encode(event, items)``: the envelope JSON of an event of one catalog row whose blocks are not preset.
 _Encoder = Callable[[CommerceEvent, Sequence[OrderItem]], bytes]
-_COMPILED: dict[int, tuple[EventSpec, _Encoder]] = {}
+_COMPILED: dict[str, tuple[EventSpec, _Encoder]] = {}  # by type: (its catalog row, the row's encoder)
 
 
 def _get(field: str, default: str | None = None) -> str:
@@ -297,14 +297,6 @@ def _compile(spec: EventSpec) -> _Encoder:
     return fn
 
 
-def _encoder_for(spec: EventSpec) -> _Encoder:
-    entry = _COMPILED.get(id(spec))
-    if entry is None or entry[0] is not spec:
-        entry = (spec, _compile(spec))
-        _COMPILED[id(spec)] = entry
-    return entry[1]
-
-
 def _invalid(event: CommerceEvent, exc: Exception) -> EventValidationError:
     return EventValidationError(f"event {event.type!r} is not JSON-serialisable: {exc}")
 
@@ -319,7 +311,10 @@ def encode_envelope(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> by
     capi = event.facebook_capi
     spec = CATALOG.get(event.type)
     if spec is not None and ga4 is None and capi is None:  # the recorded case: the row's compiled encoder
-        return _encoder_for(spec)(event, items)
+        entry = _COMPILED.get(event.type)
+        if entry is None or entry[0] is not spec:  # first use, or the row was registered again
+            entry = _COMPILED[event.type] = (spec, _compile(spec))
+        return entry[1](event, items)
     stamp, event_time = _stamp(event.timestamp)
     out: dict[str, Any] = {
         "id": event.id,

@@ -58,6 +58,35 @@ _DEFAULT_CONNECT_OPTIONS: dict[str, Any] = {
 }
 
 
+class _Done:
+    """Set once every ack of a chunk is in (or failed): an ``asyncio.Event`` reduced to one future.
+
+    The sink awaits the future itself, its deadline a ``call_later`` timer: the sending coroutine resumes in
+    the loop turn after the last ack. (``wait_for(event.wait(), ...)`` would take three turns — the wait
+    task, then ``wait_for``'s waiter, then the caller — each a GIL hand-over to a busy recording thread.)
+    """
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def set(self) -> None:
+        if not self.future.done():
+            self.future.set_result(True)
+
+    def is_set(self) -> bool:
+        return self.future.done()
+
+    async def wait(self) -> None:
+        await asyncio.shield(self.future)
+
+
+def _ack_deadline(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
+
+
 class _AckBatch:
     """The acks awaited for one chunk of a batch: the messages with reply counters ``base + 1 .. base + count``.
 
@@ -75,7 +104,7 @@ class _AckBatch:
         self.count = count
         self.pending = bytearray(b"\x01") * count  # 1: sent, ack still awaited
         self.remaining = 0
-        self.done = asyncio.Event()
+        self.done = _Done()
 
     def resolve(self, counter: int, outcome: Outcome) -> None:
         """The ack (or failure) of the message with reply counter ``counter``; later ones for it are ignored."""
@@ -351,12 +380,11 @@ class JetStreamSink:
             frames: list[bytes] = []
             payload_bytes = 0
             counter = base
-            for i in range(start, end):
-                subject, payload, _headers, wire_size, hdr = items[i]
+            for subject, payload, _headers, wire_size, hdr in items[start:end] if start or end < len(items) else items:
                 counter += 1
                 if wire_size > limit:  # the server would close the connection: reject it alone, never send it
                     batch.pending[counter - base - 1] = 0
-                    results[i] = PermanentDeliveryError(
+                    results[start + counter - base - 1] = PermanentDeliveryError(
                         f"jetstream: message of {wire_size} bytes (payload {len(payload)} + header block "
                         f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
@@ -374,9 +402,13 @@ class JetStreamSink:
                 conn.current = None
                 continue  # the next chunk checks the connection again
             if batch.remaining > 0:
+                future = batch.done.future
+                deadline = future.get_loop().call_later(self._ack_timeout, _ack_deadline, future)
                 try:
-                    await asyncio.wait_for(batch.done.wait(), self._ack_timeout)
-                except asyncio.TimeoutError:
+                    all_in = await future  # False: the deadline passed first
+                finally:
+                    deadline.cancel()
+                if not all_in:
                     batch.fail_pending(TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s"))
             if conn.current is batch:
                 conn.current = None
