@@ -549,9 +549,11 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
     after a reconnect; the parser and this hook belong to the same ``Client`` instance).
 
     The parser's ``parse`` is wrapped too: a read that starts with complete ``MSG`` frames of our
-    subscription (the acks of a batch arrive back to back) has them settled by a plain loop (no regex,
-    no coroutine per ack); at the first other frame — or a split one, or when nats-py's parser holds
-    buffered bytes — the rest goes to nats-py's own parser, in order.
+    subscription (the acks of a batch arrive back to back) has them settled by one regex match each (no
+    coroutine per ack); at the first other frame — or when nats-py's parser is inside a frame — the rest
+    goes to nats-py's own parser, in order. A ``MSG`` frame cut off by the end of a read is kept in the
+    parser's buffer (in its "awaiting a control line" state, as nats-py keeps a cut control line) and put
+    back in front of the next read, so the acks after a cut stay on the fast path.
     """
     process_msg = nc._process_msg
     stats = nc.stats
@@ -584,8 +586,14 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
         settle(subject, data)
 
     async def fast_parse(data: bytes = b"") -> None:
+        if parser.state == _AWAITING_CONTROL_LINE:
+            buf = parser.buf
+            if buf and (buf[:4] == _MSG_OP or _MSG_OP.startswith(buf)):  # a frame cut off by the previous read
+                data = bytes(buf) + data
+                del buf[:]
         if data[:4] == _MSG_OP and not parser.buf and parser.state == _AWAITING_CONTROL_LINE:
             pos = count = size = 0
+            cut = False
             n = len(data)
             current = conn.current
             # the usual read: plain PubAcks back to back, one regex match each
@@ -609,6 +617,7 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
             while data.startswith(_MSG_OP, pos):  # "MSG <subject> <sid> <#bytes>\r\n<payload>\r\n"
                 eol = data.find(b"\r\n", pos)
                 if eol < 0:
+                    cut = True
                     break
                 args = data[pos + 4 : eol].split(b" ")
                 if len(args) != 3 or args[1] != sid_bytes or not args[2].isdigit():
@@ -616,6 +625,7 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
                 start = eol + 2
                 end = start + int(args[2])
                 if end + 2 > n:
+                    cut = True
                     break
                 pos = end + 2
                 count += 1
@@ -641,6 +651,9 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
             if pos >= n:
                 return
             data = data[pos:]
+            if cut:  # kept back in nats-py's parser buffer, as it would keep it: the next read completes it
+                parser.buf.extend(data)  # here, on the fast path (nats-py's parser resets it on a reconnect)
+                return
         await parse(data)
 
     nc._process_msg = on_msg  # type: ignore[method-assign, assignment]
