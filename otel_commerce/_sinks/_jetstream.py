@@ -90,9 +90,10 @@ def _ack_deadline(future: asyncio.Future[bool]) -> None:
 class _AckBatch:
     """The acks awaited for one chunk of a batch: the messages with reply counters ``base + 1 .. base + count``.
 
-    A sink sends one chunk at a time and waits for its acks (or their deadline) before the next, so one
-    chunk per connection is awaited at a time (``_Connection.current``): an ack is matched by its reply
-    counter alone, with no per-message entry (a late ack of an earlier chunk has a counter below ``base``).
+    A ``send`` writes one chunk at a time and waits for its acks (or their deadline) before the next; the
+    engine may run a few sends at once (``max_concurrent_sends``), so a connection awaits the acks of a few
+    chunks (``_Connection.chunks``, in counter order): an ack is matched by its reply counter alone, with no
+    per-message entry (a late ack of a settled chunk has a counter in none of them).
     """
 
     __slots__ = ("base", "count", "done", "pending", "remaining", "results", "start")
@@ -131,33 +132,51 @@ class _Connection:
         self.nc: NATS | None = None
         self.inbox = ""
         self.counter = 0
-        self.current: _AckBatch | None = None  # the chunk whose acks are awaited (one at a time)
+        self.chunks: list[_AckBatch] = []  # the chunks whose acks are awaited, oldest first
         self.ready = asyncio.Event()
         self.closing = False
         self.task: asyncio.Task[None] | None = None
 
     @property
+    def current(self) -> _AckBatch | None:
+        """The oldest chunk whose acks are awaited (setting it replaces them all: tests)."""
+        chunks = self.chunks
+        return chunks[0] if chunks else None
+
+    @current.setter
+    def current(self, batch: _AckBatch | None) -> None:
+        self.chunks = [] if batch is None else [batch]
+
+    def chunk_of(self, counter: int) -> _AckBatch | None:
+        """The awaited chunk that holds reply counter ``counter`` (None: a late or unknown ack)."""
+        for batch in self.chunks:
+            if 0 <= counter - batch.base - 1 < batch.count:
+                return batch
+        return None
+
+    @property
     def waiting(self) -> bool:
         """True while some message's ack is awaited."""
-        current = self.current
-        return current is not None and current.remaining > 0
+        return any(batch.remaining > 0 for batch in self.chunks)
 
     def ack(self, subject: bytes | str, outcome: Outcome) -> None:
         """Settle the message whose reply subject is ``subject`` (``<inbox>.<counter>``)."""
-        current = self.current
-        if current is None:
-            return
         try:
             counter = int(subject[len(self.inbox) + 1 :])
         except ValueError:  # pragma: no cover - not one of our reply subjects
             return
-        current.resolve(counter, outcome)
+        batch = self.chunk_of(counter)
+        if batch is not None:
+            batch.resolve(counter, outcome)
 
 
 class JetStreamSink:
     """Delivers envelopes to JetStream (subject ``commerce.<type>``) with exactly-once headers."""
 
     name = "jetstream"
+    #: sends the engine may run at once on this sink (acks are matched by reply counter to their chunk):
+    #: under a burst the server holds the next batches while the acks of one come back
+    max_concurrent_sends = 4
 
     def __init__(
         self,
@@ -343,11 +362,9 @@ class JetStreamSink:
         return on_ack
 
     def _fail_inflight(self, conn: _Connection, why: str) -> None:
-        current = conn.current
-        if current is None:
-            return
-        conn.current = None
-        current.fail_pending(TransientDeliveryError(f"jetstream: {why}"))
+        chunks, conn.chunks = conn.chunks, []
+        for batch in chunks:
+            batch.fail_pending(TransientDeliveryError(f"jetstream: {why}"))
 
     # ------------------------------------------------------------------ publishing
     async def send(self, items: Sequence[Any]) -> list[Outcome]:
@@ -394,24 +411,26 @@ class JetStreamSink:
             sent = batch.remaining = len(frames)
             if not sent:
                 continue
-            conn.current = batch
+            chunks = conn.chunks
+            chunks.append(batch)
             try:
-                await _write_frames(nc, b"".join(frames), sent, payload_bytes)
-            except Exception as exc:
-                batch.fail_pending(translate_nats_error(exc, f"publish {items[start][0]}"))
-                conn.current = None
-                continue  # the next chunk checks the connection again
-            if batch.remaining > 0:
-                future = batch.done.future
-                deadline = future.get_loop().call_later(self._ack_timeout, _ack_deadline, future)
                 try:
-                    all_in = await future  # False: the deadline passed first
-                finally:
-                    deadline.cancel()
-                if not all_in:
-                    batch.fail_pending(TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s"))
-            if conn.current is batch:
-                conn.current = None
+                    await _write_frames(nc, b"".join(frames), sent, payload_bytes)
+                except Exception as exc:
+                    batch.fail_pending(translate_nats_error(exc, f"publish {items[start][0]}"))
+                    continue  # the next chunk checks the connection again
+                if batch.remaining > 0:
+                    future = batch.done.future
+                    deadline = future.get_loop().call_later(self._ack_timeout, _ack_deadline, future)
+                    try:
+                        all_in = await future  # False: the deadline passed first
+                    finally:
+                        deadline.cancel()
+                    if not all_in:
+                        batch.fail_pending(TransientDeliveryError(f"jetstream: no ack within {self._ack_timeout:g}s"))
+            finally:
+                if batch in chunks:  # (the list is replaced when the connection is lost)
+                    chunks.remove(batch)
         return results
 
     async def close(self) -> None:
@@ -571,13 +590,14 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
     def settle(subject: bytes, data: bytes) -> None:
         stats["in_msgs"] += 1
         stats["in_bytes"] += len(data)
-        current = conn.current
-        if current is not None:
+        if conn.chunks:
             try:
                 counter = int(subject[skip:])
             except ValueError:  # pragma: no cover - not one of our reply subjects
                 return
-            current.resolve(counter, _ack_data_outcome(data))
+            batch = conn.chunk_of(counter)
+            if batch is not None:
+                batch.resolve(counter, _ack_data_outcome(data))
 
     async def on_msg(msg_sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
         if msg_sid != sid or headers:
@@ -606,13 +626,17 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
                 count += 1
                 size += length
                 if current is not None:
-                    k = int(counter) - current.base - 1  # settled as _AckBatch.resolve does
+                    c = int(counter)
+                    k = c - current.base - 1  # settled as _AckBatch.resolve does
+                    if not 0 <= k < current.count:  # another chunk in flight (or a late ack: none)
+                        current = conn.chunk_of(c) or current
+                        k = c - current.base - 1
                     if 0 <= k < current.count and current.pending[k]:
                         current.pending[k] = 0
                         current.results[current.start + k] = None
                         current.remaining -= 1
-            if count and current is not None and current.remaining <= 0:
-                current.done.set()
+                        if current.remaining <= 0:
+                            current.done.set()
             # anything else (an error ack, a PubAck of another shape): frame by frame
             while data.startswith(_MSG_OP, pos):  # "MSG <subject> <sid> <#bytes>\r\n<payload>\r\n"
                 eol = data.find(b"\r\n", pos)
@@ -633,9 +657,13 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
                 if current is None:
                     continue
                 try:
-                    k = int(args[0][skip:]) - current.base - 1  # settled as _AckBatch.resolve does
+                    c = int(args[0][skip:])
                 except ValueError:  # pragma: no cover - not one of our reply subjects
                     continue
+                k = c - current.base - 1  # settled as _AckBatch.resolve does
+                if not 0 <= k < current.count:
+                    current = conn.chunk_of(c) or current
+                    k = c - current.base - 1
                 if 0 <= k < current.count and current.pending[k]:
                     body = data[start:end]
                     if body[:11] == b'{"stream":"' and body[-1:] == b"}" and b'"error"' not in body:
