@@ -203,3 +203,40 @@ def test_a_missing_ack_times_out_and_is_retried_once_stored(server: NatsServer, 
     ids = [m.headers["Nats-Msg-Id"] for m in asyncio.run(_stream_messages(server.url, uid))]
     assert sorted(ids) == sorted(p.event_id for p in (_pending(uid, 0), _pending(uid, 1)))
     engine.shutdown(5)
+
+
+class _CountingSink(JetStreamSink):
+    """The real sink, noting how many of its sends the engine runs at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = self.most = 0
+
+    async def send(self, items: Any) -> Any:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            return await super().send(items)
+        finally:
+            self.running -= 1
+
+
+def test_a_backlog_is_sent_several_batches_at_once_each_event_stored_once(
+    nats_server: NatsServer, uid: str
+) -> None:
+    """While full batches wait, the JetStream lane keeps up to ``max_concurrent_sends`` sends in flight (acks
+    matched to their chunk by counter); every event is stored once and counted once."""
+    sink = _CountingSink(nats_server.url, ack_timeout_seconds=5.0)
+    engine = DeliveryEngine([sink], **{**FAST, "batch_size": 20, "queue_size": 5000})
+    pendings = [_pending(uid, i) for i in range(2000)]
+    engine.submit(pendings[0])
+    assert engine.flush(10)  # connected: the rest arrives as one backlog
+    for p in pendings[1:]:
+        engine.submit(p)
+    assert engine.flush(30)
+    assert 1 < sink.most <= JetStreamSink.max_concurrent_sends
+    stats = engine.stats()
+    assert stats["exported"] == 2000 and stats["retried"] == 0 and stats["dropped"] == 0
+    ids = [m.headers["Nats-Msg-Id"] for m in asyncio.run(_stream_messages(nats_server.url, uid))]
+    assert len(ids) == len(set(ids)) == 2000
+    engine.shutdown(5)

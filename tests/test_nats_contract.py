@@ -98,6 +98,9 @@ def test_the_client_feeds_the_parser_through_its_instance() -> None:
     client_source = inspect.getsource(NATS)
     assert client_source.count("self._ps") - client_source.count("self._ps.") == 1  # set once, in __init__
     assert "self._ps.reset()" in client_source
+    parser.buf.extend(b"MSG _INBOX.x.1 1 2")  # a cut frame kept back by the fast path: a reconnect drops it
+    parser.reset()
+    assert parser.buf == bytearray() and parser.state == nats_parser.AWAITING_CONTROL_LINE
 
 
 async def test_acks_split_anywhere_are_all_settled_in_order() -> None:
@@ -146,5 +149,44 @@ async def test_acks_split_anywhere_are_all_settled_in_order() -> None:
                 assert nc._ps.state == nats_parser.AWAITING_CONTROL_LINE and not nc._ps.buf, cut
                 conn.counter = base + 6
             conn.current = None
+        finally:
+            await sink.close()
+
+
+async def test_plain_acks_cut_anywhere_stay_on_the_fast_path(monkeypatch: Any) -> None:
+    """A read that ends inside an ack frame leaves the cut frame in the parser's buffer and the next read puts it
+    back in front: every plain ack is settled by the sink's own loop, none by nats-py's parser (which would
+    decode it through ``_ack_data_outcome``)."""
+    slow: list[bytes] = []
+    outcome = _jetstream._ack_data_outcome
+    monkeypatch.setattr(_jetstream, "_ack_data_outcome", lambda data: slow.append(data) or outcome(data))
+    with NatsServer() as server:
+        sink = JetStreamSink(server.url, ensure_stream=False)
+        await sink.start()
+        try:
+            assert await sink.wait_ready(10)
+            conn = sink._conn
+            assert conn is not None and conn.nc is not None
+            nc, inbox = conn.nc, conn.inbox
+            sid = next(s for s, sub in nc._subs.items() if sub.subject == inbox + ".*")
+            for cut in range(1, 200):
+                base = conn.counter
+                results: list[Any] = [object()] * 3
+                batch = _jetstream._AckBatch(results, 0, base, 3)
+                batch.remaining = 3
+                conn.current = batch
+                acks = [b'{"stream":"COMMERCE","seq":%d}' % (base + k) for k in (1, 2)]
+                acks.append(b'{"stream":"COMMERCE","seq":%d,"duplicate":true}' % (base + 3))
+                stream = b"".join(
+                    b"MSG %s.%d %d %d\r\n%s\r\n" % (inbox.encode(), base + k, sid, len(a), a)
+                    for k, a in enumerate(acks, 1)
+                )
+                await nc._ps.parse(stream[:cut])
+                await nc._ps.parse(stream[cut:])
+                assert batch.done.is_set() and results == [None, None, None], cut
+                assert nc._ps.state == nats_parser.AWAITING_CONTROL_LINE and not nc._ps.buf, cut
+                conn.counter = base + 3
+            conn.current = None
+            assert slow == []
         finally:
             await sink.close()

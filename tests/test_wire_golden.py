@@ -183,3 +183,33 @@ def test_the_encoders_timestamp_and_event_time_are_the_old_ones(ts: datetime, tz
     ts = ts.replace(tzinfo=tz) if micro is None else ts.replace(tzinfo=tz, microsecond=micro)
     assert _stamp(ts) == (format_timestamp(ts), to_unix_seconds(ts))
     assert _stamp(ts) == (format_timestamp(ts), to_unix_seconds(ts))  # cached second
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2300, 1, 1)),
+    st.sampled_from([timezone.utc, None, timezone(timedelta(hours=-3)), timezone(timedelta(0))]),
+    st.sampled_from([0, 1, 10, 500000, 999999, None]),
+)
+def test_the_compiled_encoders_inline_timestamp_is_the_old_one(ts: datetime, tz: Any, micro: int | None) -> None:
+    """The per-row encoders inline the timestamp fast path (aware UTC below 2**32 s; the rest through _stamp):
+    envelope ``timestamp`` and CAPI ``event_time`` as the old path writes them, across the fast path's edges."""
+    ts = ts.replace(tzinfo=tz) if micro is None else ts.replace(tzinfo=tz, microsecond=micro)
+    event = new_event("order.completed", id="t-1", organization_id="acme", data={"order_id": "t-1"}, timestamp=ts)
+    assert encode_envelope(event) == _old_path(event, [])
+    assert encode_envelope(event) == _old_path(event, [])  # cached second
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        datetime(2106, 2, 7, 6, 28, 15, 999999, tzinfo=timezone.utc),  # the last microsecond below 2**32 s
+        datetime(2106, 2, 7, 6, 28, 16, tzinfo=timezone.utc),  # 2**32 s: the slow path
+        datetime(2106, 2, 7, 6, 28, 16, 1, tzinfo=timezone.utc),
+        datetime(1970, 1, 1, tzinfo=timezone.utc),
+        datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=timezone.utc),
+    ],
+)
+def test_the_fast_timestamp_paths_edges(ts: datetime) -> None:
+    event = new_event("order.completed", id="t-1", organization_id="acme", data={"order_id": "t-1"}, timestamp=ts)
+    assert encode_envelope(event) == _old_path(event, [])

@@ -42,7 +42,7 @@ from .. import _log
 from .._errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from . import _metrics, _process
 from ._retry import backoff_seconds, is_throttle, retry_delay_seconds
-from ._sink import ErrorCallback, Item, Sink, abandon
+from ._sink import ErrorCallback, Item, Outcome, Sink, abandon
 
 __all__ = ["DeliveryEngine"]
 
@@ -118,6 +118,8 @@ class _Lane:
     sink: Sink
     entries: deque[_Entry] = field(default_factory=deque)
     inflight: list[_Entry] = field(default_factory=list)
+    #: a pipelined lane's sends in flight, oldest first: (batch, its ``sink.send`` task)
+    sending: deque[tuple[list[_Entry], asyncio.Future[list[Outcome]]]] = field(default_factory=deque)
     wake: asyncio.Event | None = None
     failures: int = 0
 
@@ -616,18 +618,19 @@ class DeliveryEngine:
         now = time.monotonic()
         lanes = rt.lanes
         limit = self._queue_size
+        routes = [(lane, lane.sink.name, lane.sink.prepare, lane.entries) for lane in lanes]  # looked up once
         for track in tracks:
             pending = track.pending
             only = track.only
-            for lane in lanes:
-                if only is not None and lane.sink.name not in only:
+            for lane, name, prepare, entries in routes:
+                if only is not None and name not in only:
                     continue
                 try:
-                    prepared = lane.sink.prepare(pending)
+                    prepared = prepare(pending)
                 except Exception as exc:
                     err: BaseException = exc
                     if not isinstance(exc, DeliveryError):
-                        err = PermanentDeliveryError(f"{lane.sink.name}: cannot encode the event: {exc}")
+                        err = PermanentDeliveryError(f"{name}: cannot encode the event: {exc}")
                         err.__cause__ = exc
                     track.remaining += 1
                     self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
@@ -636,7 +639,6 @@ class DeliveryEngine:
                     continue
                 data, size = prepared
                 track.remaining += 1
-                entries = lane.entries
                 if len(entries) >= limit:
                     if self._spool is not None:
                         self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
@@ -667,6 +669,10 @@ class DeliveryEngine:
         assert lane.wake is not None
         sink = lane.sink
         await self._start_sink(lane, started)
+        depth = getattr(sink, "max_concurrent_sends", 1)
+        if isinstance(depth, int) and depth > 1:
+            await self._pipelined_lane_loop(rt, lane, depth)
+            return
         while True:
             if not lane.entries:
                 lane.wake.clear()
@@ -676,14 +682,7 @@ class DeliveryEngine:
             if not lane.entries:
                 continue
             if not sink.ready():
-                cause = getattr(sink, "last_error", "")  # the sink logged the first failure: add summaries
-                if cause:
-                    _log.failure(sink.name, "unreachable", cause, count=0, waiting=len(lane.entries), outage=True)
-                t0 = time.monotonic()
-                if not await sink.wait_ready(_READY_POLL_SECONDS):
-                    left = _READY_POLL_SECONDS - (time.monotonic() - t0)
-                    if left > 0:  # a sink that answers at once must not make this lane spin
-                        await asyncio.sleep(left)
+                await self._wait_ready(lane)
                 continue
             await self._wait_for_batch(rt, lane)
             batch = self._take(lane)
@@ -701,6 +700,71 @@ class DeliveryEngine:
             delay = await self._settle_batch(rt, lane, batch, outcomes)
             if delay is not None:
                 await asyncio.sleep(delay)  # cancelled by shutdown
+
+    async def _pipelined_lane_loop(self, rt: _Runtime, lane: _Lane, depth: int) -> None:
+        """The lane loop of a sink that takes up to ``depth`` sends at once (JetStream: acks matched by counter).
+
+        While the lane keeps up it is the one-send loop: a batch leaves when the lane is idle and what arrives
+        meanwhile waits for it. Only while a *full* batch is waiting does another send start beside the ones
+        in flight (up to ``depth``): under a burst the server holds the next batches instead of idling for a
+        round trip (and for the recording thread's GIL turn) between two. Outcomes are settled in the order
+        the batches left; a retried batch goes back to the front of the lane.
+        """
+        assert lane.wake is not None
+        sink = lane.sink
+        sending = lane.sending
+        try:
+            while True:
+                if sending and (len(sending) >= depth or len(lane.entries) < self._batch_size or not sink.ready()):
+                    batch, task = sending[0]
+                    try:
+                        outcomes = await task
+                        if len(outcomes) != len(batch):
+                            raise RuntimeError(
+                                f"sink {sink.name} returned {len(outcomes)} outcomes for {len(batch)} items"
+                            )
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        logger.debug("otel-commerce: sink %s failed", sink.name, exc_info=True)
+                        outcomes = [TransientDeliveryError(f"{sink.name}: {type(exc).__name__}: {exc}")] * len(batch)
+                    sending.popleft()
+                    delay = await self._settle_batch(rt, lane, batch, outcomes)
+                    if delay is not None:
+                        await asyncio.sleep(delay)  # cancelled by shutdown
+                    continue
+                if not lane.entries:
+                    lane.wake.clear()
+                    await lane.wake.wait()
+                    continue
+                self._expire(rt, lane)
+                if not lane.entries:
+                    continue
+                if not sink.ready():  # (nothing in flight here)
+                    await self._wait_ready(lane)
+                    continue
+                if not sending:
+                    await self._wait_for_batch(rt, lane)
+                batch = self._take(lane)
+                sending.append((batch, asyncio.ensure_future(sink.send([e.data for e in batch]))))
+        finally:  # shutdown: the batches stay in lane.sending (dropped or spooled with the lane)
+            for _, task in sending:
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # retrieved: no "never retrieved" at exit
+
+    async def _wait_ready(self, lane: _Lane) -> None:
+        """Wait (a poll interval at most) for the lane's sink to become ready; summaries of the outage."""
+        sink = lane.sink
+        cause = getattr(sink, "last_error", "")  # the sink logged the first failure: add summaries
+        if cause:
+            _log.failure(sink.name, "unreachable", cause, count=0, waiting=len(lane.entries), outage=True)
+        t0 = time.monotonic()
+        if not await sink.wait_ready(_READY_POLL_SECONDS):
+            left = _READY_POLL_SECONDS - (time.monotonic() - t0)
+            if left > 0:  # a sink that answers at once must not make this lane spin
+                await asyncio.sleep(left)
 
     async def _wait_for_batch(self, rt: _Runtime, lane: _Lane) -> None:
         """Wait (at most ``linger_seconds`` from the oldest entry) for a fuller batch.
@@ -888,8 +952,9 @@ class DeliveryEngine:
         """At the end of shutdown: count every event still queued or in a lane as dropped."""
         err = TransientDeliveryError("shut down before delivery")
         for lane in rt.lanes:
-            left = [*lane.inflight, *lane.entries]
+            left = [*lane.inflight, *(e for batch, _ in lane.sending for e in batch), *lane.entries]
             lane.inflight = []
+            lane.sending.clear()
             lane.entries.clear()
             if left and self._spool is not None:
                 self._spool_entries(rt, lane, left, "shutdown")

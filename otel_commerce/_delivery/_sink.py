@@ -1,6 +1,8 @@
 """The ``Sink`` protocol: what the delivery engine needs from a destination (JetStream, collector).
 
-Everything async runs on the engine's own loop, one ``send`` at a time per sink. ``send`` returns one
+Everything async runs on the engine's own loop, one ``send`` at a time per sink — or up to the sink's
+``max_concurrent_sends`` (an optional int attribute; JetStream: 4) while full batches are waiting, their
+outcomes settled in the order the batches left. ``send`` returns one
 outcome per item: ``None`` (delivered, duplicates included), a :class:`TransientDeliveryError`
 (retried by the engine, honouring its ``retry_after``) or any other :class:`DeliveryError`
 (rejected for good). A sink never retries by itself.

@@ -4,9 +4,9 @@
 into dicts handed to orjson: no ``GA4EcommerceEvent`` / ``FacebookCAPIEvent`` dataclasses, no ``to_dict``
 walk, no copy of ``data``, and the event is left as it is (blocks set by the caller — the
 seed-compatible ``Publisher`` — are encoded as given). For a catalog type whose blocks are not preset
-(the recorded case) the two blocks are written by a function compiled once per catalog row
-(:func:`_blocks_for`): straight-line code with the row's names and constants inlined, so an event costs
-no rule walk. The bytes are exactly those of ``apply_marketing(event, items).to_json()``
+(the recorded case) the whole envelope is written by a function compiled once per catalog row
+(:func:`_compile`): straight-line code with the row's names and constants inlined, so an event costs
+no rule walk and one call. The bytes are exactly those of ``apply_marketing(event, items).to_json()``
 (``tests/test_wire_golden.py`` compares the two for every catalog type).
 """
 
@@ -31,27 +31,32 @@ __all__ = ["encode_envelope"]
 _EMPTY = (None, "")
 _LOWER_HEX64 = re.compile(r"[0-9a-f]{64}").fullmatch
 _UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 
-#: ``(unix second, "YYYY-MM-DDTHH:MM:SS")`` of the last aware-UTC timestamp formatted (events recorded in
-#: the same second share it). Replaced as a whole: a racing thread reads an old or a new pair, both right.
-_second: tuple[int, str] = (-(2**62), "")
+#: ``[(unix second, "YYYY-MM-DDTHH:MM:SS")]`` of the last aware-UTC timestamp formatted (events recorded in
+#: the same second share it). The pair is replaced as a whole: a racing thread reads an old or a new one, both right.
+_second: list[tuple[int, str]] = [(-(2**62), "")]
+
+#: Aware UTC timestamps in [1970, 2106) take the fast path: ``int(ts.timestamp())`` is then the floored second
+#: (the float is the correctly rounded ``seconds + µs / 1e6``; below 2**32 its spacing is under 1e-6, so a
+#: fraction of at most 0.999999 never rounds up to the next second).
+_FAST_STAMP_LIMIT = 4294967296.0
 
 
 def _stamp(ts: datetime) -> tuple[str, int]:
-    """``(format_timestamp(ts), to_unix_seconds(ts))``, with a fast path for the aware UTC timestamps we record."""
-    global _second
-    if ts.tzinfo is not _UTC:
-        return format_timestamp(ts), to_unix_seconds(ts)
-    d = ts - _EPOCH  # days * 86400 + seconds is the floor (timedelta keeps seconds in 0..86399)
-    secs = d.days * 86_400 + d.seconds
-    cached = _second
-    if cached[0] != secs:
-        cached = _second = (secs, ts.replace(microsecond=0, tzinfo=None).isoformat())
-    us = ts.microsecond
-    if us:  # RFC3339Nano: fractional zeros trimmed
-        return f"{cached[1]}.{us:06d}".rstrip("0") + "Z", secs
-    return cached[1] + "Z", secs
+    """``(format_timestamp(ts), to_unix_seconds(ts))``, with a fast path for the aware UTC timestamps we record
+    (the compiled encoders of :func:`_compile` inline the same code)."""
+    if ts.tzinfo is _UTC:
+        t = ts.timestamp()
+        if 0.0 <= t < _FAST_STAMP_LIMIT:
+            secs = int(t)
+            cached = _second[0]
+            if cached[0] != secs:
+                cached = _second[0] = (secs, ts.replace(microsecond=0, tzinfo=None).isoformat())
+            us = ts.microsecond
+            if us:  # RFC3339Nano: fractional zeros trimmed
+                return f"{cached[1]}.{us:06d}".rstrip("0") + "Z", secs
+            return cached[1] + "Z", secs
+    return format_timestamp(ts), to_unix_seconds(ts)
 
 
 def _ga4_block(rule: GA4Rule, fields: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -142,9 +147,9 @@ def _capi_block(meta: MetaRule, fields: dict[str, Any], event_time: int) -> dict
 
 
 # ---------------------------------------------------------------------------- compiled per catalog row
-#: ``blocks(out, data, user_id, items, event_time)`` writes ``out["ga4"]`` / ``out["facebook_capi"]``.
-_Blocks = Callable[[dict[str, Any], dict[str, Any], str, Sequence[OrderItem], int], None]
-_COMPILED: dict[int, tuple[EventSpec, _Blocks]] = {}
+#: ``encode(event, items)``: the envelope JSON of an event of one catalog row whose blocks are not preset.
+_Encoder = Callable[[CommerceEvent, Sequence[OrderItem]], bytes]
+_COMPILED: dict[str, tuple[EventSpec, _Encoder]] = {}  # by type: (its catalog row, the row's encoder)
 
 
 def _get(field: str, default: str | None = None) -> str:
@@ -230,26 +235,70 @@ def _capi_source(meta: MetaRule) -> list[str]:
     return lines
 
 
-def _compile(spec: EventSpec) -> _Blocks:
-    """The blocks writer of one catalog row (its rules read once, their names and constants inlined)."""
-    body: list[str] = []
+_STAMP_SOURCE = [  # _stamp's fast path, inlined: sets ``stamp`` and ``event_time``
+    "ts = ev.timestamp",
+    "t = ts.timestamp() if ts.tzinfo is _UTC else -1.0",
+    "if 0.0 <= t < _FAST_STAMP_LIMIT:",
+    "    event_time = int(t)",
+    "    cached = _second[0]",
+    "    if cached[0] != event_time:",
+    "        cached = _second[0] = (event_time, ts.replace(microsecond=0, tzinfo=None).isoformat())",
+    "    us = ts.microsecond",
+    "    stamp = f'{cached[1]}.{us:06d}'.rstrip('0') + 'Z' if us else cached[1] + 'Z'",
+    "else:",
+    "    stamp, event_time = _stamp(ts)",
+]
+
+
+def _compile(spec: EventSpec) -> _Encoder:
+    """The encoder of one catalog row for events without preset blocks: the whole envelope, its blocks written
+    by straight-line code with the row's rules read once (names and constants inlined)."""
+    body = [
+        *_STAMP_SOURCE,
+        "out = {'id': ev.id, 'type': ev.type, 'timestamp': stamp, 'organization_id': ev.organization_id}",
+        "uid = ev.user_id",
+        "if uid:",
+        "    out['user_id'] = uid",
+        "x = ev.session_id",
+        "if x:",
+        "    out['session_id'] = x",
+        "d = ev.data",
+        "if d is None:",
+        "    d = {}",
+        "out['data'] = d",
+    ]
     if spec.ga4 is not None:
         body += _ga4_source(spec.ga4)
     if spec.meta is not None:
         body += _capi_source(spec.meta)
-    source = "def blocks(out, d, uid, items, event_time):\n" + "".join(f"    {line}\n" for line in body or ["pass"])
-    namespace: dict[str, Any] = {"_EMPTY": _EMPTY, "_hex64": _LOWER_HEX64, "_capi_hash": capi_hash}
+    for key in ("event_id", "trace_id", "span_id"):
+        body += [f"x = ev.{key}", "if x:", f"    out[{key!r}] = x"]
+    body += [
+        "try:",
+        "    return _dumps(out)",
+        "except (TypeError, _JSONEncodeError) as exc:",
+        "    raise _invalid(ev, exc) from exc",
+    ]
+    source = "def encode(ev, items):\n" + "".join(f"    {line}\n" for line in body)
+    namespace: dict[str, Any] = {
+        "_EMPTY": _EMPTY,
+        "_hex64": _LOWER_HEX64,
+        "_capi_hash": capi_hash,
+        "_UTC": _UTC,
+        "_FAST_STAMP_LIMIT": _FAST_STAMP_LIMIT,
+        "_second": _second,
+        "_stamp": _stamp,
+        "_dumps": orjson.dumps,
+        "_JSONEncodeError": orjson.JSONEncodeError,
+        "_invalid": _invalid,
+    }
     exec(compile(source, f"<otel_commerce wire encoder: {spec.type}>", "exec"), namespace)
-    fn: _Blocks = namespace["blocks"]
+    fn: _Encoder = namespace["encode"]
     return fn
 
 
-def _blocks_for(spec: EventSpec) -> _Blocks:
-    entry = _COMPILED.get(id(spec))
-    if entry is None or entry[0] is not spec:
-        entry = (spec, _compile(spec))
-        _COMPILED[id(spec)] = entry
-    return entry[1]
+def _invalid(event: CommerceEvent, exc: Exception) -> EventValidationError:
+    return EventValidationError(f"event {event.type!r} is not JSON-serialisable: {exc}")
 
 
 def encode_envelope(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> bytes:
@@ -258,6 +307,14 @@ def encode_envelope(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> by
     Same bytes as ``apply_marketing(event, items).to_json()``; raises ``EventValidationError`` when the
     event cannot be encoded.
     """
+    ga4 = event.ga4
+    capi = event.facebook_capi
+    spec = CATALOG.get(event.type)
+    if spec is not None and ga4 is None and capi is None:  # the recorded case: the row's compiled encoder
+        entry = _COMPILED.get(event.type)
+        if entry is None or entry[0] is not spec:  # first use, or the row was registered again
+            entry = _COMPILED[event.type] = (spec, _compile(spec))
+        return entry[1](event, items)
     stamp, event_time = _stamp(event.timestamp)
     out: dict[str, Any] = {
         "id": event.id,
@@ -271,13 +328,7 @@ def encode_envelope(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> by
         out["session_id"] = event.session_id
     data = event.data
     out["data"] = data if data is not None else {}
-    ga4 = event.ga4
-    capi = event.facebook_capi
-    spec = CATALOG.get(event.type)
-    if spec is not None and ga4 is None and capi is None:  # the recorded case: the row's compiled writer
-        if spec.ga4 is not None or spec.meta is not None:
-            _blocks_for(spec)(out, data or {}, event.user_id, items, event_time)
-    elif spec is not None and ((spec.ga4 is not None and ga4 is None) or (spec.meta is not None and capi is None)):
+    if spec is not None and ((spec.ga4 is not None and ga4 is None) or (spec.meta is not None and capi is None)):
         fields: dict[str, Any] = {**data, "user_id": event.user_id, "items": items} if data else {
             "user_id": event.user_id, "items": items
         }  # fmt: skip
@@ -303,4 +354,4 @@ def encode_envelope(event: CommerceEvent, items: Sequence[OrderItem] = ()) -> by
     try:
         return orjson.dumps(out)
     except (TypeError, orjson.JSONEncodeError) as exc:
-        raise EventValidationError(f"event {event.type!r} is not JSON-serialisable: {exc}") from exc
+        raise _invalid(event, exc) from exc
