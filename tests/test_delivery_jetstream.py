@@ -240,3 +240,88 @@ def test_a_backlog_is_sent_several_batches_at_once_each_event_stored_once(
     ids = [m.headers["Nats-Msg-Id"] for m in asyncio.run(_stream_messages(nats_server.url, uid))]
     assert len(ids) == len(set(ids)) == 2000
     engine.shutdown(5)
+
+
+HANDOFF = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from test_delivery_jetstream import _pending
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._sinks import JetStreamSink
+
+engine = DeliveryEngine([JetStreamSink(sys.argv[1], ack_timeout_seconds=10.0)], exit_hook=False, queue_size=10_000)
+pendings = [_pending(sys.argv[2], i) for i in range(3001)]
+engine.submit(pendings[0])
+assert engine.flush(10)  # connected
+sys.setswitchinterval(60.0)  # the delivery thread gets the GIL only when this thread lets it go
+for p in pendings[1:]:
+    engine.submit(p)
+during = engine.stats()["exported"] - 1
+sys.setswitchinterval(0.005)
+ok = engine.flush(30)
+print(json.dumps([during, ok, engine.stats()["exported"]]))
+engine.shutdown(5)
+"""
+
+
+def test_a_burst_gives_the_delivery_thread_its_turns(nats_server: NatsServer, uid: str, tmp_path: Any) -> None:
+    """A thread recording a burst hands the GIL to the delivery thread every few dozen queued events (README
+    "Performance"): with a 60 s switch interval, nothing would be sent before the burst ends otherwise."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "handoff.py"
+    script.write_text(HANDOFF)
+    tests = str(Path(__file__).resolve().parent)
+    proc = subprocess.run(
+        [sys.executable, str(script), nats_server.url, uid, tests], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    during, ok, exported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ok and exported == 3001
+    assert during >= 1000, during  # most of the burst acknowledged while it was still being recorded
+
+
+def test_a_stalled_delivery_thread_costs_one_hand_off_wait(nats_server: NatsServer, uid: str) -> None:
+    """The hand-off wait is bounded and, once it timed out, not repeated until the delivery thread takes the
+    queue again: a delivery thread stuck in a sink's ``prepare`` costs a burst one wait, not one per 64 events."""
+    import threading
+
+    gate = threading.Event()
+
+    class Stuck(JetStreamSink):
+        def prepare(self, pending: Any) -> Any:
+            gate.wait(30)
+            return super().prepare(pending)
+
+    engine = DeliveryEngine([Stuck(nats_server.url)], **FAST, queue_size=10_000)
+    gate.set()
+    engine.submit(_pending(uid, 0))
+    assert engine.flush(10)
+    gate.clear()
+    waits: list[bool] = []
+    real = engine._turn
+
+    class Counted:
+        def clear(self) -> None:
+            real.clear()
+
+        def set(self) -> None:
+            real.set()
+
+        def wait(self, timeout: float) -> bool:
+            got = real.wait(timeout)
+            waits.append(got)
+            return got
+
+    engine._turn = Counted()  # type: ignore[assignment]
+    engine.submit(_pending(uid, 1))  # the delivery thread takes it and gets stuck in prepare
+    assert poll(lambda: engine._idle is False and not engine._queue, 10)
+    for i in range(2, 64 * 40):
+        engine.submit(_pending(uid, i))
+    assert waits == [False]  # one wait timed out; none after it
+    gate.set()
+    assert engine.flush(30) and engine.stats()["exported"] == 64 * 40
+    engine.shutdown(5)

@@ -46,6 +46,12 @@ from ._sink import ErrorCallback, Item, Outcome, Sink, abandon
 
 __all__ = ["DeliveryEngine"]
 
+#: Under a burst the recording thread hands the GIL to the delivery thread every _HANDOFF_EVERY queued events,
+#: waiting at most _HANDOFF_SECONDS for it to take the queue (README "Performance": without it the delivery
+#: thread gets the GIL once per interpreter switch interval, 5 ms, and the server idles until the burst ends).
+_HANDOFF_EVERY = 64
+_HANDOFF_SECONDS = 0.002
+
 logger = logging.getLogger("otel_commerce")
 
 _DEFAULT_QUEUE_SIZE = 10_000
@@ -256,6 +262,8 @@ class DeliveryEngine:
         self._seq = 0
         self._idle = False
         self._wake_sent = False
+        self._turn = threading.Event()  # set by the delivery thread each time it takes the queue (see _hand_off)
+        self._turn_missed = False  # a hand-off timed out: none until the delivery thread takes the queue again
         self._closed = False
         self._shutdown_ok = True
         self._rt: _Runtime | None = None
@@ -276,7 +284,7 @@ class DeliveryEngine:
             if self._closed and _process.late_submit(self, pending):  # after shutdown (_runtime._late)
                 return True
             overflow: _Track | None = None
-            start = wake = False
+            start = wake = handoff = False
             wal = wal_error = None
             append = self._wal_own
             if append is not None:  # wal mode, fsync always: appended before submit returns, under the spool's lock
@@ -315,12 +323,17 @@ class DeliveryEngine:
                         start = True
                     elif self._idle and not self._wake_sent:
                         self._wake_sent = wake = True
+                    elif not self._turn_missed and len(self._queue) % _HANDOFF_EVERY == 0:  # woken or busy
+                        handoff = True
+                        self._turn.clear()
             if wal_error is not None:
                 self._spool_warn(f"cannot append to the write-ahead spool ({wal_error}); the event is kept in memory only")
             if closed:  # reported outside the lock: on_error may do anything
                 _metrics.count("dropped", reason="shutdown")
                 self._report(PermanentDeliveryError("engine is shut down: event dropped"), pending, threadsafe=True)
                 return False
+            if handoff:
+                self._hand_off(rt)
             if start:
                 self._start()
             elif wake and rt is not None:
@@ -338,6 +351,22 @@ class DeliveryEngine:
         except Exception:  # pragma: no cover - submit must never raise
             logger.exception("otel-commerce: submit failed")
             return False
+
+    def _hand_off(self, rt: _Runtime | None) -> None:
+        """Give the delivery thread its GIL turn: wait (at most ``_HANDOFF_SECONDS``) until it takes the queue.
+
+        Called by ``submit`` every ``_HANDOFF_EVERY`` events queued while the delivery thread is busy. A thread
+        waiting for the GIL gets it only after the interpreter's switch interval (5 ms): under a burst the
+        delivery thread would otherwise send one batch per interval while the recording thread queues
+        hundreds, and the server would store most of the burst after it ended. Not on the delivery thread
+        itself; after a wait that timed out (a delivery thread busy elsewhere) no more until it takes the
+        queue again, so a stalled delivery thread costs one wait, not one per ``_HANDOFF_EVERY`` events.
+        """
+        thread = rt.thread if rt is not None else None
+        if thread is None or thread.ident == threading.get_ident():
+            return
+        if not self._turn.wait(_HANDOFF_SECONDS):
+            self._turn_missed = True
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
         """Wait until every event submitted so far is settled; True when all were delivered.
@@ -591,6 +620,8 @@ class DeliveryEngine:
                     over = list(self._overflow)
                     self._overflow.clear()
                     self._idle = False
+                    self._turn_missed = False
+                    self._turn.set()
                 else:
                     items = []
                     self._idle = True
