@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
@@ -48,3 +53,43 @@ def test_other_processors_are_handed_the_sdks_own_record_class() -> None:
     assert repr(fast).split("(", 1)[0] == repr(sdk).split("(", 1)[0]
     assert sorted(vars(fast)) == sorted(vars(sdk))
     assert dict(fast.log_record.attributes) == dict(sdk.log_record.attributes) == {"commerce.data": {"a": (1,)}}
+
+
+_TAMPER_APP = textwrap.dedent(
+    """
+    import json
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+    import otel_commerce
+    from otel_commerce.testing import capture_events
+
+    class Redactor(LogRecordProcessor):  # a processor ahead of ours that edits what it is handed, in place
+        def on_emit(self, rw):
+            body, attrs = rw.log_record.body, rw.log_record.attributes
+            body["data"]["note"] = "redacted"
+            body["data"]["nested"]["k"] = "redacted"
+            body["data"]["nested"]["l"].append("x")
+            attrs["commerce.data"]["note"] = "redacted"
+        def shutdown(self): pass
+        def force_flush(self, timeout_millis=30000): return True
+
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(Redactor())
+    _logs.set_logger_provider(lp)
+    otel_commerce.configure(log_body="envelope")  # our processor, behind the redactor
+    with capture_events() as events:
+        otel_commerce.record_event("loyalty.points_earned", organization_id="o",
+                                   data={"note": "kept", "nested": {"k": "v", "l": [1]}})
+    print(json.dumps(events[0].data))
+    """
+)
+
+
+def test_a_processor_editing_the_envelope_body_never_changes_the_delivered_event() -> None:
+    """``OTEL_COMMERCE_LOG_BODY=envelope``: the body's ``data`` is the record's own copy (as the attributes are,
+    through the SDK's cleaning), so a processor that edits the body in place (a redactor) changes its record,
+    never the event our processor delivers (README "Attribute length limits": the original event)."""
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_COMMERCE_NATS_URL": "", "OTEL_SDK_DISABLED": "false"}
+    out = subprocess.run([sys.executable, "-c", _TAMPER_APP], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"note": "kept", "nested": {"k": "v", "l": [1]}}
