@@ -9,10 +9,16 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 
+from otel_commerce import Settings
+from otel_commerce._model._frozen import copy_json
 from otel_commerce._otel import _sdk
+from otel_commerce._record import build_pending
+from otel_commerce._record._pii import apply_pii
 from otel_commerce._record._recorder import CommerceLogRecord
+from otel_commerce._runtime import RUNTIME
 
 
 class _Seen(LogRecordProcessor):
@@ -93,3 +99,33 @@ def test_a_processor_editing_the_envelope_body_never_changes_the_delivered_event
     out = subprocess.run([sys.executable, "-c", _TAMPER_APP], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"note": "kept", "nested": {"k": "v", "l": [1]}}
+
+
+class _OwnHashKey(str):
+    """A str subclass with its own identity: a dict holds it beside the equal plain str key."""
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop"])
+@pytest.mark.parametrize("key", ["email", "ip", "user_agent", "reason", "user_id"])
+def test_a_key_met_twice_in_one_dict_gets_the_policy_once(policy: str, key: str) -> None:
+    """Two keys of one dict that become the same plain key (the second one wins, as ``freeze_data`` then
+    ``apply_pii`` gave): the policy applies once to the value kept, never a digest of a digest."""
+    data_sets: list[dict[Any, Any]] = [
+        {_OwnHashKey(key): ["1.2.3.4", "a@b.co"], key: "10.0.0.1"},
+        {key: "10.0.0.1", _OwnHashKey(key): ["1.2.3.4"]},
+        {_OwnHashKey(key): {"x": 1}, key: "a@b.co"},
+    ]
+    RUNTIME.install(Settings(pii=policy), None)
+    try:
+        for data in data_sets:
+            got = build_pending("loyalty.points_earned", organization_id="o", data=data).event.data
+            plain = {str.__str__(k): copy_json(v) for k, v in data.items()}  # the last value of each plain key
+            assert got == apply_pii(plain, policy), data
+    finally:
+        RUNTIME.reset()
