@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,3 +130,44 @@ def test_a_key_met_twice_in_one_dict_gets_the_policy_once(policy: str, key: str)
             assert got == apply_pii(plain, policy), data
     finally:
         RUNTIME.reset()
+
+
+@pytest.mark.parametrize("fsync", ["none", "always"])
+def test_an_event_submitted_after_shutdown_is_dropped_never_left_in_a_new_wal_segment(
+    tmp_path: Path, fsync: str
+) -> None:
+    """``wal``: an event submitted to a shut-down engine (outside the exit work) is reported dropped; it must not
+    also be appended to a segment made after the spool closed — the next start would replay and deliver an
+    event its ``on_error`` called dropped (an app that re-records on error: twice). Also in the previous release."""
+    from otel_commerce._delivery import DeliveryEngine
+    from otel_commerce._delivery._spool import Spool, SpoolKey, read_file
+    from otel_commerce._model import Pending
+    from otel_commerce._model._catalog import event_from_args
+    from otel_commerce._model._pending import decode_pending, encode_pending
+    from otel_commerce._sinks import JetStreamSink
+
+    def order(i: int) -> Pending:
+        args = {"order_id": f"o_{i}", "org_name": "o", "user_id": "u", "email": "", "total_cents": 1}
+        event, items = event_from_args("order.completed", args)
+        return Pending(event=event, items=items)
+
+    def on_disk() -> list[str]:
+        return sorted(
+            r[0][6] for p in tmp_path.iterdir() if p.suffix in (".wal", ".spill") for r in read_file(p).records
+        )
+
+    errors: list[str] = []
+    spool = Spool(
+        tmp_path, SpoolKey("svc", ("jetstream:x",)), mode="wal", fsync=fsync, encode=encode_pending, decode=decode_pending
+    )
+    engine = DeliveryEngine(
+        [JetStreamSink("nats://127.0.0.1:1")], spool=spool, exit_hook=False, on_error=lambda e, p: errors.append(str(e))
+    )
+    assert engine.submit(order(0))
+    engine.shutdown(1)
+    assert on_disk() == ["o_0"]  # spooled at shutdown: the next start delivers it
+    assert not engine.submit(order(1))
+    assert errors[-1] == "engine is shut down: event dropped"
+    assert on_disk() == ["o_0"]
+    with pytest.raises(OSError):
+        spool.append_wal(b"x")
