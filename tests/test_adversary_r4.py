@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 
-from otel_commerce import Settings
+from otel_commerce import EventValidationError, Settings
 from otel_commerce._model._frozen import copy_json
 from otel_commerce._otel import _sdk
 from otel_commerce._record import build_pending
@@ -171,3 +172,46 @@ def test_an_event_submitted_after_shutdown_is_dropped_never_left_in_a_new_wal_se
     assert on_disk() == ["o_0"]
     with pytest.raises(OSError):
         spool.append_wal(b"x")
+
+
+class _OddKeys(Mapping[Any, Any]):
+    """A custom Mapping whose keys need not be hashable (its own storage: a list of pairs)."""
+
+    def __init__(self, items: list[tuple[Any, Any]]) -> None:
+        self._items = items
+
+    def __getitem__(self, key: Any) -> Any:
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([k for k, _ in self._items])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@pytest.mark.parametrize("policy", ["keep", "hash", "drop"])
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([(["a"], 1)], "data has a non-string key ['a'] (list)"),
+        ([("ok", 1), ({"a": 1}, 2)], "data has a non-string key {'a': 1} (dict)"),
+        ([(["a"], 1), ("id", 2)], "loyalty.points_earned: data key 'id' is reserved"),
+    ],
+)
+def test_an_unhashable_key_of_a_custom_mapping_is_an_event_validation_error(
+    policy: str, items: list[tuple[Any, Any]], message: str
+) -> None:
+    """Bad input raises ``EventValidationError`` at the call (README "Guarantees"), also for a custom Mapping
+    whose key cannot be hashed: the reserved-key check raised ``TypeError`` before the walk named the key.
+    Also in the previous release."""
+    RUNTIME.install(Settings(pii=policy), None)
+    try:
+        with pytest.raises(EventValidationError) as info:
+            build_pending("loyalty.points_earned", organization_id="o", data=_OddKeys(items))
+        assert str(info.value).startswith(message)
+    finally:
+        RUNTIME.reset()

@@ -260,8 +260,12 @@ def build_pending(
             event_type, payload, id=id, max_bytes=settings.max_event_bytes, extra_bytes=extra, freeze=True
         )
     else:
-        if not _RESERVED.isdisjoint(payload):
-            check_reserved(payload, event_type)  # raises
+        try:
+            clash = not _RESERVED.isdisjoint(payload)
+        except TypeError:  # an unhashable key (a custom Mapping's): check_reserved, then the walk, name it
+            clash = True
+        if clash:
+            check_reserved(payload, event_type)  # raises when a reserved key is there
         # freeze_with_pii(payload, pii, ...), inline: one call and one tuple less per event
         walk = _FreezePii(pii == "drop")
         raw = payload
