@@ -220,3 +220,14 @@ def test_our_record_copies_like_copy_copy_of_an_api_record() -> None:
     assert {k: v for k, v in vars(mine).items() if k != "commerce_pending"} == vars(theirs) | {"context": mine.context}
     assert mine.attributes is ours.attributes and mine.commerce_pending is marker
     assert set(vars(ours)) == set(vars(api)) | {"commerce_pending"}  # the API record keeps its state in __dict__
+
+
+def test_read_write_log_record_fields_are_the_four_emit_record_sets() -> None:
+    """``emit_record`` builds a ``ReadWriteLogRecord`` without its ``__init__`` (its ``__post_init__`` would clean
+    the attributes again) and sets these four dataclass fields: a field added by an SDK release fails here."""
+    import dataclasses
+
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
+
+    names = [f.name for f in dataclasses.fields(ReadWriteLogRecord)]
+    assert names == ["log_record", "resource", "instrumentation_scope", "limits"]

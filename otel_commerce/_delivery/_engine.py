@@ -287,19 +287,19 @@ class DeliveryEngine:
             start = wake = handoff = False
             wal = wal_error = None
             append = self._wal_own
-            if append is not None:  # wal mode, fsync always: appended before submit returns, under the spool's lock
+            if append is not None and not self._closed:  # wal mode, fsync always: appended before submit returns
                 try:
                     wal = append(pending)
                 except Exception as exc:
                     wal_error = exc
             with self._lock:
+                closed = self._closed
                 append = self._wal_locked
-                if append is not None:  # wal mode: appended before submit returns (a copy into a mapping)
+                if append is not None and not closed:  # wal mode: appended before submit returns (a mapping copy)
                     try:
                         wal = append(pending)
                     except Exception as exc:
                         wal_error = exc
-                closed = self._closed
                 if closed:
                     self._stats["dropped"] += 1
                     self._stats["dropped.reason.shutdown"] = self._stats.get("dropped.reason.shutdown", 0) + 1
@@ -326,7 +326,7 @@ class DeliveryEngine:
                     elif not self._turn_missed and len(self._queue) % _HANDOFF_EVERY == 0:  # woken or busy
                         handoff = True
                         self._turn.clear()
-            if wal_error is not None:
+            if wal_error is not None and not closed:
                 self._spool_warn(f"cannot append to the write-ahead spool ({wal_error}); the event is kept in memory only")
             if closed:  # reported outside the lock: on_error may do anything
                 _metrics.count("dropped", reason="shutdown")

@@ -802,7 +802,10 @@ class Spool:
         return ref
 
     def _put_wal(self, payload: bytes) -> int:
-        """Append one record (see :meth:`append_wal`). Called with ``_lock`` held."""
+        """Append one record (see :meth:`append_wal`). Called with ``_lock`` held. Refused once the spool is
+        closed (OSError): a segment made then would outlive the shutdown and be replayed at the next start."""
+        if self._closed:
+            raise OSError("the spool is closed")
         record = _pack(FORMAT_VERSION, KIND_WAL, len(payload), _crc32(payload, _CRC_WAL)) + payload
         size = len(record)
         seg = self._wal

@@ -9,6 +9,7 @@ one-line call into :func:`event_from_args` / :func:`collector_from_args`; nothin
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import functools
@@ -798,8 +799,19 @@ _CURRENCY, _CURRENCY_RAW = Kind.CURRENCY, Kind.CURRENCY_RAW
 
 def check_reserved(data: Mapping[str, Any], type_: str) -> None:
     """Refuse ``data`` keys in :data:`RESERVED_DATA_KEYS` (they would be overwritten on the way)."""
-    if not RESERVED_DATA_KEYS.isdisjoint(data):
-        key = sorted(RESERVED_DATA_KEYS.intersection(data))[0]
+    found: set[str]
+    try:
+        if RESERVED_DATA_KEYS.isdisjoint(data):  # the common case
+            return
+        found = set(RESERVED_DATA_KEYS.intersection(data))
+    except TypeError:  # an unhashable key (a custom Mapping's): the walk refuses it, naming it; the others here
+        found = set()
+        for k in data:
+            with contextlib.suppress(TypeError):
+                if k in RESERVED_DATA_KEYS:
+                    found.add(k)
+    if found:
+        key = sorted(found)[0]
         hint = " (pass id= instead)" if key == "id" else ""
         raise EventValidationError(f"{type_}: data key {key!r} is reserved for an id otel-commerce sets{hint}")
 

@@ -130,22 +130,27 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {k: _clean_value(v) for k, v in attributes.items()}
 
 
-class _CleanedLogRecord(ReadWriteLogRecord):
-    """A ``ReadWriteLogRecord`` whose ``log_record.attributes`` already went through :func:`clean_attributes`:
-    wrapped in the ``BoundedAttributes`` the SDK's ``__post_init__`` would make, without cleaning them a
-    second time (sets ``BoundedAttributes._dict``, private)."""
-
-    def __post_init__(self) -> None:
-        limits = self.limits
-        bounded = BoundedAttributes(
-            maxlen=limits.max_log_record_attributes,
-            attributes=None,
-            immutable=False,
-            max_value_len=limits.max_log_record_attribute_length,
-            extended_attributes=True,
-        )
-        bounded._dict = self.log_record.attributes  # type: ignore[assignment]
-        self.log_record.attributes = bounded
+def _cleaned_record(record: LogRecord, logger: Logger, limits: Any) -> ReadWriteLogRecord:
+    """The ``ReadWriteLogRecord`` the SDK's ``Logger.emit`` would make of ``record``, whose attributes already went
+    through :func:`clean_attributes`: wrapped in the ``BoundedAttributes`` its ``__post_init__`` would make,
+    without cleaning them a second time (sets ``BoundedAttributes._dict``, private). A plain
+    ``ReadWriteLogRecord`` (its dataclass fields set, ``__post_init__`` skipped), not a subclass: other
+    processors are handed the class the SDK hands them."""
+    bounded = BoundedAttributes(
+        maxlen=limits.max_log_record_attributes,
+        attributes=None,
+        immutable=False,
+        max_value_len=limits.max_log_record_attribute_length,
+        extended_attributes=True,
+    )
+    bounded._dict = record.attributes  # type: ignore[assignment]
+    record.attributes = bounded
+    rw: ReadWriteLogRecord = object.__new__(ReadWriteLogRecord)
+    rw.log_record = record
+    rw.resource = logger.resource
+    rw.instrumentation_scope = logger.instrumentation_scope
+    rw.limits = limits
+    return rw
 
 
 def emit_record(logger: object, record: LogRecord) -> None:
@@ -171,7 +176,4 @@ def emit_record(logger: object, record: LogRecord) -> None:
         return
     assert isinstance(logger, Logger)
     record.attributes = clean_attributes(attributes)
-    cleaned = _CleanedLogRecord(
-        log_record=record, resource=logger.resource, instrumentation_scope=logger.instrumentation_scope, limits=limits
-    )
-    logger.emit(cleaned)  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
+    logger.emit(_cleaned_record(record, logger, limits))  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)

@@ -410,10 +410,12 @@ class _FreezePii(_Freeze):
             ):
                 out[k] = v
                 continue
-            if t is str and kind != "id" and plain:
+            if t is str and kind != "id" and plain and k not in out:
                 # a text or digested key holding a str: the checks after the walk read it only as "a str"
                 # and the entity id never names such a key, so the policy applies now (a dict has each
-                # key once; a multi-mapping's repeated key waits for apply_pii_top, as ids do)
+                # key once; a multi-mapping's repeated key waits for apply_pii_top, as ids do — and so does
+                # a dict's key met again: two str-subclass keys with their own __hash__ / __eq__ that are
+                # one plain key, the first one listed, must not be digested twice)
                 if kind == "text":
                     out[k] = scrub_text(v)
                 elif not self.drop:

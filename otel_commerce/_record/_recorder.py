@@ -42,7 +42,7 @@ from .._model._catalog import (
     items_size,
 )
 from .._model._envelope import _path, _Refused, freeze_data
-from .._model._frozen import copy_items
+from .._model._frozen import copy_items, copy_mapping
 from .._model._identity import event_id_for, once_event_id
 from .._model._time import to_unix_ns, utc
 from .._otel import CommerceLogRecordProcessor, _sdk, _slot
@@ -260,8 +260,12 @@ def build_pending(
             event_type, payload, id=id, max_bytes=settings.max_event_bytes, extra_bytes=extra, freeze=True
         )
     else:
-        if not _RESERVED.isdisjoint(payload):
-            check_reserved(payload, event_type)  # raises
+        try:
+            clash = not _RESERVED.isdisjoint(payload)
+        except TypeError:  # an unhashable key (a custom Mapping's): check_reserved, then the walk, name it
+            clash = True
+        if clash:
+            check_reserved(payload, event_type)  # raises when a reserved key is there
         # freeze_with_pii(payload, pii, ...), inline: one call and one tuple less per event
         walk = _FreezePii(pii == "drop")
         raw = payload
@@ -458,9 +462,15 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                     _metrics.add_one(_RECORDED_OTEL)
                 return
             ts_ns = to_unix_ns(event.timestamp)
+            log_body: dict[str, Any] | None = None
+            if settings.log_body == "envelope":
+                log_body = envelope_body(event, pending.items, mask=mask)
+                # the record's own copy (the SDK copies the attributes, never the body): a processor that edits
+                # the body in place changes its record, never the event delivered
+                log_body["data"] = copy_mapping(event.data)
             record = CommerceLogRecord(
                 timestamp=ts_ns,
-                body=envelope_body(event, pending.items, mask=mask) if settings.log_body == "envelope" else None,
+                body=log_body,
                 attributes=event_attributes(event, pending.items, mask=mask),
                 event_name="commerce." + event.type,
                 severity_number=SeverityNumber.INFO,
