@@ -952,7 +952,10 @@ class DeliveryEngine:
         """At the end of shutdown: count every event still queued or in a lane as dropped."""
         err = TransientDeliveryError("shut down before delivery")
         for lane in rt.lanes:
-            left = [*lane.inflight, *(e for batch, _ in lane.sending for e in batch), *lane.entries]
+            left = [*lane.inflight]
+            for batch, task in lane.sending:  # a send that finished behind a slower one: its outcomes stand
+                left += self._settle_finished(rt, lane, batch, task)
+            left += lane.entries
             lane.inflight = []
             lane.sending.clear()
             lane.entries.clear()
@@ -972,6 +975,31 @@ class DeliveryEngine:
             return
         for track in left_tracks:
             self._fail_unrouted(rt, track, "dropped", "shutdown", err)
+
+    def _settle_finished(
+        self, rt: _Runtime, lane: _Lane, batch: list[_Entry], task: asyncio.Future[list[Outcome]]
+    ) -> list[_Entry]:
+        """At shutdown, a pipelined lane's batch still in ``lane.sending``: when its send has finished (acks in,
+        the lane loop had not settled it yet: it waits in send order behind a slower one), the acknowledged
+        events are exported and the permanently refused ones rejected — never reported undelivered; returns
+        the entries left for the drop/spool (all of them when the send had not finished)."""
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return batch
+        outcomes = task.result()
+        if len(outcomes) != len(batch):
+            return batch
+        delivered = [entry for entry, outcome in zip(batch, outcomes, strict=True) if outcome is None]
+        if delivered:
+            self._settle(rt, lane, delivered, "exported", None, None)
+        left: list[_Entry] = []
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                continue
+            if isinstance(outcome, DeliveryError) and not isinstance(outcome, TransientDeliveryError):
+                self._settle(rt, lane, [entry], "rejected", _reason(outcome), outcome)
+            else:
+                left.append(entry)
+        return left
 
     # ------------------------------------------------------------------ spool (otel_commerce._delivery._spool)
     def _spool_warn(self, message: str) -> None:
