@@ -338,3 +338,86 @@ def test_broker_sigkill_with_several_sends_in_flight_stores_each_event_once(uid:
     assert set(mine) == {p.event_id for p in pendings}
     assert stats["exported"] == n and stats["dropped"] == 0 and stats["rejected"] == 0, stats
     print(f"\n[adversary] kill -9 mid-burst: retried {stats['retried']}")
+
+
+def _stopped(pid: int) -> bool:
+    """True once ``pid`` is stopped by a signal (``/proc/<pid>/stat`` state ``T``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("mode", ["spill", "wal"])
+def test_sends_in_flight_at_shutdown_are_spooled_and_replayed_once(tmp_path: Any, uid: str, mode: str) -> None:
+    """The broker freezes (SIGSTOP) with several sends in flight; shutdown(0.3) spools every event not
+    acknowledged — the in-flight batches included — and drops none; after the broker resumes, a new engine
+    on the same spool replays them: each event is stored exactly once."""
+    import os
+    import signal
+
+    from otel_commerce._delivery._spool import Spool, SpoolKey
+    from otel_commerce._model._pending import decode_pending, encode_pending
+
+    async def stored_ids(url: str) -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            state = (await js.stream_info("COMMERCE")).state
+            out = []
+            for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
+                msg = await js.get_msg("COMMERCE", seq)
+                out.append((msg.headers or {}).get("Nats-Msg-Id", ""))
+            return out
+        finally:
+            await nc.close()
+
+    n = 3000
+    server = NatsServer().start()
+    try:
+
+        def engine_on_spool() -> DeliveryEngine:
+            sink = JetStreamSink(
+                server.url,
+                ack_timeout_seconds=5.0,
+                connect_options={"reconnect_time_wait": 0.1, "connect_timeout": 1.0},
+            )
+            spool = Spool(
+                tmp_path, SpoolKey("svc", (sink.spool_identity(),)), mode=mode, encode=encode_pending,
+                decode=decode_pending,
+            )  # fmt: skip
+            return DeliveryEngine(
+                [sink], spool=spool, exit_hook=False, **{**FAST, "batch_size": 50, "queue_size": 10_000}
+            )
+
+        engine = engine_on_spool()
+        pendings = [_pending(uid, i) for i in range(n)]
+        engine.submit(pendings[0])
+        assert engine.flush(10)
+        for p in pendings[1:]:
+            engine.submit(p)
+        assert poll(lambda: engine.stats()["exported"] >= n // 10, 30)
+        proc = server._proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            assert poll(lambda: _stopped(proc.pid), 5)
+            engine.shutdown(0.3)
+            first = engine.stats()
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        assert first["dropped"] == 0 and first["exported"] + first["spooled"] == n, first
+        again = engine_on_spool()
+        try:
+            again.replay_spool()
+            assert poll(lambda: again.stats()["exported"] >= first["spooled"], 30), again.stats()
+            second = again.stats()
+        finally:
+            again.shutdown(5)
+        ids = asyncio.run(stored_ids(server.url))
+    finally:
+        server.close()
+    assert len(ids) == len(set(ids)) == n, (len(ids), len(set(ids)), first, second)
+    assert set(ids) == {p.event_id for p in pendings}
+    assert second["dropped"] == 0 and second["rejected"] == 0, second
