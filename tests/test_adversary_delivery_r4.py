@@ -421,3 +421,42 @@ def test_sends_in_flight_at_shutdown_are_spooled_and_replayed_once(tmp_path: Any
     assert len(ids) == len(set(ids)) == n, (len(ids), len(set(ids)), first, second)
     assert set(ids) == {p.event_id for p in pendings}
     assert second["dropped"] == 0 and second["rejected"] == 0, second
+
+
+def test_one_outage_backs_off_once_not_once_per_batch_in_flight(uid: str) -> None:
+    """kill -9 of the broker (restarted at once) while several sends are in flight: they all fail from the one
+    outage. The lane backs off once (as with one send in flight) and resumes, never one growing backoff per
+    failed batch in series (initial 2 s: four in a row would take >= 1 + 2 + 4 + 8 = 15 s before the last
+    retried batch is settled; one takes <= 2 s)."""
+    n = 4000
+    server = NatsServer().start()
+    try:
+        sink = JetStreamSink(
+            server.url, ack_timeout_seconds=5.0, connect_options={"reconnect_time_wait": 0.1, "connect_timeout": 1.0}
+        )
+        engine = DeliveryEngine(
+            [sink],
+            exit_hook=False,
+            linger_seconds=0.0,
+            batch_size=50,
+            queue_size=10_000,
+            backoff_initial_seconds=2.0,
+            backoff_max_seconds=60.0,
+        )
+        try:
+            pendings = [_pending(uid, i) for i in range(n)]
+            engine.submit(pendings[0])
+            assert engine.flush(10)
+            for p in pendings[1:]:
+                engine.submit(p)
+            assert poll(lambda: engine.stats()["exported"] >= n // 6, 30)
+            server.kill()
+            server.start()
+            assert engine.flush(9), engine.stats()
+            stats = engine.stats()
+        finally:
+            engine.shutdown(5)
+    finally:
+        server.close()
+    assert stats["exported"] == n and stats["dropped"] == 0, stats
+    assert stats["retried"] >= 50, stats  # the kill landed with sends in flight
