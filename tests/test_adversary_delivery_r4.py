@@ -293,6 +293,26 @@ def test_an_event_at_exactly_max_payload_is_sent_one_byte_over_is_rejected(nats_
     assert "max payload" in str(outcomes[1]) and type(outcomes[1]).__name__ == "PermanentDeliveryError"
 
 
+def _kill_with_sends_in_flight(
+    server: NatsServer, sink: _StartCountingSink, engine: DeliveryEngine, rest: list[Pending]
+) -> None:
+    """Freeze the broker (SIGSTOP), submit ``rest`` and wait until the lane has ``max_concurrent_sends`` sends in
+    flight (plus the one that connected), then kill -9 the frozen broker and restart it (same port and store)."""
+    import os
+    import signal
+
+    proc = server._proc
+    assert proc is not None
+    started = sink.started
+    os.kill(proc.pid, signal.SIGSTOP)
+    assert poll(lambda: _stopped(proc.pid), 5)
+    for p in rest:
+        engine.submit(p)
+    assert poll(lambda: sink.started >= started + JetStreamSink.max_concurrent_sends, 15), sink.started
+    server.kill()
+    server.start()
+
+
 def test_broker_sigkill_with_several_sends_in_flight_stores_each_event_once(uid: str) -> None:
     """kill -9 of the broker (same port and store, restarted at once) while a backlog goes out several batches
     at a time: every event is stored once (by Nats-Msg-Id), exported once, none dropped."""
@@ -310,10 +330,10 @@ def test_broker_sigkill_with_several_sends_in_flight_stores_each_event_once(uid:
         finally:
             await nc.close()
 
-    n = 4000
+    n = 1500
     server = NatsServer().start()
     try:
-        sink = JetStreamSink(
+        sink = _StartCountingSink(
             server.url, ack_timeout_seconds=2.0, connect_options={"reconnect_time_wait": 0.1, "connect_timeout": 1.0}
         )
         engine = DeliveryEngine([sink], exit_hook=False, **{**FAST, "batch_size": 50, "queue_size": 10_000})
@@ -321,11 +341,7 @@ def test_broker_sigkill_with_several_sends_in_flight_stores_each_event_once(uid:
             pendings = [_pending(uid, i) for i in range(n)]
             engine.submit(pendings[0])
             assert engine.flush(10)
-            for p in pendings[1:]:
-                engine.submit(p)
-            assert poll(lambda: engine.stats()["exported"] >= n // 6, 30)
-            server.kill()
-            server.start()
+            _kill_with_sends_in_flight(server, sink, engine, pendings[1:])
             assert engine.flush(60), engine.stats()
             stats = engine.stats()
         finally:
@@ -424,39 +440,43 @@ def test_sends_in_flight_at_shutdown_are_spooled_and_replayed_once(tmp_path: Any
 
 
 def test_one_outage_backs_off_once_not_once_per_batch_in_flight(uid: str) -> None:
-    """kill -9 of the broker (restarted at once) while several sends are in flight: they all fail from the one
-    outage. The lane backs off once (as with one send in flight) and resumes, never one growing backoff per
-    failed batch in series (initial 2 s: four in a row would take >= 1 + 2 + 4 + 8 = 15 s before the last
-    retried batch is settled; one takes <= 2 s)."""
-    n = 4000
-    server = NatsServer().start()
+    """Several sends in flight all fail from one cause (every first attempt is answered with a 503 error ack,
+    or with no responders while the responder subscribes); their retries succeed. The lane backs off once for
+    them (as with one send in flight) and resumes, never one growing backoff per failed batch in series
+    (initial 2 s: four in a row would take >= 1 + 2 + 4 + 8 = 15 s before the last retried batch is settled).
+
+    The 200 events are queued before the broker starts: the lane leaves with four full batches at once."""
+
+    def replies(mid: str, n: int, seq: int) -> list[bytes]:
+        if n == 1:
+            return [b'{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}']
+        return [_ok(seq)]
+
+    server = NatsServer()  # not started yet
+    sink = _StartCountingSink(
+        server.url,
+        ensure_stream=False,
+        ack_timeout_seconds=5.0,
+        connect_options={"reconnect_time_wait": 0.1, "connect_timeout": 1.0},
+    )
+    engine = DeliveryEngine(
+        [sink],
+        exit_hook=False,
+        linger_seconds=0.0,
+        batch_size=50,
+        backoff_initial_seconds=2.0,
+        backoff_max_seconds=60.0,
+    )
     try:
-        sink = JetStreamSink(
-            server.url, ack_timeout_seconds=5.0, connect_options={"reconnect_time_wait": 0.1, "connect_timeout": 1.0}
-        )
-        engine = DeliveryEngine(
-            [sink],
-            exit_hook=False,
-            linger_seconds=0.0,
-            batch_size=50,
-            queue_size=10_000,
-            backoff_initial_seconds=2.0,
-            backoff_max_seconds=60.0,
-        )
-        try:
-            pendings = [_pending(uid, i) for i in range(n)]
-            engine.submit(pendings[0])
-            assert engine.flush(10)
-            for p in pendings[1:]:
-                engine.submit(p)
-            assert poll(lambda: engine.stats()["exported"] >= n // 6, 30)
-            server.kill()
-            server.start()
-            assert engine.flush(9), engine.stats()
+        for i in range(200):
+            engine.submit(_pending(uid, i))
+        server.start()
+        with Responder(server.url, replies) as responder:
+            assert engine.flush(10), (engine.stats(), sink.started)
             stats = engine.stats()
-        finally:
-            engine.shutdown(5)
     finally:
+        engine.shutdown(5)
         server.close()
-    assert stats["exported"] == n and stats["dropped"] == 0, stats
-    assert stats["retried"] >= 50, stats  # the kill landed with sends in flight
+    assert stats["exported"] == 200 and stats["dropped"] == 0, stats
+    assert stats["retried"] >= 200, stats  # every batch of the first round failed
+    assert sink.started >= 2 * JetStreamSink.max_concurrent_sends and len(responder.stored) == 200
