@@ -124,8 +124,11 @@ class _Lane:
     sink: Sink
     entries: deque[_Entry] = field(default_factory=deque)
     inflight: list[_Entry] = field(default_factory=list)
-    #: a pipelined lane's sends in flight, oldest first: (batch, its ``sink.send`` task)
-    sending: deque[tuple[list[_Entry], asyncio.Future[list[Outcome]]]] = field(default_factory=deque)
+    #: a pipelined lane's sends in flight, oldest first: (batch, its ``sink.send`` task, ``backoffs`` when it left)
+    sending: deque[tuple[list[_Entry], asyncio.Future[list[Outcome]], int]] = field(default_factory=deque)
+    #: backoff pauses a pipelined lane has begun (a batch that left before the last one began fails from the
+    #: outage that pause waited out: it is retried without another, growing pause)
+    backoffs: int = 0
     wake: asyncio.Event | None = None
     failures: int = 0
 
@@ -739,7 +742,9 @@ class DeliveryEngine:
         meanwhile waits for it. Only while a *full* batch is waiting does another send start beside the ones
         in flight (up to ``depth``): under a burst the server holds the next batches instead of idling for a
         round trip (and for the recording thread's GIL turn) between two. Outcomes are settled in the order
-        the batches left; a retried batch goes back to the front of the lane.
+        the batches left; a retried batch goes back to the front of the lane. One outage fails every send in
+        flight: the lane backs off once for them (the first to be settled), not once per batch with a growing
+        pause each (four in flight would wait 1 + 2 + 4 + 8 backoff units before resuming).
         """
         assert lane.wake is not None
         sink = lane.sink
@@ -747,7 +752,7 @@ class DeliveryEngine:
         try:
             while True:
                 if sending and (len(sending) >= depth or len(lane.entries) < self._batch_size or not sink.ready()):
-                    batch, task = sending[0]
+                    batch, task, left_at = sending[0]
                     try:
                         outcomes = await task
                         if len(outcomes) != len(batch):
@@ -760,8 +765,14 @@ class DeliveryEngine:
                         logger.debug("otel-commerce: sink %s failed", sink.name, exc_info=True)
                         outcomes = [TransientDeliveryError(f"{sink.name}: {type(exc).__name__}: {exc}")] * len(batch)
                     sending.popleft()
+                    failures = lane.failures
                     delay = await self._settle_batch(rt, lane, batch, outcomes)
+                    if delay is not None and lane.backoffs > left_at:
+                        # it left before the last pause began: the failure that pause waited out, counted once
+                        lane.failures = failures
+                        delay = None
                     if delay is not None:
+                        lane.backoffs += 1
                         await asyncio.sleep(delay)  # cancelled by shutdown
                     continue
                 if not lane.entries:
@@ -777,9 +788,9 @@ class DeliveryEngine:
                 if not sending:
                     await self._wait_for_batch(rt, lane)
                 batch = self._take(lane)
-                sending.append((batch, asyncio.ensure_future(sink.send([e.data for e in batch]))))
+                sending.append((batch, asyncio.ensure_future(sink.send([e.data for e in batch])), lane.backoffs))
         finally:  # shutdown: the batches stay in lane.sending (dropped or spooled with the lane)
-            for _, task in sending:
+            for _, task, _ in sending:
                 if not task.done():
                     task.cancel()
                 elif not task.cancelled():
@@ -983,7 +994,10 @@ class DeliveryEngine:
         """At the end of shutdown: count every event still queued or in a lane as dropped."""
         err = TransientDeliveryError("shut down before delivery")
         for lane in rt.lanes:
-            left = [*lane.inflight, *(e for batch, _ in lane.sending for e in batch), *lane.entries]
+            left = [*lane.inflight]
+            for batch, task, _ in lane.sending:  # a send that finished behind a slower one: its outcomes stand
+                left += self._settle_finished(rt, lane, batch, task)
+            left += lane.entries
             lane.inflight = []
             lane.sending.clear()
             lane.entries.clear()
@@ -1003,6 +1017,31 @@ class DeliveryEngine:
             return
         for track in left_tracks:
             self._fail_unrouted(rt, track, "dropped", "shutdown", err)
+
+    def _settle_finished(
+        self, rt: _Runtime, lane: _Lane, batch: list[_Entry], task: asyncio.Future[list[Outcome]]
+    ) -> list[_Entry]:
+        """At shutdown, a pipelined lane's batch still in ``lane.sending``: when its send has finished (acks in,
+        the lane loop had not settled it yet: it waits in send order behind a slower one), the acknowledged
+        events are exported and the permanently refused ones rejected — never reported undelivered; returns
+        the entries left for the drop/spool (all of them when the send had not finished)."""
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return batch
+        outcomes = task.result()
+        if len(outcomes) != len(batch):
+            return batch
+        delivered = [entry for entry, outcome in zip(batch, outcomes, strict=True) if outcome is None]
+        if delivered:
+            self._settle(rt, lane, delivered, "exported", None, None)
+        left: list[_Entry] = []
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                continue
+            if isinstance(outcome, DeliveryError) and not isinstance(outcome, TransientDeliveryError):
+                self._settle(rt, lane, [entry], "rejected", _reason(outcome), outcome)
+            else:
+                left.append(entry)
+        return left
 
     # ------------------------------------------------------------------ spool (otel_commerce._delivery._spool)
     def _spool_warn(self, message: str) -> None:
