@@ -286,7 +286,7 @@ def test_a_burst_gives_the_delivery_thread_its_turns(nats_server: NatsServer, ui
 
 def test_a_stalled_delivery_thread_costs_one_hand_off_wait(nats_server: NatsServer, uid: str) -> None:
     """The hand-off wait is bounded and, once it timed out, not repeated until the delivery thread takes the
-    queue again: a delivery thread stuck in a sink's ``prepare`` costs a burst one wait, not one per 64 events."""
+    queue again: a delivery thread stuck in a sink's ``prepare`` costs a burst one wait, not one per 128 events."""
     import threading
 
     gate = threading.Event()
@@ -319,9 +319,9 @@ def test_a_stalled_delivery_thread_costs_one_hand_off_wait(nats_server: NatsServ
     engine._turn = Counted()  # type: ignore[assignment]
     engine.submit(_pending(uid, 1))  # the delivery thread takes it and gets stuck in prepare
     assert poll(lambda: engine._idle is False and not engine._queue, 10)
-    for i in range(2, 64 * 40):
+    for i in range(2, 128 * 20):
         engine.submit(_pending(uid, i))
     assert waits == [False]  # one wait timed out; none after it
     gate.set()
-    assert engine.flush(30) and engine.stats()["exported"] == 64 * 40
+    assert engine.flush(30) and engine.stats()["exported"] == 128 * 20
     engine.shutdown(5)
