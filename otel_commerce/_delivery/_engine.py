@@ -708,15 +708,7 @@ class DeliveryEngine:
             await self._pipelined_lane_loop(rt, lane, depth)
             return
         while True:
-            if not lane.entries:
-                lane.wake.clear()
-                await lane.wake.wait()
-                continue
-            self._expire(rt, lane)
-            if not lane.entries:
-                continue
-            if not sink.ready():
-                await self._wait_ready(lane)
+            if not await self._lane_has_work(rt, lane):
                 continue
             await self._wait_for_batch(rt, lane)
             batch = self._take(lane)
@@ -775,15 +767,7 @@ class DeliveryEngine:
                         lane.backoffs += 1
                         await asyncio.sleep(delay)  # cancelled by shutdown
                     continue
-                if not lane.entries:
-                    lane.wake.clear()
-                    await lane.wake.wait()
-                    continue
-                self._expire(rt, lane)
-                if not lane.entries:
-                    continue
-                if not sink.ready():  # (nothing in flight here)
-                    await self._wait_ready(lane)
+                if not await self._lane_has_work(rt, lane):  # (nothing in flight here)
                     continue
                 if not sending:
                     await self._wait_for_batch(rt, lane)
@@ -795,6 +779,22 @@ class DeliveryEngine:
                     task.cancel()
                 elif not task.cancelled():
                     task.exception()  # retrieved: no "never retrieved" at exit
+
+    async def _lane_has_work(self, rt: _Runtime, lane: _Lane) -> bool:
+        """True when the lane holds entries its sink can take now; else waits (for entries, or a poll interval
+        for the sink to become ready) and returns False: look again. Expired entries are dropped first."""
+        assert lane.wake is not None
+        if not lane.entries:
+            lane.wake.clear()
+            await lane.wake.wait()
+            return False
+        self._expire(rt, lane)
+        if not lane.entries:
+            return False
+        if not lane.sink.ready():
+            await self._wait_ready(lane)
+            return False
+        return True
 
     async def _wait_ready(self, lane: _Lane) -> None:
         """Wait (a poll interval at most) for the lane's sink to become ready; summaries of the outage."""
