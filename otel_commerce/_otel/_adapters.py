@@ -195,6 +195,11 @@ class CommerceLogRecordProcessor(_Deliverer, LogRecordProcessor):
         if not self.acting:
             return
         record = log_record.log_record
+        pending = getattr(record, "commerce_pending", None)
+        if type(pending) is Pending:  # record_event's record: the event it carries (its name is commerce.*)
+            if pending.claim("processor"):  # False: already taken, never twice
+                self._deliver(pending)
+            return
         if not (record.event_name or "").startswith(_PREFIX):
             return
         try:

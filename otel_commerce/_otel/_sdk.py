@@ -13,13 +13,18 @@ bare ``emit`` for a nested ``data`` map); without the private names it needs, th
 
 from __future__ import annotations
 
+import threading
+from time import time_ns
 from typing import Any
 
+import orjson
 from opentelemetry import _logs, trace
 from opentelemetry import attributes as _attributes
-from opentelemetry._logs import LogRecord
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry._logs import _internal as _logs_internal
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import get_current
+from opentelemetry.sdk._logs import _internal as _logs_sdk_internal
 from opentelemetry.sdk._logs import Logger, LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -40,7 +45,9 @@ __all__ = [
     "SimpleLogRecordProcessor",
     "clean_attributes",
     "emit_record",
+    "info_log_record",
     "installed_logger_provider",
+    "json_copy",
     "installed_providers",
     "log_processors",
     "logger_processors",
@@ -98,6 +105,9 @@ def sdk_logger_provider() -> LoggerProvider | None:
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+#: the SDK's default multi-processor (a loop over the processors; private class): emit_record calls the
+#: processors itself only behind this one (the concurrent one keeps its executor: Logger.emit)
+_SYNC_MULTI: Any = getattr(_logs_sdk_internal, "SynchronousMultiLogRecordProcessor", None)
 _sdk_clean: Any = getattr(_attributes, "_clean_attribute_value", None)
 #: emit_record's own cleaning needs both private names; without them it lets the SDK clean
 _CLEAN_OWN = _sdk_clean is not None and isinstance(getattr(BoundedAttributes(), "_dict", None), dict)
@@ -130,35 +140,67 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {k: _clean_value(v) for k, v in attributes.items()}
 
 
+#: the instance attributes of the SDK's ``BoundedAttributes`` that ``_bounded`` sets (another set: the constructor)
+_BOUNDED_FIELDS = frozenset(("_dict", "maxlen", "dropped", "max_value_len", "_lock", "_immutable"))
+_BOUNDED_OWN = set(vars(BoundedAttributes(maxlen=1, immutable=False))) == _BOUNDED_FIELDS
+
+
+def _bounded(attributes: dict[str, Any], limits: Any) -> BoundedAttributes:
+    """The ``BoundedAttributes`` the SDK's ``ReadWriteLogRecord.__post_init__`` wraps cleaned ``attributes`` in
+    (``maxlen`` / ``max_value_len`` from ``limits``, writable, nothing dropped), without its ``__init__``
+    (which would clean them a second time): its instance attributes set directly — the SDK's ``_dict``,
+    ``maxlen``, ``dropped``, ``max_value_len``, ``_lock``, ``_immutable`` (private; the contract test checks
+    this set against a ``BoundedAttributes`` the SDK makes)."""
+    if not _BOUNDED_OWN:
+        bounded = BoundedAttributes(
+            maxlen=limits.max_log_record_attributes,
+            attributes=None,
+            immutable=False,
+            max_value_len=limits.max_log_record_attribute_length,
+            extended_attributes=True,
+        )
+        bounded._dict = attributes  # type: ignore[assignment]
+        return bounded
+    bounded = object.__new__(BoundedAttributes)
+    bounded.__dict__.update(
+        _dict=attributes,
+        maxlen=limits.max_log_record_attributes,
+        dropped=0,
+        max_value_len=limits.max_log_record_attribute_length,
+        _lock=threading.Lock(),
+        _immutable=False,
+    )
+    return bounded
+
+
 def _cleaned_record(record: LogRecord, logger: Logger, limits: Any) -> ReadWriteLogRecord:
     """The ``ReadWriteLogRecord`` the SDK's ``Logger.emit`` would make of ``record``, whose attributes already went
-    through :func:`clean_attributes`: wrapped in the ``BoundedAttributes`` its ``__post_init__`` would make,
-    without cleaning them a second time (sets ``BoundedAttributes._dict``, private). A plain
-    ``ReadWriteLogRecord`` (its dataclass fields set, ``__post_init__`` skipped), not a subclass: other
-    processors are handed the class the SDK hands them."""
-    bounded = BoundedAttributes(
-        maxlen=limits.max_log_record_attributes,
-        attributes=None,
-        immutable=False,
-        max_value_len=limits.max_log_record_attribute_length,
-        extended_attributes=True,
-    )
-    bounded._dict = record.attributes  # type: ignore[assignment]
-    record.attributes = bounded
+    through :func:`clean_attributes` (or are a :func:`json_copy`): wrapped in the ``BoundedAttributes`` its
+    ``__post_init__`` would make (:func:`_bounded`). A plain ``ReadWriteLogRecord`` (its dataclass fields set,
+    ``__post_init__`` skipped), not a subclass: other processors are handed the class the SDK hands them."""
+    record.attributes = _bounded(record.attributes, limits)  # type: ignore[arg-type]
     rw: ReadWriteLogRecord = object.__new__(ReadWriteLogRecord)
-    rw.log_record = record
-    rw.resource = logger.resource
-    rw.instrumentation_scope = logger.instrumentation_scope
-    rw.limits = limits
+    rw.__dict__.update(
+        log_record=record, resource=logger.resource, instrumentation_scope=logger.instrumentation_scope, limits=limits
+    )
     return rw
 
 
-def emit_record(logger: object, record: LogRecord) -> None:
+def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> None:
     """``logger.emit(record)``, the attributes cleaned by :func:`clean_attributes` when the SDK's own cleaning
     would give the same result: an SDK ``Logger`` (exactly), no attribute value length limit, no more
     attributes than the count limit, a dict of attributes and no exception on the record. Otherwise the
     SDK cleans as usual. Reads ``Logger._log_record_limits`` (private); the public ``resource`` and
-    ``instrumentation_scope`` properties give the rest of what ``Logger.emit`` puts in the record.
+    ``instrumentation_scope`` properties give the rest of what ``Logger.emit`` puts in the record. Behind the
+    SDK's default ``SynchronousMultiLogRecordProcessor`` it then does what ``Logger.emit`` does with such a
+    record itself (``_logger_config.is_enabled``, ``_logger_metrics.emit_log()``, each of
+    ``_multi_log_record_processor._log_record_processors``' ``on_emit`` in order: private names, contract
+    tests); behind another multi-processor, ``Logger.emit``.
+
+    ``copied``: the attributes are a new dict whose values are new JSON-shaped copies made for this record
+    (str / int / float / bool / None, dicts, lists: :func:`json_copy`): nothing is cleaned, sequences stay
+    lists where the SDK would make tuples (exporters encode both as arrays), and each processor edits the
+    record's own copy, as with the SDK's cleaning.
 
     Why: the SDK's generic cleaning costs about half a bare ``emit`` for an event with a nested ``data``
     map and items (README "Benchmarks", row (b)).
@@ -175,5 +217,77 @@ def emit_record(logger: object, record: LogRecord) -> None:
         logger.emit(record)  # type: ignore[attr-defined]
         return
     assert isinstance(logger, Logger)
-    record.attributes = clean_attributes(attributes)
-    logger.emit(_cleaned_record(record, logger, limits))  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
+    if not copied:
+        record.attributes = clean_attributes(attributes)
+    rw = _cleaned_record(record, logger, limits)
+    multi = getattr(logger, "_multi_log_record_processor", None)
+    chain = getattr(multi, "_log_record_processors", None)
+    counter = getattr(logger, "_logger_metrics", None)
+    config = getattr(logger, "_logger_config", None)
+    if type(multi) is _SYNC_MULTI and type(chain) is tuple and counter is not None and config is not None:
+        # what Logger.emit does with a ReadWriteLogRecord without an exception, one call level down:
+        # nothing when a logger configuration disabled the logger, else count it, then each processor in order
+        if config.is_enabled:
+            counter.emit_log()
+            for processor in chain:
+                processor.on_emit(rw)
+        return
+    logger.emit(rw)  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
+
+
+_json_loads, _json_dumps = orjson.loads, orjson.dumps
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of the JSON-shaped ``value`` (what orjson reads back from its own encoding: dicts, lists,
+    str / int / float / bool / None), or None when orjson cannot encode it (an int beyond 64 bits, a lone
+    surrogate, another type). For values validated as the wire's JSON (an event's frozen ``data``: finite
+    floats, int64 ints, str keys) the copy equals the value, container for container.
+    """
+    try:
+        return _json_loads(_json_dumps(value))
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return None
+
+
+#: the instance attributes of the API's ``LogRecord`` (``info_log_record`` sets them; another set: the constructor)
+_RECORD_FIELDS = frozenset(
+    ("timestamp", "observed_timestamp", "context", "trace_id", "span_id", "trace_flags", "severity_text")
+    + ("severity_number", "body", "attributes", "event_name", "exception")
+)
+_RECORD_OWN = set(vars(LogRecord())) == _RECORD_FIELDS
+
+
+def info_log_record(cls: type[LogRecord], timestamp: int, event_name: str, attributes: dict[str, Any]) -> Any:
+    """What ``cls(timestamp=timestamp, event_name=event_name, attributes=attributes, body=None,
+    severity_number=SeverityNumber.INFO, severity_text="INFO")`` makes in the current context, without the
+    API ``LogRecord.__init__``'s keyword handling: its twelve instance attributes set directly (the contract
+    test checks the set and the values against the API's constructor). ``cls``: ``LogRecord`` or a subclass
+    without its own ``__init__``; ``timestamp`` in ns since the epoch; ``observed_timestamp`` is now."""
+    if not _RECORD_OWN:
+        return cls(
+            timestamp=timestamp,
+            event_name=event_name,
+            attributes=attributes,
+            body=None,
+            severity_number=SeverityNumber.INFO,
+            severity_text="INFO",
+        )
+    context = get_current()
+    sc = trace.get_current_span(context).get_span_context()
+    record = object.__new__(cls)
+    record.__dict__.update(
+        timestamp=timestamp,
+        observed_timestamp=time_ns(),
+        context=context,
+        trace_id=sc.trace_id,
+        span_id=sc.span_id,
+        trace_flags=sc.trace_flags,
+        severity_text="INFO",
+        severity_number=SeverityNumber.INFO,
+        body=None,
+        attributes=attributes,
+        event_name=event_name,
+        exception=None,
+    )
+    return record

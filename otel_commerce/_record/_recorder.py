@@ -462,25 +462,37 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                     _metrics.add_one(_RECORDED_OTEL)
                 return
             ts_ns = to_unix_ns(event.timestamp)
-            log_body: dict[str, Any] | None = None
-            if settings.log_body == "envelope":
-                log_body = envelope_body(event, pending.items, mask=mask)
-                # the record's own copy (the SDK copies the attributes, never the body): a processor that edits
-                # the body in place changes its record, never the event delivered
-                log_body["data"] = copy_mapping(event.data)
-            record = CommerceLogRecord(
-                timestamp=ts_ns,
-                body=log_body,
-                attributes=event_attributes(event, pending.items, mask=mask),
-                event_name="commerce." + event.type,
-                severity_number=SeverityNumber.INFO,
-                severity_text="INFO",
-                context=context,
-            )
+            data_copy = None
+            if context is None and settings.log_body != "envelope":
+                # the record's own copy of the data, made by orjson (the event's data is the wire's JSON):
+                # the SDK's cleaning is not needed on it (_sdk.emit_record(copied=True))
+                data_copy = _sdk.json_copy(event.data)
+            if data_copy is not None:
+                attributes = flat_attributes(event, mask=mask)
+                attributes["commerce.data"] = data_copy
+                if pending.items:
+                    attributes["commerce.items"] = [i.to_dict() for i in pending.items]  # new dicts of scalars
+                record = _sdk.info_log_record(CommerceLogRecord, ts_ns, "commerce." + event.type, attributes)
+            else:
+                log_body: dict[str, Any] | None = None
+                if settings.log_body == "envelope":
+                    log_body = envelope_body(event, pending.items, mask=mask)
+                    # the record's own copy (the SDK copies the attributes, never the body): a processor that
+                    # edits the body in place changes its record, never the event delivered
+                    log_body["data"] = copy_mapping(event.data)
+                record = CommerceLogRecord(
+                    timestamp=ts_ns,
+                    body=log_body,
+                    attributes=event_attributes(event, pending.items, mask=mask),
+                    event_name="commerce." + event.type,
+                    severity_number=SeverityNumber.INFO,
+                    severity_text="INFO",
+                    context=context,
+                )
             record.commerce_pending = pending
             emitted = True
             try:
-                _sdk.emit_record(_LOGGERS.get(), record)
+                _sdk.emit_record(_LOGGERS.get(), record, copied=data_copy is not None)
             except Exception as exc:  # a processor ahead of ours raised: the event still goes out below
                 rt.report_error(exc, pending)
     rt.counters["recorded"] += 1
