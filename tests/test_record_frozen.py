@@ -352,3 +352,20 @@ def test_dataclass_result_and_dataclass_body_on_error(events: CapturedEvents) ->
     assert second.data["revenue"] == 4.5
     assert (failed.type, failed.id) == ("checkout.failed", "sess-d")
     assert [type(e).__name__ for e in seen] == ["EventValidationError"] and "cannot make an event" in str(seen[0])
+
+
+def test_a_processor_editing_the_records_data_in_place_changes_nothing_delivered(
+    sdk: OtelSdk, events: CapturedEvents
+) -> None:
+    """The record record_event builds beside other processors carries its own copy of the data (lists stay
+    lists, the SDK would make them tuples): a processor editing it in place — nested map, nested list —
+    changes what it and later exporters see, never the event delivered."""
+    data: dict[str, Any] = {"cart_id": "c1", "value": 2.0, "meta": {"coupon": "A"}, "tags": ["x"]}
+    record_event("cart.updated", organization_id="acme", id="fz-3", data=data)
+    [log] = [r.log_record for r in sdk.logs.get_finished_logs()]
+    seen = (log.attributes or {})["commerce.data"]
+    [ev] = events
+    assert seen == ev.data and seen is not ev.data and seen["tags"] is not ev.data["tags"]  # type: ignore[index]
+    seen["meta"]["coupon"] = "REDACTED"  # type: ignore[index]
+    seen["tags"].append("y")  # type: ignore[index]
+    assert ev.data["meta"] == {"coupon": "A"} and ev.data["tags"] == ["x"]

@@ -231,3 +231,154 @@ def test_read_write_log_record_fields_are_the_four_emit_record_sets() -> None:
 
     names = [f.name for f in dataclasses.fields(ReadWriteLogRecord)]
     assert names == ["log_record", "resource", "instrumentation_scope", "limits"]
+
+
+# ------------------------------------------------- record_event's record: built without the constructors
+def test_info_log_record_is_what_the_api_constructor_makes() -> None:
+    """``info_log_record`` sets the API ``LogRecord``'s instance attributes directly: the same names and, but for
+    ``observed_timestamp`` (now), the same values as the constructor's, trace ids from the current span."""
+    from opentelemetry import trace
+    from opentelemetry._logs import LogRecord, SeverityNumber
+
+    assert _sdk._RECORD_OWN  # the SDK under test has the twelve attributes: the fast path is used
+    tp = TracerProvider(shutdown_on_exit=False)
+    attrs = {"commerce.id": "o-1"}
+    with tp.get_tracer("t").start_as_current_span("s") as span:
+        fast = _sdk.info_log_record(CommerceLogRecord, 123, "commerce.x", attrs)
+        api = LogRecord(timestamp=123, event_name="commerce.x", attributes=attrs, body=None,
+                        severity_number=SeverityNumber.INFO, severity_text="INFO")  # fmt: skip
+    assert type(fast) is CommerceLogRecord
+    assert set(vars(fast)) == set(vars(api)) == _sdk._RECORD_FIELDS
+    differ = {k for k in vars(api) if vars(fast)[k] != vars(api)[k]}
+    assert differ <= {"observed_timestamp"} and 0 < fast.observed_timestamp <= api.observed_timestamp
+    assert fast.trace_id == span.get_span_context().trace_id and fast.attributes is attrs
+    outside = _sdk.info_log_record(CommerceLogRecord, 1, "commerce.x", {})
+    assert (outside.trace_id, outside.span_id) == (0, 0) and outside.trace_flags == trace.TraceFlags.DEFAULT
+
+
+def test_bounded_sets_what_the_sdks_bounded_attributes_has() -> None:
+    """``_bounded`` (the record's ``BoundedAttributes`` without ``__init__``) sets every instance attribute the
+    SDK's constructor sets, with the limits' values: writable, counting, locking like the SDK's."""
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk._logs import LogRecordLimits
+
+    assert _sdk._BOUNDED_OWN
+    limits = LogRecordLimits(max_attributes=3)
+    fast = _sdk._bounded({"a": 1}, limits)
+    sdk = BoundedAttributes(maxlen=3, attributes={"a": 1}, immutable=False, max_value_len=None, extended_attributes=True)
+    assert set(vars(fast)) == set(vars(sdk))
+    assert {k: v for k, v in vars(fast).items() if k != "_lock"} == {k: v for k, v in vars(sdk).items() if k != "_lock"}
+    for bounded in (fast, sdk):
+        bounded["b"], bounded["c"], bounded["d"] = 2, 3, 4  # the fourth is dropped by maxlen
+        assert dict(bounded) == {"b": 2, "c": 3, "d": 4} and bounded.dropped == 1
+
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(min_size=1, max_size=6), inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+def _untupled(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ("dict", {k: _untupled(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return ("seq", [_untupled(v) for v in value])
+    return (type(value).__name__, value)
+
+
+def _shares(a: Any, b: Any) -> bool:
+    if isinstance(a, (dict, list)) and a is b:
+        return True
+    if isinstance(a, dict):
+        return any(_shares(a[k], b[k]) for k in a)
+    return isinstance(a, list) and any(_shares(x, y) for x, y in zip(a, b))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=10), _json, max_size=6))
+def test_json_copy_is_an_equal_unshared_copy_and_the_sdks_cleaning_but_for_tuples(data: dict[str, Any]) -> None:
+    """``json_copy`` of an event's JSON data (int64 ints, finite floats, str keys): equal to it container for
+    container (``typed``), sharing no container with it, and what the SDK's cleaning gives with its tuples
+    read as lists (exporters encode both as arrays)."""
+    copy = _sdk.json_copy(data)
+    assert typed(copy) == typed(data) and copy is not data and not _shares(copy, data)
+    assert _untupled(copy) == _untupled(_clean_attribute_value(data, None))
+
+
+def test_json_copy_is_none_for_what_orjson_cannot_encode() -> None:
+    """Then record_event falls back to the SDK's cleaning (``emit_record`` without ``copied``)."""
+    assert _sdk.json_copy({"n": 2**64}) is None
+    assert _sdk.json_copy({"s": "\ud800"}) is None
+    assert _sdk.json_copy({"b": b"x"}) is None
+
+
+class _Order(_sdk.LogRecordProcessor):
+    def __init__(self, name: str, calls: list[tuple[str, Any]]) -> None:
+        self.name, self.calls = name, calls
+
+    def on_emit(self, log_record: Any) -> None:
+        self.calls.append((self.name, log_record))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_emit_record_calls_the_processors_as_logger_emit_does() -> None:
+    """Behind the SDK's default multi-processor ``emit_record`` calls each processor's ``on_emit`` itself: all of
+    them, in order, with one record; none when a logger configuration disabled the logger; behind the
+    concurrent multi-processor, ``Logger.emit`` does it (same calls)."""
+    from opentelemetry.sdk._logs._internal import ConcurrentMultiLogRecordProcessor
+
+    for multi in (None, ConcurrentMultiLogRecordProcessor()):
+        calls: list[tuple[str, Any]] = []
+        lp = LoggerProvider(shutdown_on_exit=False, multi_log_record_processor=multi)
+        for name in ("first", "second", "third"):
+            lp.add_log_record_processor(_Order(name, calls))
+        logger = lp.get_logger("t")
+        assert (type(logger._multi_log_record_processor) is _sdk._SYNC_MULTI) is (multi is None)  # type: ignore[attr-defined]
+        _sdk.emit_record(logger, CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+        assert [n for n, _ in calls] == ["first", "second", "third"]
+        assert len({id(r) for _, r in calls}) == 1 and dict(calls[0][1].log_record.attributes) == {"a": 1}
+    from opentelemetry.sdk._logs._internal import _disable_logger_configurator
+
+    calls = []
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(_Order("only", calls))
+    lp._set_logger_configurator(logger_configurator=_disable_logger_configurator)  # type: ignore[attr-defined]
+    _sdk.emit_record(lp.get_logger("t"), CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+    assert calls == []
+
+
+def test_emit_record_counts_in_the_sdks_own_metrics() -> None:
+    """With the SDK's internal metrics on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), a record emit_record hands
+    the processors is counted in ``otel.sdk.log.created``, as ``Logger.emit`` counts it."""
+    code = textwrap.dedent(
+        """
+        import json
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from otel_commerce._otel import _sdk
+        from otel_commerce._record._recorder import CommerceLogRecord
+
+        reader = InMemoryMetricReader()
+        lp = LoggerProvider(shutdown_on_exit=False, meter_provider=MeterProvider(metric_readers=[reader]))
+        lp.add_log_record_processor(SimpleLogRecordProcessor(InMemoryLogRecordExporter()))
+        logger = lp.get_logger("t")
+        _sdk.emit_record(logger, CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+        logger.emit(CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+        points = {m.name: sum(p.value for p in m.data.data_points)
+                  for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+        print(json.dumps(points))
+        """
+    )
+    env = dict(os.environ, OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED="true")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["otel.sdk.log.created"] == 2
