@@ -293,7 +293,7 @@ def _shares(a: Any, b: Any) -> bool:
         return True
     if isinstance(a, dict):
         return any(_shares(a[k], b[k]) for k in a)
-    return isinstance(a, list) and any(_shares(x, y) for x, y in zip(a, b))
+    return isinstance(a, list) and any(_shares(x, y) for x, y in zip(a, b, strict=True))
 
 
 @settings(max_examples=300, deadline=None)

@@ -13,6 +13,7 @@ bare ``emit`` for a nested ``data`` map); without the private names it needs, th
 
 from __future__ import annotations
 
+import sys
 import threading
 from time import time_ns
 from typing import Any
@@ -24,8 +25,8 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry._logs import _internal as _logs_internal
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import get_current
-from opentelemetry.sdk._logs import _internal as _logs_sdk_internal
 from opentelemetry.sdk._logs import Logger, LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import _internal as _logs_sdk_internal
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     LogRecordExporter,
@@ -43,7 +44,10 @@ __all__ = [
     "ReadWriteLogRecord",
     "ReadableLogRecord",
     "SimpleLogRecordProcessor",
+    "DirectEmit",
     "clean_attributes",
+    "direct_emit",
+    "emit_direct",
     "emit_record",
     "info_log_record",
     "installed_logger_provider",
@@ -159,7 +163,7 @@ def _bounded(attributes: dict[str, Any], limits: Any) -> BoundedAttributes:
             max_value_len=limits.max_log_record_attribute_length,
             extended_attributes=True,
         )
-        bounded._dict = attributes  # type: ignore[assignment]
+        bounded._dict = attributes
         return bounded
     bounded = object.__new__(BoundedAttributes)
     bounded.__dict__.update(
@@ -220,19 +224,77 @@ def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> N
     if not copied:
         record.attributes = clean_attributes(attributes)
     rw = _cleaned_record(record, logger, limits)
+    direct = direct_emit(logger)
+    if direct is None:
+        logger.emit(rw)  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
+    elif direct.chain is not None:  # None: a logger configuration disabled the logger (emit does nothing)
+        direct.count()
+        for processor in direct.chain:
+            processor.on_emit(rw)
+
+
+class DirectEmit:
+    """What handing a record to one SDK ``Logger``'s processors takes, read once (:func:`direct_emit`).
+
+    ``chain``: the processors in order (None: the logger is disabled); ``maxlen``: the attribute count limit
+    (``sys.maxsize`` when none); ``limits``, ``resource``, ``scope``: what ``Logger.emit`` puts in a
+    ``ReadWriteLogRecord``; ``count``: the SDK's own ``otel.sdk.log.created`` counter (a no-op unless
+    ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``).
+    """
+
+    __slots__ = ("chain", "count", "limits", "maxlen", "resource", "scope")
+
+    def __init__(self, logger: Logger, limits: Any, chain: tuple[LogRecordProcessor, ...] | None, count: Any) -> None:
+        self.chain = chain
+        self.limits = limits
+        maxlen = limits.max_log_record_attributes
+        self.maxlen: int = sys.maxsize if maxlen is None else maxlen
+        self.resource = logger.resource
+        self.scope = logger.instrumentation_scope
+        self.count = count
+
+
+def direct_emit(logger: object) -> DirectEmit | None:
+    """How to do what ``Logger.emit`` does with a ``ReadWriteLogRecord`` (no exception on it) one call level
+    down, for ``logger`` as it is now; None when it does not apply (then ``Logger.emit``).
+
+    Applies to an SDK ``Logger`` (exactly) without an attribute value length limit, behind the SDK's
+    default ``SynchronousMultiLogRecordProcessor`` (a loop over the processors; the concurrent one keeps
+    its executor), when the private names this reads exist: ``_log_record_limits``,
+    ``_multi_log_record_processor._log_record_processors``, ``_logger_config.is_enabled``,
+    ``_logger_metrics.emit_log`` (contract tests). The result holds for as long as the logger's processor
+    tuple is the same object (the provider replaces it on every ``add_log_record_processor``) and the logger
+    stays enabled: ``record_event`` reads it again when either changes.
+    """
+    if type(logger) is not Logger or not (_CLEAN_OWN and _BOUNDED_OWN):
+        return None
+    limits = getattr(logger, "_log_record_limits", None)
     multi = getattr(logger, "_multi_log_record_processor", None)
     chain = getattr(multi, "_log_record_processors", None)
-    counter = getattr(logger, "_logger_metrics", None)
+    count = getattr(getattr(logger, "_logger_metrics", None), "emit_log", None)
     config = getattr(logger, "_logger_config", None)
-    if type(multi) is _SYNC_MULTI and type(chain) is tuple and counter is not None and config is not None:
-        # what Logger.emit does with a ReadWriteLogRecord without an exception, one call level down:
-        # nothing when a logger configuration disabled the logger, else count it, then each processor in order
-        if config.is_enabled:
-            counter.emit_log()
-            for processor in chain:
-                processor.on_emit(rw)
-        return
-    logger.emit(rw)  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
+    if (
+        limits is None
+        or limits.max_log_record_attribute_length is not None
+        or type(multi) is not _SYNC_MULTI
+        or type(chain) is not tuple
+        or count is None
+        or not isinstance(getattr(config, "is_enabled", None), bool)
+    ):
+        return None
+    return DirectEmit(logger, limits, chain if config.is_enabled else None, count)  # type: ignore[union-attr]
+
+
+def emit_direct(direct: DirectEmit, record: LogRecord) -> None:
+    """Hand ``record`` to ``direct``'s processors as ``Logger.emit`` would (:func:`direct_emit`), its attributes a
+    new dict of new JSON-shaped values (:func:`json_copy`), at most ``direct.maxlen`` of them, no exception on
+    the record: wrapped as :func:`_cleaned_record` does, counted, then each processor's ``on_emit`` in order."""
+    record.attributes = _bounded(record.attributes, direct.limits)  # type: ignore[arg-type]
+    rw: ReadWriteLogRecord = object.__new__(ReadWriteLogRecord)
+    rw.__dict__.update(log_record=record, resource=direct.resource, instrumentation_scope=direct.scope, limits=direct.limits)
+    direct.count()
+    for processor in direct.chain:  # type: ignore[union-attr]  # emit_pending reads a DirectEmit with a chain only
+        processor.on_emit(rw)
 
 
 _json_loads, _json_dumps = orjson.loads, orjson.dumps
@@ -251,10 +313,10 @@ def json_copy(value: Any) -> Any:
 
 
 #: the instance attributes of the API's ``LogRecord`` (``info_log_record`` sets them; another set: the constructor)
-_RECORD_FIELDS = frozenset(
-    ("timestamp", "observed_timestamp", "context", "trace_id", "span_id", "trace_flags", "severity_text")
-    + ("severity_number", "body", "attributes", "event_name", "exception")
-)
+_RECORD_FIELDS = frozenset((
+    "timestamp", "observed_timestamp", "context", "trace_id", "span_id", "trace_flags", "severity_text",
+    "severity_number", "body", "attributes", "event_name", "exception",
+))  # fmt: skip
 _RECORD_OWN = set(vars(LogRecord())) == _RECORD_FIELDS
 
 

@@ -380,20 +380,26 @@ class _LoggerCache:
     """``get_logger`` once per provider (the lookup is slower than an emit), and whether our processor
     is the only one its ``emit`` would call (cached on the identity of the provider's processor tuple)."""
 
-    __slots__ = ("chain", "logger", "only", "provider")
+    __slots__ = ("chain", "direct", "logger", "only", "provider")
 
     def __init__(self) -> None:
         self.provider: object = None
         self.logger: _logs.Logger | None = None
         self.chain: object = None
         self.only: CommerceLogRecordProcessor | None = None
+        #: how to hand a record to the processors one call level below Logger.emit (None: Logger.emit)
+        self.direct: _sdk.DirectEmit | None = None
 
     def sole_processor(self) -> CommerceLogRecordProcessor | None:
-        """Our processor when it is the only one an emit would reach (exactly ours: not a subclass), else None."""
-        chain = _sdk.logger_processors(self.get())
+        """Our processor when it is the only one an emit would reach (exactly ours: not a subclass), else None.
+        Also refreshes :attr:`direct` when the processors (or the logger's being enabled) changed."""
+        logger = self.get()
+        chain = _sdk.logger_processors(logger)
         if chain is not self.chain:
             only = chain[0] if chain is not None and len(chain) == 1 else None
             self.only = only if type(only) is CommerceLogRecordProcessor else None
+            direct = _sdk.direct_emit(logger) if chain is not None else None
+            self.direct = direct if direct is not None and direct.chain is chain else None
             self.chain = chain
         return self.only
 
@@ -462,6 +468,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                     _metrics.add_one(_RECORDED_OTEL)
                 return
             ts_ns = to_unix_ns(event.timestamp)
+            direct = _LOGGERS.direct
             data_copy = None
             if context is None and settings.log_body != "envelope":
                 # the record's own copy of the data, made by orjson (the event's data is the wire's JSON):
@@ -492,7 +499,10 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
             record.commerce_pending = pending
             emitted = True
             try:
-                _sdk.emit_record(_LOGGERS.get(), record, copied=data_copy is not None)
+                if data_copy is not None and direct is not None and len(attributes) <= direct.maxlen:
+                    _sdk.emit_direct(direct, record)  # the processors called as Logger.emit calls them
+                else:
+                    _sdk.emit_record(_LOGGERS.get(), record, copied=data_copy is not None)
             except Exception as exc:  # a processor ahead of ours raised: the event still goes out below
                 rt.report_error(exc, pending)
     rt.counters["recorded"] += 1
