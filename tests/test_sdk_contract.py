@@ -382,3 +382,28 @@ def test_emit_record_counts_in_the_sdks_own_metrics() -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["otel.sdk.log.created"] == 2
+
+
+def test_direct_emit_applies_only_where_it_does_what_logger_emit_does() -> None:
+    """``direct_emit`` reads the SDK logger's limits, processors, enabled flag and SDK counter (private names):
+    for the default provider it gives the logger's own processor tuple; it declines (None: ``Logger.emit``)
+    for a value-length limit, the concurrent multi-processor and anything not an SDK ``Logger``; a disabled
+    logger gives no processors."""
+    from opentelemetry.sdk._logs import LogRecordLimits
+    from opentelemetry.sdk._logs._internal import ConcurrentMultiLogRecordProcessor, _disable_logger_configurator
+
+    lp = LoggerProvider(shutdown_on_exit=False, log_record_limits=LogRecordLimits(max_attributes=9))
+    lp.add_log_record_processor(_Order("a", []))
+    logger = lp.get_logger("t")
+    direct = _sdk.direct_emit(logger)
+    assert direct is not None and direct.chain is _sdk.logger_processors(logger) and direct.maxlen == 9
+    assert direct.resource is logger.resource and direct.scope == logger.instrumentation_scope
+    assert _sdk.direct_emit(LoggerProvider(shutdown_on_exit=False).get_logger("t")).maxlen == 128  # type: ignore[union-attr]
+    cut = LoggerProvider(shutdown_on_exit=False, log_record_limits=LogRecordLimits(max_attribute_length=8))
+    assert _sdk.direct_emit(cut.get_logger("t")) is None
+    concurrent = LoggerProvider(shutdown_on_exit=False, multi_log_record_processor=ConcurrentMultiLogRecordProcessor())
+    assert _sdk.direct_emit(concurrent.get_logger("t")) is None
+    assert _sdk.direct_emit(object()) is None
+    lp._set_logger_configurator(logger_configurator=_disable_logger_configurator)  # type: ignore[attr-defined]
+    off = _sdk.direct_emit(lp.get_logger("t"))
+    assert off is not None and off.chain is None
