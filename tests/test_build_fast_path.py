@@ -491,3 +491,80 @@ def test_a_multi_mapping_repeating_a_policy_key(policy: str, pairs: list[tuple[s
     data = _OddKeys(pairs)
     for event_type in ("order.completed", "loyalty.points_earned"):
         _compare(policy, 1_048_576, dict(event_type=event_type, data=data, id="o-1", organization_id="acme"))
+
+
+def _trace_ids(pending: Any) -> tuple[str, str]:
+    assert pending.event is not None
+    return pending.event.trace_id, pending.event.span_id
+
+
+def test_the_current_span_read_from_the_context_is_get_current_spans() -> None:
+    """``build_pending`` reads the span from the current context (``_sdk.current_span_source``) and makes of
+    the value what ``trace.get_current_span()`` makes of it: a value that is not a ``Span`` (or none) gives
+    no trace ids; a ``Span`` of a type seen for the first time is checked once."""
+    assert _recorder._context_get is not None  # the fast read is in use on the API under test
+    for value in ("not a span", 5, SpanContext(0x1, 0x2, False)):
+        token = context.attach(context.set_value(_recorder._SPAN_KEY, value))
+        try:
+            assert trace.get_current_span() is trace.INVALID_SPAN
+            assert _trace_ids(build_pending("order.completed", id="o-1", organization_id="acme")) == ("", "")
+        finally:
+            context.detach(token)
+    assert str not in _recorder._SPAN_TYPES and int not in _recorder._SPAN_TYPES
+
+    class OtherSpan(NonRecordingSpan):
+        pass
+
+    span = OtherSpan(SpanContext(0xABC, 0xDEF, False, TraceFlags(1)))
+    _recorder._SPAN_TYPES.discard(OtherSpan)
+    for _ in range(2):  # checked, then known
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            assert _trace_ids(build_pending("order.completed", id="o-1", organization_id="acme")) == (
+                "%032x" % 0xABC,  # noqa: UP031
+                "%016x" % 0xDEF,  # noqa: UP031
+            )
+        finally:
+            context.detach(token)
+        assert OtherSpan in _recorder._SPAN_TYPES
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**129), st.integers(0, 2**65), st.booleans())
+def test_trace_ids_are_formatted_as_before(trace_id: int, span_id: int, foreign: bool) -> None:
+    """Bytes to hex for a valid API ``SpanContext`` (its ids then fit 16 and 8 bytes), ``%x`` for another
+    tracer's: the same text as ``format(id, "032x")`` / ``format(id, "016x")``; no ids when not valid."""
+    sc = (_Context if foreign else SpanContext)(trace_id, span_id, False, TraceFlags(1))
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(sc)))
+    try:
+        got = _trace_ids(build_pending("order.completed", id="o-1", organization_id="acme"))
+    finally:
+        context.detach(token)
+    assert got == ((format(trace_id, "032x"), format(span_id, "016x")) if sc.is_valid else ("", ""))
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop", "keep"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"items": [{"a": 1}, {"b": float("nan")}]},
+        {"items": [1, 2, [3, {"x": [0, 2**70]}]]},
+        {"n": {"list": ["a", "b", "\ud800"]}},
+        {"email": ["a@b.co", {"k": float("inf")}]},
+        {"items": [{"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}]},
+        {"items": ({"a": 1}, {"b": object()})},
+    ],
+)
+def test_refused_values_in_lists_are_named_by_their_index(policy: str, data: dict[str, Any]) -> None:
+    """The walk names a refused value's index without counting the values before it (they are in the copy)."""
+    with pytest.raises(EventValidationError) as expected:
+        freeze_data(data)
+    assert "[" in str(expected.value)
+    _compare(policy, 1_048_576, dict(event_type="order.completed", data=data, id="o-1", organization_id="acme"))
+    RUNTIME.install(Settings(pii=policy), None)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(EventValidationError) as got:
+            build_pending("order.completed", data=data, id="o-1", organization_id="acme")
+    finally:
+        RUNTIME.reset()
+    assert str(got.value) == str(expected.value)

@@ -288,11 +288,13 @@ class _FreezePii(_Freeze):
     ``record_event`` checks the catalog fields and makes the entity id from the raw values first (as
     before), then :func:`apply_pii_top` applies them."""
 
-    __slots__ = ("drop",)
+    __slots__ = ("drop", "top")
 
     def __init__(self, drop: bool) -> None:
         self.size = 0  # what _Walk.__init__ does, without the super() call (one per recorded event)
         self.drop = drop
+        #: after :meth:`top_mapping`: the top-level keys the policy still has to treat, or None
+        self.top: list[str] | None = None
 
     def other(self, k: str, v: Any, kind: str | None, depth: int) -> Any:
         """A value of a mapping that is not a plain ASCII str, finite float or int64 int: checked,
@@ -332,7 +334,7 @@ class _FreezePii(_Freeze):
                     size += len(k) + 4
                     v = self.other(k, v, kind, depth)
                     t = type(v)
-            elif t is float and _isfinite(v):
+            elif t is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
                 size += len(k) + 25
@@ -361,10 +363,10 @@ class _FreezePii(_Freeze):
         self.size += size
         return out
 
-    def top_mapping(self, m: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    def top_mapping(self, m: Mapping[Any, Any]) -> dict[str, Any]:
         """The top-level mapping (depth 1), frozen. The policy's top-level keys wait for the catalog checks
-        and the entity id (which read the raw values): they are listed (once: a multi-mapping may repeat a
-        key) for :func:`apply_pii_top`. Not listed: an id key holding a str without any of the shapes'
+        and the entity id (which read the raw values): they are listed in :attr:`top` (once: a multi-mapping
+        may repeat a key; None when there are none) for :func:`apply_pii_top`. Not listed: an id key holding a str without any of the shapes'
         characters (the checks never change such a value: the catalog's id-named fields are text fields,
         so the policy leaves it); and, in a dict, a text or digested key holding a str (treated here:
         the catalog's e-mail and reason fields are text fields, which any str passes, and no id
@@ -390,7 +392,7 @@ class _FreezePii(_Freeze):
                     size += len(k) + 4
                     v = self.other(k, v, kind, 1)
                     t = type(v)
-            elif t is float and _isfinite(v):
+            elif t is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
                 size += len(k) + 25
@@ -418,7 +420,12 @@ class _FreezePii(_Freeze):
                 # one plain key, the first one listed, must not be digested twice)
                 if kind == "text":
                     out[k] = scrub_text(v)
-                elif not self.drop:
+                elif self.drop:
+                    pass
+                elif kind == "em" and 0 < len(v) < 64:  # capi_hash("em", v)'s common case, inline
+                    v = v.strip().lower()
+                    out[k] = _sha256(v.encode()).hexdigest() if v else ""
+                else:
                     out[k] = (capi_hash(kind, v) if kind == "em" or kind == "ph" else _digest(kind, v)) if v else v
                 continue
             out[k] = v
@@ -428,24 +435,32 @@ class _FreezePii(_Freeze):
                 elif k not in top:
                     top.append(k)
         self.size += size
-        return out, top
+        self.top = top
+        return out
 
     def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
         out: list[Any] = []
-        for i, v in enumerate(seq):
-            try:
-                if type(v) is dict and depth < MAX_DEPTH:  # what value() would do, one call less
-                    out.append(self.mapping(v, depth + 1))
-                else:
-                    out.append(self.value(v, depth))
-            except _Refused as r:
-                r.path.append(f"[{i}]")
-                raise
+        append = out.append
+        value = self.value
+        try:
+            if depth < MAX_DEPTH:
+                mapping = self.mapping
+                inner = depth + 1
+                for v in seq:
+                    # a dict: what value() would do, one call less
+                    append(mapping(v, inner) if type(v) is dict else value(v, depth))
+            else:
+                for v in seq:
+                    append(value(v, depth))
+        except _Refused as r:
+            r.path.append(f"[{len(out)}]")  # the values before the refused one are in out
+            raise
         self.size += len(seq)
         return out
 
 
 _isfinite = math.isfinite
+_sha256 = hashlib.sha256
 
 
 def _new_key(k: Any) -> tuple[str, str | None]:
@@ -472,13 +487,13 @@ def freeze_with_pii(
     ``apply_pii_top(*freeze_with_pii(v, p))`` = ``apply_pii_frozen(freeze_data(v), p)``."""
     walk = _FreezePii(policy == "drop")
     try:
-        out, top = walk.top_mapping(value)
+        out = walk.top_mapping(value)
     except _Refused as r:
         raise EventValidationError(f"{_path('data', r.path)} {r.reason}") from None
     if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
         # the exact size is measured on the copy without digests, as freeze_data does (raises if too large)
         freeze_data(value, max_bytes=max_bytes, extra_bytes=extra_bytes)
-    return out, top or []
+    return out, walk.top or []
 
 
 def apply_pii_top(data: dict[str, Any], keys: list[str], policy: str) -> dict[str, Any]:
