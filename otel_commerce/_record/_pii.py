@@ -440,18 +440,15 @@ class _FreezePii(_Freeze):
 
     def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
         out: list[Any] = []
-        append = out.append
-        value = self.value
-        try:
+        try:  # (no bound methods kept in locals: each would be one more GC-tracked object per list)
             if depth < MAX_DEPTH:
-                mapping = self.mapping
                 inner = depth + 1
                 for v in seq:
                     # a dict: what value() would do, one call less
-                    append(mapping(v, inner) if type(v) is dict else value(v, depth))
+                    out.append(self.mapping(v, inner) if type(v) is dict else self.value(v, depth))
             else:
                 for v in seq:
-                    append(value(v, depth))
+                    out.append(self.value(v, depth))
         except _Refused as r:
             r.path.append(f"[{len(out)}]")  # the values before the refused one are in out
             raise
