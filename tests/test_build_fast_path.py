@@ -568,3 +568,37 @@ def test_refused_values_in_lists_are_named_by_their_index(policy: str, data: dic
     finally:
         RUNTIME.reset()
     assert str(got.value) == str(expected.value)
+
+
+class _Key(str):
+    """A str subclass key (an enum-like one): equal to, and hashing as, its plain text."""
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop", "keep"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "x"},
+        {"order_id": "o-1", "unix_ms": 5},
+        {"revenue": float("nan"), "event_id": "e"},  # a refused value before the reserved key: reserved first
+        {"items": [{"a": 2**70}], "trace_id": "t"},
+        {"span_id": "s", "revenue": float("inf")},
+        {_Key("id"): "x"},
+        {_Key("order_id"): "o-1", _Key("unix_ms"): 1},
+        {"nested": {"id": "x", "event_id": "e", "unix_ms": 1}, "order_id": "o-1"},  # nested: not reserved
+        {5: "x", "id": "y"},
+        {"id": "x", 5: "y"},
+        {"n": [{"id": 1}], "m": {"trace_id": {"span_id": 1}}},
+    ],
+)
+@pytest.mark.parametrize("wrap", [dict, _OddKeys])
+def test_reserved_keys_are_refused_before_anything_else(policy: str, data: dict[Any, Any], wrap: Any) -> None:
+    """A dict's top-level keys are checked for reserved ones by the walk itself (flagged keys, and
+    ``check_reserved`` first when the walk refuses a value); the error is the same as before, also when a
+    refused value comes first; another Mapping is checked by its keys before the walk, as before."""
+    given = data if wrap is dict else _OddKeys(list(data.items()))
+    for event_type in ("order.completed", "loyalty.points_earned"):
+        _compare(policy, 1_048_576, dict(event_type=event_type, data=given, id="o-1", organization_id="acme"))
+    from otel_commerce._record import _pii
+
+    assert not {"id", "event_id", "trace_id", "span_id", "unix_ms"} & set(_pii._TOP_KEYS)

@@ -27,6 +27,7 @@ from typing import Any
 
 from .._errors import EventValidationError
 from .._model import capi_hash
+from .._model._catalog import RESERVED_DATA_KEYS
 from .._model._envelope import INT64_MAX, INT64_MIN, MAX_DEPTH, _Freeze, _path, _Refused, _str_ok, freeze_data
 from .._model._scrub import scrub_text
 
@@ -279,6 +280,9 @@ _HASHED = frozenset({"em", "ph", "ip", "ua"})  # kinds whose whole value is dige
 #: plain ``str`` keys the walk has checked (encodable) and classified: key → PII kind (bounded)
 _GOOD_KEYS: dict[str, str | None] = {}
 _MISS: Any = object()
+#: the keys of :data:`_GOOD_KEYS` met at the top level of ``data``, except the reserved ones
+#: (``RESERVED_DATA_KEYS``): a reserved key always takes :meth:`_FreezePii.top_key`, which flags it (bounded)
+_TOP_KEYS: dict[str, str | None] = {}
 
 
 class _FreezePii(_Freeze):
@@ -288,13 +292,26 @@ class _FreezePii(_Freeze):
     ``record_event`` checks the catalog fields and makes the entity id from the raw values first (as
     before), then :func:`apply_pii_top` applies them."""
 
-    __slots__ = ("drop", "top")
+    __slots__ = ("drop", "reserved", "top")
 
     def __init__(self, drop: bool) -> None:
         self.size = 0  # what _Walk.__init__ does, without the super() call (one per recorded event)
         self.drop = drop
         #: after :meth:`top_mapping`: the top-level keys the policy still has to treat, or None
         self.top: list[str] | None = None
+        #: after :meth:`top_mapping`: a top-level key met was a reserved one (``k in RESERVED_DATA_KEYS``)
+        self.reserved = False
+
+    def top_key(self, k: Any) -> tuple[str, str | None]:
+        """A top-level key not in :data:`_TOP_KEYS` (or not a plain str): :func:`_new_key`'s checks, and
+        :attr:`reserved` set when it is a reserved key (as given, or made a plain str)."""
+        given = k
+        k, kind = _new_key(k)
+        if k in RESERVED_DATA_KEYS or (given is not k and given in RESERVED_DATA_KEYS):
+            self.reserved = True
+        elif len(_TOP_KEYS) < _KIND_CACHE_MAX:
+            _TOP_KEYS[k] = kind
+        return k, kind
 
     def other(self, k: str, v: Any, kind: str | None, depth: int) -> Any:
         """A value of a mapping that is not a plain ASCII str, finite float or int64 int: checked,
@@ -374,16 +391,16 @@ class _FreezePii(_Freeze):
         out: dict[str, Any] = {}
         top: list[str] | None = None
         size = 0
-        good = _GOOD_KEYS
+        good = _TOP_KEYS  # (never a reserved key: those are flagged by top_key)
         plain = type(m) is dict
         for k, v in m.items():
             try:
                 kind = good[k]
             except Exception:  # KeyError; or an unhashable / odd key of a custom Mapping: the checks decide
-                k, kind = _new_key(k)
+                k, kind = self.top_key(k)
             else:
                 if type(k) is not str:
-                    k, kind = _new_key(k)
+                    k, kind = self.top_key(k)
             t = type(v)
             if t is str:
                 if v.isascii():

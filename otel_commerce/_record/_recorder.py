@@ -273,19 +273,28 @@ def build_pending(
             event_type, payload, id=id, max_bytes=settings.max_event_bytes, extra_bytes=extra, freeze=True
         )
     else:
-        try:
-            clash = not _RESERVED.isdisjoint(payload)
-        except TypeError:  # an unhashable key (a custom Mapping's): check_reserved, then the walk, name it
-            clash = True
-        if clash:
-            check_reserved(payload, event_type)  # raises when a reserved key is there
+        # reserved keys first (check_reserved), then the walk's refusals: a dict's keys are checked by the
+        # walk (it flags a reserved one; on a refusal, check_reserved runs first); another Mapping's now, by
+        # its __iter__ (which the walk does not use)
+        mapping = type(payload) is not dict
+        if mapping:
+            try:
+                clash = not _RESERVED.isdisjoint(payload)
+            except TypeError:  # an unhashable key (a custom Mapping's): check_reserved, then the walk, name it
+                clash = True
+            if clash:
+                check_reserved(payload, event_type)  # raises when a reserved key is there
         # freeze_with_pii(payload, pii, ...), inline: one call and one tuple less per event
         walk = _FreezePii(pii == "drop")
         raw = payload
         try:
             payload = walk.top_mapping(raw)
         except _Refused as r:
+            if not mapping:
+                check_reserved(raw, event_type)
             raise EventValidationError(f"{_path('data', r.path)} {r.reason}") from None
+        if walk.reserved:
+            check_reserved(raw, event_type)  # raises
         extra += ENVELOPE_OVERHEAD
         max_bytes = settings.max_event_bytes
         if (walk.size + extra) * 6 > max_bytes:  # measured exactly without digests (raises if too large)
