@@ -27,6 +27,7 @@ from otel_commerce._model._catalog import (
     check_fields,
     check_ids,
     check_reserved,
+    field_kinds,
     fields_from_order,
     items_size,
 )
@@ -602,3 +603,35 @@ def test_reserved_keys_are_refused_before_anything_else(policy: str, data: dict[
     from otel_commerce._record import _pii
 
     assert not {"id", "event_id", "trace_id", "span_id", "unix_ms"} & set(_pii._TOP_KEYS)
+
+
+FIELD_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "USD", "usd", " eur ", "XYZ", "o-1", "a@b.co", "10.0.0.1"]),
+    st.booleans(),
+    st.integers(-3, 2**33),
+    st.sampled_from([0.0, -0.5, 12.5, 1e14, 1e14 - 1, float("nan"), float("inf"), 2.0**32]),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event_type=st.sampled_from(sorted(CATALOG)),
+    values=st.lists(FIELD_VALUES, min_size=8, max_size=8),
+    present=st.lists(st.booleans(), min_size=8, max_size=8),
+    with_id=st.booleans(),
+    policy=st.sampled_from(["hash", "drop"]),
+)
+def test_catalog_fields_checked_inline_equal_check_fields(
+    event_type: str, values: list[Any], present: list[bool], with_id: bool, policy: str
+) -> None:
+    """``build_pending`` checks the catalog fields' common valid cases inline and leaves the rest (missing
+    required fields, conversions, errors) to ``check_fields``: the same events and the same errors."""
+    fields = [f for f, _, _ in field_kinds(event_type)]
+    data = {f: v for f, v, p in zip(fields, values, present, strict=False) if p}
+    _compare(
+        policy,
+        1_048_576,
+        dict(event_type=event_type, data=data, id="o-1" if with_id else None, organization_id="acme"),
+    )
