@@ -179,7 +179,6 @@ def emit_record(logger: object, record: LogRecord) -> None:
     logger.emit(_cleaned_record(record, logger, limits))  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
 
 
-
 def current_span_source() -> tuple[Any, str] | None:
     """``(get, key)`` such that ``get().get(key)`` is what ``trace.get_current_span()`` reads before its checks:
     the current context's getter (``ContextVar.get`` of ``opentelemetry.context._RUNTIME_CONTEXT._current_context``,
