@@ -27,6 +27,7 @@ from otel_commerce._model._catalog import (
     check_fields,
     check_ids,
     check_reserved,
+    field_kinds,
     fields_from_order,
     items_size,
 )
@@ -491,3 +492,146 @@ def test_a_multi_mapping_repeating_a_policy_key(policy: str, pairs: list[tuple[s
     data = _OddKeys(pairs)
     for event_type in ("order.completed", "loyalty.points_earned"):
         _compare(policy, 1_048_576, dict(event_type=event_type, data=data, id="o-1", organization_id="acme"))
+
+
+def _trace_ids(pending: Any) -> tuple[str, str]:
+    assert pending.event is not None
+    return pending.event.trace_id, pending.event.span_id
+
+
+def test_the_current_span_read_from_the_context_is_get_current_spans() -> None:
+    """``build_pending`` reads the span from the current context (``_sdk.current_span_source``) and makes of
+    the value what ``trace.get_current_span()`` makes of it: a value that is not a ``Span`` (or none) gives
+    no trace ids; a ``Span`` of a type seen for the first time is checked once."""
+    assert _recorder._context_get is not None  # the fast read is in use on the API under test
+    for value in ("not a span", 5, SpanContext(0x1, 0x2, False)):
+        token = context.attach(context.set_value(_recorder._SPAN_KEY, value))
+        try:
+            assert trace.get_current_span() is trace.INVALID_SPAN
+            assert _trace_ids(build_pending("order.completed", id="o-1", organization_id="acme")) == ("", "")
+        finally:
+            context.detach(token)
+    assert str not in _recorder._SPAN_TYPES and int not in _recorder._SPAN_TYPES
+
+    class OtherSpan(NonRecordingSpan):
+        pass
+
+    span = OtherSpan(SpanContext(0xABC, 0xDEF, False, TraceFlags(1)))
+    _recorder._SPAN_TYPES.discard(OtherSpan)
+    for _ in range(2):  # checked, then known
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            assert _trace_ids(build_pending("order.completed", id="o-1", organization_id="acme")) == (
+                "%032x" % 0xABC,  # noqa: UP031
+                "%016x" % 0xDEF,  # noqa: UP031
+            )
+        finally:
+            context.detach(token)
+        assert OtherSpan in _recorder._SPAN_TYPES
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**129), st.integers(0, 2**65), st.booleans())
+def test_trace_ids_are_formatted_as_before(trace_id: int, span_id: int, foreign: bool) -> None:
+    """Bytes to hex for a valid API ``SpanContext`` (its ids then fit 16 and 8 bytes), ``%x`` for another
+    tracer's: the same text as ``format(id, "032x")`` / ``format(id, "016x")``; no ids when not valid."""
+    sc = (_Context if foreign else SpanContext)(trace_id, span_id, False, TraceFlags(1))
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(sc)))
+    try:
+        got = _trace_ids(build_pending("order.completed", id="o-1", organization_id="acme"))
+    finally:
+        context.detach(token)
+    assert got == ((format(trace_id, "032x"), format(span_id, "016x")) if sc.is_valid else ("", ""))
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop", "keep"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"items": [{"a": 1}, {"b": float("nan")}]},
+        {"items": [1, 2, [3, {"x": [0, 2**70]}]]},
+        {"n": {"list": ["a", "b", "\ud800"]}},
+        {"email": ["a@b.co", {"k": float("inf")}]},
+        {"items": [{"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}]},
+        {"items": ({"a": 1}, {"b": object()})},
+    ],
+)
+def test_refused_values_in_lists_are_named_by_their_index(policy: str, data: dict[str, Any]) -> None:
+    """The walk names a refused value's index without counting the values before it (they are in the copy)."""
+    with pytest.raises(EventValidationError) as expected:
+        freeze_data(data)
+    assert "[" in str(expected.value)
+    _compare(policy, 1_048_576, dict(event_type="order.completed", data=data, id="o-1", organization_id="acme"))
+    RUNTIME.install(Settings(pii=policy), None)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(EventValidationError) as got:
+            build_pending("order.completed", data=data, id="o-1", organization_id="acme")
+    finally:
+        RUNTIME.reset()
+    assert str(got.value) == str(expected.value)
+
+
+class _Key(str):
+    """A str subclass key (an enum-like one): equal to, and hashing as, its plain text."""
+
+
+@pytest.mark.parametrize("policy", ["hash", "drop", "keep"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "x"},
+        {"order_id": "o-1", "unix_ms": 5},
+        {"revenue": float("nan"), "event_id": "e"},  # a refused value before the reserved key: reserved first
+        {"items": [{"a": 2**70}], "trace_id": "t"},
+        {"span_id": "s", "revenue": float("inf")},
+        {_Key("id"): "x"},
+        {_Key("order_id"): "o-1", _Key("unix_ms"): 1},
+        {"nested": {"id": "x", "event_id": "e", "unix_ms": 1}, "order_id": "o-1"},  # nested: not reserved
+        {5: "x", "id": "y"},
+        {"id": "x", 5: "y"},
+        {"n": [{"id": 1}], "m": {"trace_id": {"span_id": 1}}},
+    ],
+)
+@pytest.mark.parametrize("wrap", [dict, _OddKeys])
+def test_reserved_keys_are_refused_before_anything_else(policy: str, data: dict[Any, Any], wrap: Any) -> None:
+    """A dict's top-level keys are checked for reserved ones by the walk itself (flagged keys, and
+    ``check_reserved`` first when the walk refuses a value); the error is the same as before, also when a
+    refused value comes first; another Mapping is checked by its keys before the walk, as before."""
+    given = data if wrap is dict else _OddKeys(list(data.items()))
+    for event_type in ("order.completed", "loyalty.points_earned"):
+        _compare(policy, 1_048_576, dict(event_type=event_type, data=given, id="o-1", organization_id="acme"))
+    from otel_commerce._record import _pii
+
+    assert not {"id", "event_id", "trace_id", "span_id", "unix_ms"} & set(_pii._TOP_KEYS)
+
+
+FIELD_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "USD", "usd", " eur ", "XYZ", "o-1", "a@b.co", "10.0.0.1"]),
+    st.booleans(),
+    st.integers(-3, 2**33),
+    st.sampled_from([0.0, -0.5, 12.5, 1e14, 1e14 - 1, float("nan"), float("inf"), 2.0**32]),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event_type=st.sampled_from(sorted(CATALOG)),
+    values=st.lists(FIELD_VALUES, min_size=8, max_size=8),
+    present=st.lists(st.booleans(), min_size=8, max_size=8),
+    with_id=st.booleans(),
+    policy=st.sampled_from(["hash", "drop"]),
+)
+def test_catalog_fields_checked_inline_equal_check_fields(
+    event_type: str, values: list[Any], present: list[bool], with_id: bool, policy: str
+) -> None:
+    """``build_pending`` checks the catalog fields' common valid cases inline and leaves the rest (missing
+    required fields, conversions, errors) to ``check_fields``: the same events and the same errors."""
+    fields = [f for f, _, _ in field_kinds(event_type)]
+    data = {f: v for f, v, p in zip(fields, values, present, strict=False) if p}
+    _compare(
+        policy,
+        1_048_576,
+        dict(event_type=event_type, data=data, id="o-1" if with_id else None, organization_id="acme"),
+    )

@@ -407,3 +407,51 @@ def test_direct_emit_applies_only_where_it_does_what_logger_emit_does() -> None:
     lp._set_logger_configurator(logger_configurator=_disable_logger_configurator)  # type: ignore[attr-defined]
     off = _sdk.direct_emit(lp.get_logger("t"))
     assert off is not None and off.chain is None
+
+
+def test_current_span_source_reads_what_get_current_span_reads() -> None:
+    """``build_pending`` reads the current span as ``get().get(key)`` (private API names): the same object
+    ``trace.get_current_span()`` returns whenever a ``Span`` is current (None outside any span), in threads'
+    and tasks' own contexts too (a ContextVar), through attach / detach and nested spans."""
+    import asyncio
+    import threading
+
+    from opentelemetry import context, trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+    source = _sdk.current_span_source()
+    assert source is not None, "the API's contextvars runtime context or its span key moved: update _sdk"
+    get, key = source
+
+    def current() -> object:
+        return get().get(key)
+
+    assert current() is None and trace.get_current_span() is trace.INVALID_SPAN
+    tracer = TracerProvider().get_tracer("contract")
+    with tracer.start_as_current_span("outer") as outer:
+        assert current() is outer is trace.get_current_span()
+        with tracer.start_as_current_span("inner") as inner:
+            assert current() is inner is trace.get_current_span()
+        assert current() is outer
+        seen: list[object] = []
+        thread = threading.Thread(target=lambda: seen.append(current()))  # a new thread: an empty context
+        thread.start()
+        thread.join()
+        assert seen == [None]
+
+        async def in_task() -> object:
+            return current()
+
+        assert asyncio.run(in_task()) is outer  # a task copies the context it is created in
+    remote = NonRecordingSpan(SpanContext(0x1, 0x2, True))
+    token = context.attach(trace.set_span_in_context(remote))
+    try:
+        assert current() is remote is trace.get_current_span()
+        inner_token = context.attach(context.set_value(key, "not a span"))  # get_current_span's check
+        try:
+            assert current() == "not a span" and trace.get_current_span() is trace.INVALID_SPAN
+        finally:
+            context.detach(inner_token)
+    finally:
+        context.detach(token)
+    assert current() is None

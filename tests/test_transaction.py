@@ -185,3 +185,31 @@ def test_span_mode_adds_the_span_event_at_release_while_the_span_records(sdk: Ot
             assert [e.name for e in span.events] == []  # held: not on the span yet (no ghost in the trace)
         assert [e.name for e in span.events] == ["commerce.order.completed"]
     assert len(events) == 1
+
+
+@pytest.mark.parametrize("default_on_commit", [False, True])
+def test_holder_for_the_default_target_without_integrations(sdk: OtelSdk, default_on_commit: bool) -> None:
+    """No integration bound (the common case, taken at once): ``on_commit=None`` is the open ``transaction()``
+    block, if any, whatever ``OTEL_COMMERCE_ON_COMMIT`` says (no database transaction can be found); a
+    resolver bound later is asked again."""
+    from otel_commerce._record import _transaction
+
+    RUNTIME.install(Settings(on_commit=default_on_commit), None)
+    saved = list(_transaction._RESOLVERS)
+    _transaction._RESOLVERS.clear()
+    try:
+        assert _transaction.holder_for(None) is None
+        with otel_commerce.transaction():
+            block = _transaction.holder_for(None)
+            assert block is not None and block is _transaction.holder_for(False) is _transaction.holder_for(True)
+        asked: list[object] = []
+
+        def resolver(target: object) -> object:
+            asked.append(target)
+            return None
+
+        _transaction._RESOLVERS.append(resolver)
+        assert _transaction.holder_for(None) is None
+        assert asked == [True if default_on_commit else None]
+    finally:
+        _transaction._RESOLVERS[:] = saved

@@ -353,3 +353,28 @@ def info_log_record(cls: type[LogRecord], timestamp: int, event_name: str, attri
         exception=None,
     )
     return record
+
+
+def current_span_source() -> tuple[Any, str] | None:
+    """``(get, key)`` such that ``get().get(key)`` is what ``trace.get_current_span()`` reads before its checks:
+    the current context's getter (``ContextVar.get`` of ``opentelemetry.context._RUNTIME_CONTEXT._current_context``,
+    private) and the current-span key (``opentelemetry.trace.propagation._SPAN_KEY``, private). ``build_pending``
+    reads the span so in ~0.03 µs instead of ~0.2 µs (three calls through the context API). None when the
+    runtime context is not the API's contextvars one (``OTEL_PYTHON_CONTEXT``) or a name moved: the caller then
+    calls ``trace.get_current_span()``."""
+    from contextvars import ContextVar
+
+    from opentelemetry import context as _context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.trace import propagation as _propagation
+
+    runtime = getattr(_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    key = getattr(_propagation, "_SPAN_KEY", None)
+    if (
+        type(runtime) is not ContextVarsRuntimeContext  # exactly: its get_current() is var.get()
+        or type(var) is not ContextVar
+        or type(key) is not str
+    ):
+        return None
+    return var.get, key

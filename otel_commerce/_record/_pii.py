@@ -27,6 +27,7 @@ from typing import Any
 
 from .._errors import EventValidationError
 from .._model import capi_hash
+from .._model._catalog import RESERVED_DATA_KEYS
 from .._model._envelope import INT64_MAX, INT64_MIN, MAX_DEPTH, _Freeze, _path, _Refused, _str_ok, freeze_data
 from .._model._scrub import scrub_text
 
@@ -279,6 +280,9 @@ _HASHED = frozenset({"em", "ph", "ip", "ua"})  # kinds whose whole value is dige
 #: plain ``str`` keys the walk has checked (encodable) and classified: key → PII kind (bounded)
 _GOOD_KEYS: dict[str, str | None] = {}
 _MISS: Any = object()
+#: the keys of :data:`_GOOD_KEYS` met at the top level of ``data``, except the reserved ones
+#: (``RESERVED_DATA_KEYS``): a reserved key always takes :meth:`_FreezePii.top_key`, which flags it (bounded)
+_TOP_KEYS: dict[str, str | None] = {}
 
 
 class _FreezePii(_Freeze):
@@ -288,11 +292,26 @@ class _FreezePii(_Freeze):
     ``record_event`` checks the catalog fields and makes the entity id from the raw values first (as
     before), then :func:`apply_pii_top` applies them."""
 
-    __slots__ = ("drop",)
+    __slots__ = ("drop", "reserved", "top")
 
     def __init__(self, drop: bool) -> None:
         self.size = 0  # what _Walk.__init__ does, without the super() call (one per recorded event)
         self.drop = drop
+        #: after :meth:`top_mapping`: the top-level keys the policy still has to treat, or None
+        self.top: list[str] | None = None
+        #: after :meth:`top_mapping`: a top-level key met was a reserved one (``k in RESERVED_DATA_KEYS``)
+        self.reserved = False
+
+    def top_key(self, k: Any) -> tuple[str, str | None]:
+        """A top-level key not in :data:`_TOP_KEYS` (or not a plain str): :func:`_new_key`'s checks, and
+        :attr:`reserved` set when it is a reserved key (as given, or made a plain str)."""
+        given = k
+        k, kind = _new_key(k)
+        if k in RESERVED_DATA_KEYS or (given is not k and given in RESERVED_DATA_KEYS):
+            self.reserved = True
+        elif len(_TOP_KEYS) < _KIND_CACHE_MAX:
+            _TOP_KEYS[k] = kind
+        return k, kind
 
     def other(self, k: str, v: Any, kind: str | None, depth: int) -> Any:
         """A value of a mapping that is not a plain ASCII str, finite float or int64 int: checked,
@@ -332,7 +351,7 @@ class _FreezePii(_Freeze):
                     size += len(k) + 4
                     v = self.other(k, v, kind, depth)
                     t = type(v)
-            elif t is float and _isfinite(v):
+            elif t is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
                 size += len(k) + 25
@@ -361,10 +380,10 @@ class _FreezePii(_Freeze):
         self.size += size
         return out
 
-    def top_mapping(self, m: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    def top_mapping(self, m: Mapping[Any, Any]) -> dict[str, Any]:
         """The top-level mapping (depth 1), frozen. The policy's top-level keys wait for the catalog checks
-        and the entity id (which read the raw values): they are listed (once: a multi-mapping may repeat a
-        key) for :func:`apply_pii_top`. Not listed: an id key holding a str without any of the shapes'
+        and the entity id (which read the raw values): they are listed in :attr:`top` (once: a multi-mapping
+        may repeat a key; None when there are none) for :func:`apply_pii_top`. Not listed: an id key holding a str without any of the shapes'
         characters (the checks never change such a value: the catalog's id-named fields are text fields,
         so the policy leaves it); and, in a dict, a text or digested key holding a str (treated here:
         the catalog's e-mail and reason fields are text fields, which any str passes, and no id
@@ -372,16 +391,16 @@ class _FreezePii(_Freeze):
         out: dict[str, Any] = {}
         top: list[str] | None = None
         size = 0
-        good = _GOOD_KEYS
+        good = _TOP_KEYS  # (never a reserved key: those are flagged by top_key)
         plain = type(m) is dict
         for k, v in m.items():
             try:
                 kind = good[k]
             except Exception:  # KeyError; or an unhashable / odd key of a custom Mapping: the checks decide
-                k, kind = _new_key(k)
+                k, kind = self.top_key(k)
             else:
                 if type(k) is not str:
-                    k, kind = _new_key(k)
+                    k, kind = self.top_key(k)
             t = type(v)
             if t is str:
                 if v.isascii():
@@ -390,7 +409,7 @@ class _FreezePii(_Freeze):
                     size += len(k) + 4
                     v = self.other(k, v, kind, 1)
                     t = type(v)
-            elif t is float and _isfinite(v):
+            elif t is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
                 size += len(k) + 29
             elif t is int and INT64_MIN <= v <= INT64_MAX:
                 size += len(k) + 25
@@ -418,7 +437,12 @@ class _FreezePii(_Freeze):
                 # one plain key, the first one listed, must not be digested twice)
                 if kind == "text":
                     out[k] = scrub_text(v)
-                elif not self.drop:
+                elif self.drop:
+                    pass
+                elif kind == "em" and 0 < len(v) < 64:  # capi_hash("em", v)'s common case, inline
+                    v = v.strip().lower()
+                    out[k] = _sha256(v.encode()).hexdigest() if v else ""
+                else:
                     out[k] = (capi_hash(kind, v) if kind == "em" or kind == "ph" else _digest(kind, v)) if v else v
                 continue
             out[k] = v
@@ -428,24 +452,29 @@ class _FreezePii(_Freeze):
                 elif k not in top:
                     top.append(k)
         self.size += size
-        return out, top
+        self.top = top
+        return out
 
     def sequence(self, seq: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
         out: list[Any] = []
-        for i, v in enumerate(seq):
-            try:
-                if type(v) is dict and depth < MAX_DEPTH:  # what value() would do, one call less
-                    out.append(self.mapping(v, depth + 1))
-                else:
+        try:  # (no bound methods kept in locals: each would be one more GC-tracked object per list)
+            if depth < MAX_DEPTH:
+                inner = depth + 1
+                for v in seq:
+                    # a dict: what value() would do, one call less
+                    out.append(self.mapping(v, inner) if type(v) is dict else self.value(v, depth))
+            else:
+                for v in seq:
                     out.append(self.value(v, depth))
-            except _Refused as r:
-                r.path.append(f"[{i}]")
-                raise
+        except _Refused as r:
+            r.path.append(f"[{len(out)}]")  # the values before the refused one are in out
+            raise
         self.size += len(seq)
         return out
 
 
 _isfinite = math.isfinite
+_sha256 = hashlib.sha256
 
 
 def _new_key(k: Any) -> tuple[str, str | None]:
@@ -472,13 +501,13 @@ def freeze_with_pii(
     ``apply_pii_top(*freeze_with_pii(v, p))`` = ``apply_pii_frozen(freeze_data(v), p)``."""
     walk = _FreezePii(policy == "drop")
     try:
-        out, top = walk.top_mapping(value)
+        out = walk.top_mapping(value)
     except _Refused as r:
         raise EventValidationError(f"{_path('data', r.path)} {r.reason}") from None
     if max_bytes is not None and (walk.size + extra_bytes) * 6 > max_bytes:
         # the exact size is measured on the copy without digests, as freeze_data does (raises if too large)
         freeze_data(value, max_bytes=max_bytes, extra_bytes=extra_bytes)
-    return out, top or []
+    return out, walk.top or []
 
 
 def apply_pii_top(data: dict[str, Any], keys: list[str], policy: str) -> dict[str, Any]:

@@ -98,6 +98,8 @@ def holder_for(on_commit: object) -> Holder | None:
     ``transaction()`` block holds the event. Raises :class:`EventValidationError` for a target no
     registered integration recognises.
     """
+    if on_commit is None and not _RESOLVERS:  # the common case: no integration bound, the default target
+        return _CURRENT.get()  # (True or None: both mean "an open transaction() block, if any" without one)
     if on_commit is not False:
         target: object = True if on_commit is None and _slot.RUNTIME.settings.on_commit else on_commit
         for resolver in list(_RESOLVERS):
