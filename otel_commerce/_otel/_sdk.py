@@ -237,21 +237,27 @@ class DirectEmit:
     """What handing a record to one SDK ``Logger``'s processors takes, read once (:func:`direct_emit`).
 
     ``chain``: the processors in order (None: the logger is disabled); ``maxlen``: the attribute count limit
-    (``sys.maxsize`` when none); ``limits``, ``resource``, ``scope``: what ``Logger.emit`` puts in a
-    ``ReadWriteLogRecord``; ``count``: the SDK's own ``otel.sdk.log.created`` counter (a no-op unless
-    ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``).
+    (``sys.maxsize`` when none); ``limits``, ``scope``: what ``Logger.emit`` puts in a ``ReadWriteLogRecord``
+    besides the logger's resource, which is read at every emit (the provider replaces it on the logger in a
+    forked child: a new ``service.instance.id``); ``count``: the SDK's own ``otel.sdk.log.created`` counter
+    (a no-op unless ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``).
     """
 
-    __slots__ = ("chain", "count", "limits", "maxlen", "resource", "scope")
+    __slots__ = ("chain", "count", "limits", "logger", "maxlen", "scope")
 
     def __init__(self, logger: Logger, limits: Any, chain: tuple[LogRecordProcessor, ...] | None, count: Any) -> None:
         self.chain = chain
         self.limits = limits
         maxlen = limits.max_log_record_attributes
         self.maxlen: int = sys.maxsize if maxlen is None else maxlen
-        self.resource = logger.resource
+        self.logger = logger
         self.scope = logger.instrumentation_scope
         self.count = count
+
+    @property
+    def resource(self) -> Any:
+        """The logger's resource now (``Logger.resource``)."""
+        return self.logger.resource
 
 
 def direct_emit(logger: object) -> DirectEmit | None:
@@ -291,7 +297,9 @@ def emit_direct(direct: DirectEmit, record: LogRecord) -> None:
     the record: wrapped as :func:`_cleaned_record` does, counted, then each processor's ``on_emit`` in order."""
     record.attributes = _bounded(record.attributes, direct.limits)  # type: ignore[arg-type]
     rw: ReadWriteLogRecord = object.__new__(ReadWriteLogRecord)
-    rw.__dict__.update(log_record=record, resource=direct.resource, instrumentation_scope=direct.scope, limits=direct.limits)
+    rw.__dict__.update(
+        log_record=record, resource=direct.logger.resource, instrumentation_scope=direct.scope, limits=direct.limits
+    )
     direct.count()
     for processor in direct.chain:  # type: ignore[union-attr]  # emit_pending reads a DirectEmit with a chain only
         processor.on_emit(rw)
