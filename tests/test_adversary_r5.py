@@ -3,11 +3,26 @@ its data an orjson copy, the processors called one level below ``Logger.emit``) 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.sdk._logs import ReadableLogRecord
+from otel_fixtures import global_sdk
+
+from otel_commerce import EventValidationError, Settings, record_event
+from otel_commerce._record._recorder import event_attributes
+from otel_commerce._runtime import RUNTIME
+from otel_commerce.testing import capture_events
 
 _ENV = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_COMMERCE_NATS_URL": "", "OTEL_SDK_DISABLED": "false"}
 
@@ -60,3 +75,66 @@ def test_a_forked_child_records_with_the_childs_resource() -> None:
     ours, plain = got["child"]
     assert ours == plain
     assert ours["service.instance.id"] != got["parent"]["service.instance.id"]
+
+
+# ----------------------------------------------------- what exporters beside ours get: the SDK's own cleaning
+_KEY = st.text(max_size=5)  # empty keys included: validation accepts them, the SDK's cleaning drops them
+_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 5e-324, 1.7976931348623157e308, float(2**53 + 1)]),
+    st.text(max_size=8),
+)
+_JSON = st.recursive(
+    _SCALAR,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner), st.dictionaries(_KEY, inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+_RESERVED = {"id", "event_id", "trace_id", "span_id", "unix_ms"}
+
+
+def _sdk_path(readable: Any, event: Any, items: Any) -> Any:
+    """The record as the previous code / ``Logger.emit`` made it: the same record, its attributes the event's
+    through the SDK's ``BoundedAttributes`` (its cleaning: sequences into tuples, empty keys dropped)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        limits = readable.limits
+        attributes = BoundedAttributes(
+            maxlen=limits.max_log_record_attributes,
+            attributes=event_attributes(event, items, mask=True),
+            immutable=False,
+            max_value_len=limits.max_log_record_attribute_length,
+        )
+    record = copy.copy(readable.log_record)
+    record.attributes = attributes
+    return ReadableLogRecord(record, readable.resource, readable.instrumentation_scope, readable.limits)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.dictionaries(_KEY.filter(lambda k: k not in _RESERVED), _JSON, max_size=6))
+def test_exporters_beside_ours_get_what_the_sdks_cleaning_gives(data: dict[str, Any]) -> None:
+    """Differential: every event ``record_event`` accepts reaches an exporter beside ours encoded exactly as the
+    SDK's own path encodes it — OTLP protobuf (``encode_logs``) and the console exporter's JSON byte for byte.
+    A map with an empty key (``{"": 1}``: validation accepts it) is where an orjson copy and the SDK differ:
+    the SDK drops the key, with its warning."""
+    sdk = global_sdk()
+    sdk.clear()
+    RUNTIME.install(Settings(), None)
+    try:
+        with capture_events() as events:
+            try:
+                record_event("loyalty.points_earned", organization_id="o", id="x", data=data)
+            except EventValidationError:
+                return
+    finally:
+        RUNTIME.reset()
+    [ours] = sdk.logs.get_finished_logs()
+    [event] = events
+    theirs = _sdk_path(ours, event, None)
+    assert encode_logs([ours]).SerializeToString() == encode_logs([theirs]).SerializeToString()
+    assert ours.to_json() == theirs.to_json()
+    sdk.clear()

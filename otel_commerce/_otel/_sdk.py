@@ -311,13 +311,24 @@ _json_loads, _json_dumps = orjson.loads, orjson.dumps
 def json_copy(value: Any) -> Any:
     """A deep copy of the JSON-shaped ``value`` (what orjson reads back from its own encoding: dicts, lists,
     str / int / float / bool / None), or None when orjson cannot encode it (an int beyond 64 bits, a lone
-    surrogate, another type). For values validated as the wire's JSON (an event's frozen ``data``: finite
-    floats, int64 ints, str keys) the copy equals the value, container for container.
+    surrogate, another type) or when a map in it has an empty key: the SDK's cleaning drops such a key
+    (with its warning) and ours must give what it gives. For values validated as the wire's JSON (an event's
+    frozen ``data``: finite floats, int64 ints, str keys) the copy equals the value, container for container.
     """
     try:
-        return _json_loads(_json_dumps(value))
+        encoded = _json_dumps(value)
     except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         return None
+    # compact JSON has '"":' only for an empty key or a key ending in an escaped quote (then the walk tells)
+    if b'"":' in encoded and _has_empty_key(value):
+        return None
+    return _json_loads(encoded)
+
+
+def _has_empty_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "" in value or any(_has_empty_key(v) for v in value.values())
+    return isinstance(value, (list, tuple)) and any(_has_empty_key(v) for v in value)
 
 
 #: the instance attributes of the API's ``LogRecord`` (``info_log_record`` sets them; another set: the constructor)
