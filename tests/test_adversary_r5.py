@@ -138,3 +138,69 @@ def test_exporters_beside_ours_get_what_the_sdks_cleaning_gives(data: dict[str, 
     assert encode_logs([ours]).SerializeToString() == encode_logs([theirs]).SerializeToString()
     assert ours.to_json() == theirs.to_json()
     sdk.clear()
+
+
+# ----------------------------------------------- processors added while other threads record: the cache's state
+_RACE_APP = """
+    import json, sys, threading
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    import otel_commerce
+    from otel_commerce._otel import _sdk
+    from otel_commerce.testing import capture_events
+
+    lp = LoggerProvider(shutdown_on_exit=False)
+    _logs.set_logger_provider(lp)
+    otel_commerce.configure()  # our processor alone: record_event builds no record
+
+    def pause_at(code, event, reached, go):
+        # a trace function for one thread: wait for `go` when `code` makes `event` ("call" / "return")
+        def local(frame, ev, arg):
+            if ev == event == "return":
+                reached.set(); go.wait(30)
+            return local
+        def tracer(frame, ev, arg):
+            if frame.f_code is code:
+                if event == "call":
+                    reached.set(); go.wait(30)
+                    return None
+                return local
+            return None
+        return tracer
+
+    def recorder(name, tracer):
+        def run():
+            sys.settrace(tracer)
+            otel_commerce.record_event("loyalty.points_earned", organization_id="o", id=name, data={"n": name})
+            sys.settrace(None)
+        return threading.Thread(target=run)
+
+    a_read, a_go, b_in, b_go = (threading.Event() for _ in range(4))
+    with capture_events() as events:
+        # A reads the processor tuple (ours alone) and is held there, before it stores anything
+        a = recorder("a", pause_at(_sdk.logger_processors.__code__, "return", a_read, a_go))
+        a.start(); assert a_read.wait(30)
+        mem = InMemoryLogRecordExporter()
+        lp.add_log_record_processor(SimpleLogRecordProcessor(mem))  # the application adds its exporter
+        # B reads the new tuple and is held while it works out how to call it
+        b = recorder("b", pause_at(_sdk.direct_emit.__code__, "call", b_in, b_go))
+        b.start(); assert b_in.wait(30)
+        a_go.set(); a.join()  # A stores its answers for the old tuple
+        b_go.set(); b.join()  # B stores its answers for the new one
+        for i in range(3):  # recorded after the exporter was added, on this thread
+            otel_commerce.record_event("loyalty.points_earned", organization_id="o", id=f"later-{i}", data={"i": i})
+    seen = sorted(l.log_record.attributes["commerce.id"] for l in mem.get_finished_logs())
+    delivered = sorted(e.id for e in events)
+    print(json.dumps({"seen": seen, "delivered": delivered}))
+"""
+
+
+def test_an_exporter_added_while_threads_record_gets_every_later_event() -> None:
+    """Two threads refreshing the logger cache at once — A read the processor tuple before the application added
+    its exporter, B after — whatever order they store their answers in, every event recorded after the exporter
+    was added reaches it (the cache must not end up holding the new tuple beside A's "our processor alone",
+    which would skip the record for every later event), and each event is delivered once."""
+    got = json.loads(_run(_RACE_APP))
+    assert got["delivered"] == ["a", "b", "later-0", "later-1", "later-2"]
+    assert {"b", "later-0", "later-1", "later-2"} <= set(got["seen"])
