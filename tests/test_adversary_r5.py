@@ -12,6 +12,7 @@ import textwrap
 import warnings
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.attributes import BoundedAttributes
@@ -204,3 +205,81 @@ def test_an_exporter_added_while_threads_record_gets_every_later_event() -> None
     got = json.loads(_run(_RACE_APP))
     assert got["delivered"] == ["a", "b", "later-0", "later-1", "later-2"]
     assert {"b", "later-0", "later-1", "later-2"} <= set(got["seen"])
+
+
+# ------------------------------------------------------ an instrumentation that wraps Logger.emit / on_emit
+_WRAPPED_APP = """
+    import functools, json, sys
+    import wrapt
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import Logger, LoggerProvider
+    from opentelemetry.sdk._logs._internal import SynchronousMultiLogRecordProcessor
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    import otel_commerce
+    from otel_commerce._record._recorder import SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION
+    from otel_commerce.testing import capture_events
+
+    how = sys.argv[1]
+    seen = []
+
+    def tag(record):  # what the instrumentation does with every record it is handed
+        seen.append(type(record).__name__)
+        if hasattr(record, "log_record"):
+            record = record.log_record
+        record.attributes = {**(record.attributes or {}), "deployment": "blue"}
+
+    if how == "class":
+        plain = Logger.emit
+        @functools.wraps(plain)
+        def emit(self, record=None, **kwargs):
+            tag(record)
+            return plain(self, record, **kwargs)
+        Logger.emit = emit
+    elif how == "wrapt":
+        def emit(wrapped, instance, args, kwargs):
+            tag(args[0])
+            return wrapped(*args, **kwargs)
+        wrapt.wrap_function_wrapper("opentelemetry.sdk._logs._internal", "Logger.emit", emit)
+    elif how == "on_emit":
+        def on_emit(wrapped, instance, args, kwargs):
+            tag(args[0])
+            return wrapped(*args, **kwargs)
+        wrapt.wrap_function_wrapper("opentelemetry.sdk._logs._internal", "SynchronousMultiLogRecordProcessor.on_emit", on_emit)
+    mem = InMemoryLogRecordExporter()
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(mem))
+    if how == "instance":  # a vendor's provider wrapping the emit of each logger it hands out
+        logger = lp.get_logger(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
+        plain = logger.emit
+        def emit(record=None, **kwargs):
+            tag(record)
+            return plain(record, **kwargs)
+        logger.emit = emit
+    _logs.set_logger_provider(lp)
+    otel_commerce.configure()
+    with capture_events() as events:
+        otel_commerce.record_event("loyalty.points_earned", organization_id="o", id="w", data={"tags": ["x"]})
+    [log] = mem.get_finished_logs()
+    attrs = dict(log.log_record.attributes)
+    print(json.dumps({"seen": seen, "deployment": attrs.get("deployment"), "tags": list(attrs["commerce.data"]["tags"]),
+                      "delivered": [e.id for e in events]}))
+"""
+
+
+@pytest.mark.parametrize("how", ["class", "wrapt", "instance", "on_emit"])
+def test_an_instrumentation_wrapping_logger_emit_sees_record_events_records(how: str) -> None:
+    """An instrumentation that wraps the SDK's ``Logger.emit`` (a plain ``functools.wraps`` patch, ``wrapt``, a
+    vendor's provider wrapping each logger's ``emit``) or the multi-processor's ``on_emit`` sees ``record_event``'s
+    record beside another processor, as it sees every other record — ``Logger.emit`` wrapped is handed an API
+    ``LogRecord`` (the type its signature names) — and the event is delivered once."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WRAPPED_APP), how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["deployment"] == "blue" and got["tags"] == ["x"] and got["delivered"] == ["w"]
+    assert got["seen"] == (["ReadWriteLogRecord"] if how == "on_emit" else ["CommerceLogRecord"])

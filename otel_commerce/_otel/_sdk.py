@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 from time import time_ns
+from types import FunctionType
 from typing import Any
 
 import orjson
@@ -193,8 +194,9 @@ def _cleaned_record(record: LogRecord, logger: Logger, limits: Any) -> ReadWrite
 def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> None:
     """``logger.emit(record)``, the attributes cleaned by :func:`clean_attributes` when the SDK's own cleaning
     would give the same result: an SDK ``Logger`` (exactly), no attribute value length limit, no more
-    attributes than the count limit, a dict of attributes and no exception on the record. Otherwise the
-    SDK cleans as usual. Reads ``Logger._log_record_limits`` (private); the public ``resource`` and
+    attributes than the count limit, a dict of attributes and no exception on the record, its ``emit`` not
+    wrapped (:func:`_sdks_own`: a wrapper is handed the API record it expects). Otherwise the SDK cleans as
+    usual. Reads ``Logger._log_record_limits`` (private); the public ``resource`` and
     ``instrumentation_scope`` properties give the rest of what ``Logger.emit`` puts in the record. Behind the
     SDK's default ``SynchronousMultiLogRecordProcessor`` it then does what ``Logger.emit`` does with such a
     record itself (``_logger_config.is_enabled``, ``_logger_metrics.emit_log()``, each of
@@ -210,7 +212,8 @@ def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> N
     map and items (README "Benchmarks", row (b)).
     """
     attributes = record.attributes
-    limits = getattr(logger, "_log_record_limits", None) if type(logger) is Logger and _CLEAN_OWN else None
+    own = type(logger) is Logger and _CLEAN_OWN and _sdks_own(logger, "emit")  # else Logger.emit takes an API record
+    limits = getattr(logger, "_log_record_limits", None) if own else None
     if (
         limits is None
         or limits.max_log_record_attribute_length is not None
@@ -260,6 +263,21 @@ class DirectEmit:
         return self.logger.resource
 
 
+_SDK_LOGS_FILE = getattr(_logs_sdk_internal, "__file__", None)
+
+
+def _sdks_own(owner: object, name: str) -> bool:
+    """``owner.name`` is the SDK's own function as the SDK defines it: no instrumentation wrapped or replaced it
+    on the class (a ``wrapt`` wrapper is no plain function, a plain wrapper's code lives in another file) or on
+    the instance. Otherwise ``record_event`` calls ``Logger.emit``, so the wrapper sees its records."""
+    fn = getattr(type(owner), name, None)
+    return (
+        type(fn) is FunctionType
+        and fn.__code__.co_filename == _SDK_LOGS_FILE
+        and name not in getattr(owner, "__dict__", {name: None})
+    )
+
+
 def direct_emit(logger: object) -> DirectEmit | None:
     """How to do what ``Logger.emit`` does with a ``ReadWriteLogRecord`` (no exception on it) one call level
     down, for ``logger`` as it is now; None when it does not apply (then ``Logger.emit``).
@@ -270,9 +288,10 @@ def direct_emit(logger: object) -> DirectEmit | None:
     ``_multi_log_record_processor._log_record_processors``, ``_logger_config.is_enabled``,
     ``_logger_metrics.emit_log`` (contract tests). The result holds for as long as the logger's processor
     tuple is the same object (the provider replaces it on every ``add_log_record_processor``) and the logger
-    stays enabled: ``record_event`` reads it again when either changes.
+    stays enabled: ``record_event`` reads it again when either changes. Not when ``Logger.emit`` or the
+    multi-processor's ``on_emit`` was wrapped or replaced (an instrumentation's patch, seen when it is read).
     """
-    if type(logger) is not Logger or not (_CLEAN_OWN and _BOUNDED_OWN):
+    if type(logger) is not Logger or not (_CLEAN_OWN and _BOUNDED_OWN) or not _sdks_own(logger, "emit"):
         return None
     limits = getattr(logger, "_log_record_limits", None)
     multi = getattr(logger, "_multi_log_record_processor", None)
@@ -283,6 +302,7 @@ def direct_emit(logger: object) -> DirectEmit | None:
         limits is None
         or limits.max_log_record_attribute_length is not None
         or type(multi) is not _SYNC_MULTI
+        or not _sdks_own(multi, "on_emit")
         or type(chain) is not tuple
         or count is None
         or not isinstance(getattr(config, "is_enabled", None), bool)
