@@ -283,3 +283,14 @@ def test_an_instrumentation_wrapping_logger_emit_sees_record_events_records(how:
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["deployment"] == "blue" and got["tags"] == ["x"] and got["delivered"] == ["w"]
     assert got["seen"] == (["ReadWriteLogRecord"] if how == "on_emit" else ["CommerceLogRecord"])
+
+
+def test_json_copy_tells_an_empty_key_from_a_key_ending_in_a_quote() -> None:
+    """``json_copy`` declines (the SDK's cleaning then runs) exactly when a map has an empty key at any depth; a key
+    ending in a quote or a backslash looks alike in the encoding but is copied."""
+    from otel_commerce._otel import _sdk
+
+    for data in ({'"': 1}, {'a"': {'\\"': [1]}}, {"\\": ""}, {"k": ['":']}, {"k": '"":'}):
+        assert _sdk.json_copy(data) == data
+    for data in ({"": 1}, {"a": {"b": [{"": 2}]}}, {'"': {"": None}}):
+        assert _sdk.json_copy(data) is None
