@@ -294,3 +294,132 @@ def test_json_copy_tells_an_empty_key_from_a_key_ending_in_a_quote() -> None:
         assert _sdk.json_copy(data) == data
     for data in ({"": 1}, {"a": {"b": [{"": 2}]}}, {'"': {"": None}}):
         assert _sdk.json_copy(data) is None
+
+
+# ------------------------------------------ set-ups where record_event must hand exporters what Logger.emit does
+_SETUP_APP = """
+    import json, sys, warnings
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+    from opentelemetry.sdk._logs._internal import ConcurrentMultiLogRecordProcessor
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    import otel_commerce
+    from otel_commerce.testing import capture_events
+    from otel_commerce._record._recorder import CommerceLogRecord, SCHEMA_URL, SCOPE_NAME, SCOPE_VERSION, event_attributes
+
+    setup = sys.argv[1]
+    kwargs, conf = {}, {}
+    if setup.startswith("count"):  # fewer attributes allowed than ours (9) / exactly as many
+        kwargs["log_record_limits"] = LogRecordLimits(max_attributes=int(setup[5:]))
+    elif setup == "length":
+        kwargs["log_record_limits"] = LogRecordLimits(max_attribute_length=4)
+    elif setup == "concurrent":
+        kwargs["multi_log_record_processor"] = ConcurrentMultiLogRecordProcessor()
+    elif setup in ("envelope", "both"):
+        conf = {"log_body": "envelope"} if setup == "envelope" else {"mode": "both"}
+    mem = InMemoryLogRecordExporter()
+    lp = LoggerProvider(shutdown_on_exit=False, **kwargs)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(mem))
+    _logs.set_logger_provider(lp)
+    otel_commerce.configure(**conf)
+    data = {"order_id": "o1", "revenue": 5.0, "currency": "USD", "nested": {"l": ["abcdefgh", 1, {"k": "vvvvvv"}]}}
+    with warnings.catch_warnings(record=True) as ours_warned, capture_events() as events:
+        warnings.simplefilter("always")
+        otel_commerce.record_event("order.completed", organization_id="org", user_id="u", session_id="s", data=data)
+    [ours] = mem.get_finished_logs()
+    mem.clear()
+    logger = lp.get_logger(SCOPE_NAME, SCOPE_VERSION, schema_url=SCHEMA_URL)
+    record = CommerceLogRecord(
+        timestamp=ours.log_record.timestamp, event_name=ours.log_record.event_name, body=ours.log_record.body,
+        attributes=event_attributes(events[0], None, mask=True), severity_text="INFO",
+        severity_number=ours.log_record.severity_number,
+    )
+    with warnings.catch_warnings(record=True) as sdk_warned:
+        warnings.simplefilter("always")
+        logger.emit(record)  # the SDK's own path
+    [sdk] = mem.get_finished_logs()
+    def shown(r):
+        d = json.loads(r.to_json())
+        del d["observed_timestamp"]
+        return d
+    print(json.dumps({
+        "same": shown(ours) == shown(sdk), "dropped": [ours.dropped_attributes, sdk.dropped_attributes],
+        "warned": [[w.category.__name__ for w in ws] for ws in (ours_warned, sdk_warned)],
+        "delivered": [e.data for e in events],
+    }))
+"""
+
+
+@pytest.mark.parametrize("setup", ["plain", "count3", "count9", "count8", "length", "concurrent", "envelope", "both"])
+def test_record_events_record_is_what_logger_emit_makes_in_each_set_up(setup: str) -> None:
+    """Beside another processor, under the SDK's limits (a count limit below, at and above our attribute count; a
+    value-length limit), the concurrent multi-processor, ``log_body=envelope`` and ``mode=both``: the record an
+    exporter gets from ``record_event`` is the one ``Logger.emit`` makes of the same attributes (console JSON),
+    with the same dropped count and the same warnings; the event is delivered whole (no limit cuts it)."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SETUP_APP), setup],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_ENV,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["same"], got
+    assert got["dropped"][0] == got["dropped"][1] == {"count3": 6, "count8": 1}.get(setup, 0)
+    assert got["warned"][0] == got["warned"][1]
+    assert got["delivered"] == [
+        {"order_id": "o1", "revenue": 5.0, "currency": "USD", "nested": {"l": ["abcdefgh", 1, {"k": "vvvvvv"}]}}
+    ]
+
+
+_TOGGLE_APP = """
+    import json
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+    from opentelemetry.sdk._logs._internal import _LoggerConfig, _default_logger_configurator
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    import otel_commerce
+    from otel_commerce.testing import capture_events
+
+    class Flaky(LogRecordProcessor):  # ahead of the exporter and of ours; raises when told to
+        fail = False
+        def on_emit(self, log_record):
+            if self.fail:
+                raise RuntimeError("processor failed")
+        def shutdown(self):
+            pass
+        def force_flush(self, timeout_millis=30000):
+            return True
+
+    flaky, mem = Flaky(), InMemoryLogRecordExporter()
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(flaky)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(mem))
+    _logs.set_logger_provider(lp)
+    errors = []
+    otel_commerce.configure(on_error=lambda exc, pending: errors.append(str(exc)))
+    def record(i):
+        otel_commerce.record_event("loyalty.points_earned", organization_id="o", id=str(i), data={"i": i})
+    off = lambda scope: _LoggerConfig(is_enabled=not scope.name.startswith("otel_commerce"))
+    with capture_events() as events:
+        record(0)
+        lp._set_logger_configurator(logger_configurator=off)  # our scope disabled at run time
+        record(1)
+        lp._set_logger_configurator(logger_configurator=_default_logger_configurator)
+        record(2)
+        flaky.fail = True
+        record(3)
+        flaky.fail = False
+        record(4)
+    seen = [r.log_record.attributes["commerce.id"] for r in mem.get_finished_logs()]
+    print(json.dumps({"seen": seen, "delivered": [e.id for e in events], "errors": errors}))
+"""
+
+
+def test_a_scope_disabled_at_run_time_and_a_raising_processor() -> None:
+    """A logger configuration that disables our scope at run time, then enables it again: no record while it is
+    off, records again after; a processor ahead that raises: no record for the exporter behind it (as with
+    ``Logger.emit``), the error reported. Every event is delivered exactly once either way."""
+    got = json.loads(_run(_TOGGLE_APP))
+    assert got == {"seen": ["0", "2", "4"], "delivered": ["0", "1", "2", "3", "4"], "errors": ["processor failed"]}
