@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 from time import time_ns
+from types import FunctionType
 from typing import Any
 
 import orjson
@@ -193,8 +194,9 @@ def _cleaned_record(record: LogRecord, logger: Logger, limits: Any) -> ReadWrite
 def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> None:
     """``logger.emit(record)``, the attributes cleaned by :func:`clean_attributes` when the SDK's own cleaning
     would give the same result: an SDK ``Logger`` (exactly), no attribute value length limit, no more
-    attributes than the count limit, a dict of attributes and no exception on the record. Otherwise the
-    SDK cleans as usual. Reads ``Logger._log_record_limits`` (private); the public ``resource`` and
+    attributes than the count limit, a dict of attributes and no exception on the record, its ``emit`` not
+    wrapped (:func:`_sdks_own`: a wrapper is handed the API record it expects). Otherwise the SDK cleans as
+    usual. Reads ``Logger._log_record_limits`` (private); the public ``resource`` and
     ``instrumentation_scope`` properties give the rest of what ``Logger.emit`` puts in the record. Behind the
     SDK's default ``SynchronousMultiLogRecordProcessor`` it then does what ``Logger.emit`` does with such a
     record itself (``_logger_config.is_enabled``, ``_logger_metrics.emit_log()``, each of
@@ -210,7 +212,8 @@ def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> N
     map and items (README "Benchmarks", row (b)).
     """
     attributes = record.attributes
-    limits = getattr(logger, "_log_record_limits", None) if type(logger) is Logger and _CLEAN_OWN else None
+    own = type(logger) is Logger and _CLEAN_OWN and _sdks_own(logger, "emit")  # else Logger.emit takes an API record
+    limits = getattr(logger, "_log_record_limits", None) if own else None
     if (
         limits is None
         or limits.max_log_record_attribute_length is not None
@@ -237,21 +240,42 @@ class DirectEmit:
     """What handing a record to one SDK ``Logger``'s processors takes, read once (:func:`direct_emit`).
 
     ``chain``: the processors in order (None: the logger is disabled); ``maxlen``: the attribute count limit
-    (``sys.maxsize`` when none); ``limits``, ``resource``, ``scope``: what ``Logger.emit`` puts in a
-    ``ReadWriteLogRecord``; ``count``: the SDK's own ``otel.sdk.log.created`` counter (a no-op unless
-    ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``).
+    (``sys.maxsize`` when none); ``limits``, ``scope``: what ``Logger.emit`` puts in a ``ReadWriteLogRecord``
+    besides the logger's resource, which is read at every emit (the provider replaces it on the logger in a
+    forked child: a new ``service.instance.id``); ``count``: the SDK's own ``otel.sdk.log.created`` counter
+    (a no-op unless ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``).
     """
 
-    __slots__ = ("chain", "count", "limits", "maxlen", "resource", "scope")
+    __slots__ = ("chain", "count", "limits", "logger", "maxlen", "scope")
 
     def __init__(self, logger: Logger, limits: Any, chain: tuple[LogRecordProcessor, ...] | None, count: Any) -> None:
         self.chain = chain
         self.limits = limits
         maxlen = limits.max_log_record_attributes
         self.maxlen: int = sys.maxsize if maxlen is None else maxlen
-        self.resource = logger.resource
+        self.logger = logger
         self.scope = logger.instrumentation_scope
         self.count = count
+
+    @property
+    def resource(self) -> Any:
+        """The logger's resource now (``Logger.resource``)."""
+        return self.logger.resource
+
+
+_SDK_LOGS_FILE = getattr(_logs_sdk_internal, "__file__", None)
+
+
+def _sdks_own(owner: object, name: str) -> bool:
+    """``owner.name`` is the SDK's own function as the SDK defines it: no instrumentation wrapped or replaced it
+    on the class (a ``wrapt`` wrapper is no plain function, a plain wrapper's code lives in another file) or on
+    the instance. Otherwise ``record_event`` calls ``Logger.emit``, so the wrapper sees its records."""
+    fn = getattr(type(owner), name, None)
+    return (
+        type(fn) is FunctionType
+        and fn.__code__.co_filename == _SDK_LOGS_FILE
+        and name not in getattr(owner, "__dict__", {name: None})
+    )
 
 
 def direct_emit(logger: object) -> DirectEmit | None:
@@ -264,9 +288,10 @@ def direct_emit(logger: object) -> DirectEmit | None:
     ``_multi_log_record_processor._log_record_processors``, ``_logger_config.is_enabled``,
     ``_logger_metrics.emit_log`` (contract tests). The result holds for as long as the logger's processor
     tuple is the same object (the provider replaces it on every ``add_log_record_processor``) and the logger
-    stays enabled: ``record_event`` reads it again when either changes.
+    stays enabled: ``record_event`` reads it again when either changes. Not when ``Logger.emit`` or the
+    multi-processor's ``on_emit`` was wrapped or replaced (an instrumentation's patch, seen when it is read).
     """
-    if type(logger) is not Logger or not (_CLEAN_OWN and _BOUNDED_OWN):
+    if type(logger) is not Logger or not (_CLEAN_OWN and _BOUNDED_OWN) or not _sdks_own(logger, "emit"):
         return None
     limits = getattr(logger, "_log_record_limits", None)
     multi = getattr(logger, "_multi_log_record_processor", None)
@@ -277,6 +302,7 @@ def direct_emit(logger: object) -> DirectEmit | None:
         limits is None
         or limits.max_log_record_attribute_length is not None
         or type(multi) is not _SYNC_MULTI
+        or not _sdks_own(multi, "on_emit")
         or type(chain) is not tuple
         or count is None
         or not isinstance(getattr(config, "is_enabled", None), bool)
@@ -291,7 +317,9 @@ def emit_direct(direct: DirectEmit, record: LogRecord) -> None:
     the record: wrapped as :func:`_cleaned_record` does, counted, then each processor's ``on_emit`` in order."""
     record.attributes = _bounded(record.attributes, direct.limits)  # type: ignore[arg-type]
     rw: ReadWriteLogRecord = object.__new__(ReadWriteLogRecord)
-    rw.__dict__.update(log_record=record, resource=direct.resource, instrumentation_scope=direct.scope, limits=direct.limits)
+    rw.__dict__.update(
+        log_record=record, resource=direct.logger.resource, instrumentation_scope=direct.scope, limits=direct.limits
+    )
     direct.count()
     for processor in direct.chain:  # type: ignore[union-attr]  # emit_pending reads a DirectEmit with a chain only
         processor.on_emit(rw)
@@ -303,13 +331,24 @@ _json_loads, _json_dumps = orjson.loads, orjson.dumps
 def json_copy(value: Any) -> Any:
     """A deep copy of the JSON-shaped ``value`` (what orjson reads back from its own encoding: dicts, lists,
     str / int / float / bool / None), or None when orjson cannot encode it (an int beyond 64 bits, a lone
-    surrogate, another type). For values validated as the wire's JSON (an event's frozen ``data``: finite
-    floats, int64 ints, str keys) the copy equals the value, container for container.
+    surrogate, another type) or when a map in it has an empty key: the SDK's cleaning drops such a key
+    (with its warning) and ours must give what it gives. For values validated as the wire's JSON (an event's
+    frozen ``data``: finite floats, int64 ints, str keys) the copy equals the value, container for container.
     """
     try:
-        return _json_loads(_json_dumps(value))
+        encoded = _json_dumps(value)
     except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         return None
+    # compact JSON has '"":' only for an empty key or a key ending in an escaped quote (then the walk tells)
+    if b'"":' in encoded and _has_empty_key(value):
+        return None
+    return _json_loads(encoded)
+
+
+def _has_empty_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "" in value or any(_has_empty_key(v) for v in value.values())
+    return isinstance(value, (list, tuple)) and any(_has_empty_key(v) for v in value)
 
 
 #: the instance attributes of the API's ``LogRecord`` (``info_log_record`` sets them; another set: the constructor)

@@ -438,31 +438,36 @@ def warn_without_tracer_provider(provider: object | None = None) -> None:
 
 
 class _LoggerCache:
-    """``get_logger`` once per provider (the lookup is slower than an emit), and whether our processor
-    is the only one its ``emit`` would call (cached on the identity of the provider's processor tuple)."""
+    """``get_logger`` once per provider (the lookup is slower than an emit), and what an emit would reach: our
+    processor when it is the only one, and how to call the processors (cached on the identity of the logger's
+    processor tuple, which the provider replaces on every ``add_log_record_processor``)."""
 
-    __slots__ = ("chain", "direct", "logger", "only", "provider")
+    __slots__ = ("logger", "provider", "state")
 
     def __init__(self) -> None:
         self.provider: object = None
         self.logger: _logs.Logger | None = None
-        self.chain: object = None
-        self.only: CommerceLogRecordProcessor | None = None
-        #: how to hand a record to the processors one call level below Logger.emit (None: Logger.emit)
-        self.direct: _sdk.DirectEmit | None = None
+        #: (the processor tuple, our processor when it is the only one, how to hand a record to the processors
+        #: one call level below Logger.emit (None: Logger.emit)): one object, replaced whole, so a thread that
+        #: read an older tuple can never leave a newer tuple beside its older answers (two threads refreshing
+        #: at once: the last one written is consistent, and the next call compares it with the logger's tuple)
+        self.state: tuple[object, CommerceLogRecordProcessor | None, _sdk.DirectEmit | None] = (None, None, None)
 
-    def sole_processor(self) -> CommerceLogRecordProcessor | None:
-        """Our processor when it is the only one an emit would reach (exactly ours: not a subclass), else None.
-        Also refreshes :attr:`direct` when the processors (or the logger's being enabled) changed."""
+    def processors(self) -> tuple[object, CommerceLogRecordProcessor | None, _sdk.DirectEmit | None]:
+        """:attr:`state` for the logger's processors as they are now (read again when the tuple changed, or the
+        logger's being enabled did: a disabled logger's tuple reads as None)."""
         logger = self.get()
         chain = _sdk.logger_processors(logger)
-        if chain is not self.chain:
+        state = self.state
+        if chain is not state[0]:
             only = chain[0] if chain is not None and len(chain) == 1 else None
-            self.only = only if type(only) is CommerceLogRecordProcessor else None
             direct = _sdk.direct_emit(logger) if chain is not None else None
-            self.direct = direct if direct is not None and direct.chain is chain else None
-            self.chain = chain
-        return self.only
+            state = self.state = (
+                chain,
+                only if type(only) is CommerceLogRecordProcessor else None,
+                direct if direct is not None and direct.chain is chain else None,
+            )
+        return state
 
     def get(self) -> _logs.Logger:
         provider = _logs.get_logger_provider()
@@ -520,7 +525,7 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 # Delivered now, not when the span ends: a span that never ends (or ends after exit) must
                 # not lose a business event. CommerceSpanExporter skips span events with commerce.mode.
         if mode != "span" and _sdk.installed_logger_provider() is not None:  # else no pipeline: direct
-            sole = _LOGGERS.sole_processor()
+            _, sole, direct = _LOGGERS.processors()
             if sole is not None and sole.acting:
                 # Only our processor would see a log record: build none (nobody would read it) and hand
                 # the event over as its on_emit would. A processor added later gets records again.
@@ -529,7 +534,6 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                     _metrics.add_one(_RECORDED_OTEL)
                 return
             ts_ns = to_unix_ns(event.timestamp)
-            direct = _LOGGERS.direct
             data_copy = None
             if context is None and settings.log_body != "envelope":
                 # the record's own copy of the data, made by orjson (the event's data is the wire's JSON):
