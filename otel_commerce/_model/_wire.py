@@ -63,7 +63,7 @@ def _stamp(ts: datetime) -> tuple[str, int]:
             cached = _second[0] = (lo, lo + _ONE_SECOND, int(t), iso + ".", iso + "Z")
         us = ts.microsecond
         if us % 10:  # RFC3339Nano: fractional zeros trimmed (none to trim here)
-            return "%s%06dZ" % (cached[3], us), cached[2]
+            return f"{cached[3]}{us:06d}Z", cached[2]
         if us:
             return f"{cached[3]}{us:06d}".rstrip("0") + "Z", cached[2]
         return cached[4], cached[2]
