@@ -283,6 +283,41 @@ class DeliveryEngine:
 
     def submit(self, pending: Item) -> bool:
         """Queue ``pending`` for delivery; False when something had to be dropped (never blocks or raises)."""
+        # The common case in a few steps (memory or spill mode, open, room in the queue, thread running); anything
+        # else takes _submit, which checks everything again under the lock.
+        if self._wal or self._closed:
+            return self._submit(pending)
+        try:
+            queue = self._queue
+            with self._lock:
+                rt = self._rt
+                if rt is None or self._closed or len(queue) >= self._queue_size:
+                    handoff = None
+                else:
+                    seq = self._seq = self._seq + 1
+                    queue.append(_Track(pending, seq, _monotonic()))
+                    if self._idle and not self._wake_sent:
+                        self._wake_sent = True
+                        handoff = False
+                    elif not self._turn_missed and len(queue) % _HANDOFF_EVERY == 0:  # woken or busy
+                        handoff = True
+                        self._turn.clear()
+                    else:
+                        return True
+            if handoff is None or rt is None:
+                return self._submit(pending)
+            if handoff:
+                self._hand_off(rt)
+            else:
+                with contextlib.suppress(RuntimeError):  # loop closed: shutdown raced us
+                    rt.loop.call_soon_threadsafe(self._wake_intake, rt)
+            return True
+        except Exception:  # pragma: no cover - submit must never raise
+            logger.exception("otel-commerce: submit failed")
+            return False
+
+    def _submit(self, pending: Item) -> bool:
+        """``submit`` in every case (wal mode, closed, a full queue, the first event)."""
         try:
             if self._closed and _process.late_submit(self, pending):  # after shutdown (_runtime._late)
                 return True
@@ -320,7 +355,6 @@ class DeliveryEngine:
                         self._queue.append(track)
                     else:
                         self._queue.append(track)
-                    self._stats["submitted"] += 1
                     rt = self._rt
                     if rt is None:
                         start = True
@@ -457,6 +491,8 @@ class DeliveryEngine:
         """Counters: queued, submitted, exported, retried, dropped, rejected, and ``<counter>.<sink>``."""
         with self._lock:
             out = dict(self._stats)
+            # every event submitted (never one dropped at a closed engine) or replayed got the next sequence number
+            out["submitted"] = self._seq - out["replayed"]
             queued = len(self._queue) + len(self._overflow)
         rt = self._rt
         if rt is not None:

@@ -1,0 +1,49 @@
+"""``submit``'s common case (open engine, room in the queue, delivery thread running) is a short path; every other
+case takes the general one. Both count alike: ``submitted`` (derived from the sequence numbers), drops, the wake-up
+of an idle delivery thread and flush's accounting."""
+
+from __future__ import annotations
+
+import threading
+
+from fake_collector import FakeCollector
+from polling import poll
+
+from otel_commerce._delivery import DeliveryEngine
+from otel_commerce._model import Pending, collector_from_args
+from otel_commerce._sinks import CollectorSink
+
+
+def _pending(tag: str) -> Pending:
+    payload = collector_from_args(
+        "referral.claimed", {"org_id": "acme", "referrer_id": "r", "referee_id": tag, "referral_code": "C"}
+    )[0]
+    return Pending(collector=payload, via="client")
+
+
+def test_submitted_dropped_and_delivered_are_exact_on_both_paths(uid: str) -> None:
+    with FakeCollector() as fc:
+        fc.gate = threading.Event()  # holds every POST: the queue fills up behind the first send
+        engine = DeliveryEngine([CollectorSink(fc.url)], queue_size=50, batch_size=10, exit_hook=False)
+        try:
+            assert engine.submit(_pending(f"{uid}-first"))  # no thread yet: the general path starts it
+            assert poll(lambda: len(fc.headers_seen) == 1, 5.0)  # the idle lane sent it at once: now in flight
+            results = [engine.submit(_pending(f"{uid}-{i}")) for i in range(200)]
+            stats = engine.stats()
+            assert stats["submitted"] == 201
+            # the lane holds at most 50 and the submit queue at most 50: the oldest beyond them were dropped
+            assert 0 < results.count(False) <= stats["dropped.reason.queue_full"] == stats["dropped"]
+            fc.gate.set()
+            assert not engine.flush(10)  # something was dropped since the last flush
+            stats = engine.stats()
+            assert stats["exported"] + stats["dropped"] == 201 and stats["queued"] == 0
+            assert len(fc.events) == stats["exported"]
+            for i in range(20):  # the delivery thread is idle now: the first submit wakes it up
+                assert engine.submit(_pending(f"{uid}-again-{i}"))
+            assert engine.flush(10)
+            assert engine.stats()["submitted"] == 221 and engine.stats()["exported"] == stats["exported"] + 20
+        finally:
+            fc.gate.set()
+            engine.shutdown(5)
+    assert not engine.submit(_pending(f"{uid}-late"))  # closed: dropped, never counted as submitted
+    assert engine.stats()["submitted"] == 221
