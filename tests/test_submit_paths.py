@@ -47,3 +47,35 @@ def test_submitted_dropped_and_delivered_are_exact_on_both_paths(uid: str) -> No
             engine.shutdown(5)
     assert not engine.submit(_pending(f"{uid}-late"))  # closed: dropped, never counted as submitted
     assert engine.stats()["submitted"] == 221
+
+
+def test_batches_are_taken_in_order_by_count_and_bytes() -> None:
+    """A lane's next batch: the oldest entries, at most ``batch_size`` of them and ``batch_bytes`` bytes (at least
+    one entry), the rest left in order — taken whole when the lane holds no more than a batch."""
+    from collections import deque
+
+    from otel_commerce._delivery._engine import _Entry, _Lane, _Track
+
+    engine = DeliveryEngine([], batch_size=4, batch_bytes=100, exit_hook=False)
+    try:
+        track = _Track(None, 1, 0.0)  # type: ignore[arg-type]
+
+        def lane_of(*sizes: int) -> _Lane:
+            lane = _Lane(sink=None)  # type: ignore[arg-type]
+            lane.entries = deque(_Entry(track, i, size, 0.0) for i, size in enumerate(sizes))
+            return lane
+
+        def take(lane: _Lane) -> list[int]:
+            return [e.data for e in engine._take(lane)]
+
+        lane = lane_of(10, 10, 10, 10, 10, 10)
+        assert take(lane) == [0, 1, 2, 3] and [e.data for e in lane.entries] == [4, 5]
+        assert take(lane) == [4, 5] and not lane.entries
+        lane = lane_of(60, 30, 20, 5, 5)
+        assert take(lane) == [0, 1] and [e.data for e in lane.entries] == [2, 3, 4]  # 60 + 30 + 20 > 100
+        lane = lane_of(500, 1)
+        assert take(lane) == [0] and [e.data for e in lane.entries] == [1]  # one over the limit leaves alone
+        lane = lane_of(50, 50, 50)
+        assert take(lane) == [0, 1] and [e.data for e in lane.entries] == [2]
+    finally:
+        engine.shutdown(1)

@@ -31,8 +31,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice, repeat, starmap
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -76,6 +78,10 @@ _SPOOL_TICK_SECONDS = 0.05
 _SPOOL_WARN_EVERY_SECONDS = 60.0
 _monotonic = time.monotonic  # submit: one global read instead of two attribute reads
 _ROUTE_CHUNK = 256  # events prepared between two yields to the loop (acks and responses get through)
+_SEQ = attrgetter("seq")
+_DATA = attrgetter("data")
+_SIZE = attrgetter("size")
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend  # runs an iterator to its end, keeping nothing
 
 
 class _Track:
@@ -669,10 +675,9 @@ class DeliveryEngine:
             if not items and not over:
                 await rt.wake.wait()
                 continue
-            for track in items:
-                rt.outstanding[track.seq] = track
-            for track in over:
-                rt.outstanding[track.seq] = track
+            rt.outstanding.update(zip(map(_SEQ, items), items, strict=True))
+            if over:
+                rt.outstanding.update(zip(map(_SEQ, over), over, strict=True))
             rt.routed_max = max(items[-1].seq if items else 0, over[-1].seq if over else 0)
             if over:
                 self._spool_tracks(rt, over, "queue_full")
@@ -750,7 +755,7 @@ class DeliveryEngine:
             batch = self._take(lane)
             lane.inflight = batch
             try:
-                outcomes = await sink.send([e.data for e in batch])
+                outcomes = await sink.send(list(map(_DATA, batch)))
                 if len(outcomes) != len(batch):
                     raise RuntimeError(f"sink {sink.name} returned {len(outcomes)} outcomes for {len(batch)} items")
             except asyncio.CancelledError:
@@ -808,7 +813,7 @@ class DeliveryEngine:
                 if not sending:
                     await self._wait_for_batch(rt, lane)
                 batch = self._take(lane)
-                sending.append((batch, asyncio.ensure_future(sink.send([e.data for e in batch])), lane.backoffs))
+                sending.append((batch, asyncio.ensure_future(sink.send(list(map(_DATA, batch)))), lane.backoffs))
         finally:  # shutdown: the batches stay in lane.sending (dropped or spooled with the lane)
             for _, task, _ in sending:
                 if not task.done():
@@ -873,9 +878,14 @@ class DeliveryEngine:
     def _take(self, lane: _Lane) -> list[_Entry]:
         """The next batch: up to ``batch_size`` entries and ``batch_bytes`` bytes (at least one entry)."""
         entries = lane.entries
-        popleft = entries.popleft
-        batch = [popleft() for _ in range(min(len(entries), self._batch_size))]
-        if sum([e.size for e in batch]) > self._batch_bytes:  # rare: give back what is over the byte limit
+        n = len(entries)
+        if n <= self._batch_size:  # all of them (a burst's tail, an idle lane)
+            batch = list(entries)
+            entries.clear()
+        else:  # the first batch_size: one C-level pass each way
+            batch = list(islice(entries, self._batch_size))
+            _consume(starmap(entries.popleft, repeat((), self._batch_size)))
+        if sum(map(_SIZE, batch)) > self._batch_bytes:  # rare: give back what is over the byte limit
             size = 0
             for i, entry in enumerate(batch):
                 size += entry.size
