@@ -193,9 +193,9 @@ async def test_plain_acks_cut_anywhere_stay_on_the_fast_path(monkeypatch: Any) -
 
 
 async def test_runs_of_plain_acks_settle_each_awaited_message_once_across_chunks() -> None:
-    """A read of plain acks back to back is settled as a run: in send order across two chunks in flight, out of
-    order, with a repeated ack and a late one (a counter of no chunk) — each awaited message settled once, the
-    others untouched, the nats-py message counters exact; and the same stream cut at every offset."""
+    """Reads of plain acks back to back: in send order across two chunks in flight, out of order, with a repeated
+    ack and a late one (a counter of no chunk) — each awaited message settled once, the others untouched, the
+    nats-py message counters exact; and the same streams cut at many offsets."""
     with NatsServer() as server:
         sink = JetStreamSink(server.url, ensure_stream=False)
         await sink.start()

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -583,16 +582,10 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
     skip = len(conn.inbox) + 1  # reply subjects are "<inbox>.<counter>"
     # one complete plain PubAck of ours, as nats-server writes it: "MSG <inbox>.<counter> <sid> <#bytes>\r\n"
     # '{"stream":"<name>","seq":<n>[,"duplicate":true]}\r\n' (no CR/LF inside: the match ends with its frame)
-    def one_ack(group: bytes) -> bytes:  # group: b"(" (capturing) or b"(?:"
-        return (
-            rb"MSG " + re.escape(conn.inbox.encode()) + rb"\." + group + rb"\d+) " + sid_bytes + rb" " + group
-            + rb"\d+)\r\n" + group + rb'\{"stream":"[^"\r\n]*","seq":\d+(?:,"duplicate":true)?\})\r\n'
-        )  # fmt: skip
-
-    plain_ack = re.compile(one_ack(b"(")).match
-    # a run of them (the usual read: a batch's acks back to back), matched at once, then split by findall
-    plain_run = re.compile(rb"(?:" + one_ack(b"(?:") + rb")+").match
-    plain_all = re.compile(one_ack(b"(")).findall
+    plain_ack = re.compile(
+        rb"MSG " + re.escape(conn.inbox.encode()) + rb"\.(\d+) " + sid_bytes + rb" (\d+)\r\n"
+        rb'(\{"stream":"[^"\r\n]*","seq":\d+(?:,"duplicate":true)?\})\r\n'
+    ).match
 
     def settle(subject: bytes, data: bytes) -> None:
         stats["in_msgs"] += 1
@@ -623,19 +616,7 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
             cut = False
             n = len(data)
             current = conn.current
-            # the usual read: plain PubAcks back to back, settled as a run (a few C-level passes for all of them)
-            run = plain_run(data)
-            if run is not None:
-                end = run.end()
-                acks = plain_all(data, 0, end)
-                lengths = list(map(len, map(_BODY, acks)))
-                if list(map(int, map(_DECLARED, acks))) == lengths:  # as nats-server frames them (else: below)
-                    counters = list(map(int, map(_COUNTER, acks)))
-                    _settle_acks(conn, counters)
-                    pos = end
-                    count = len(counters)
-                    size = sum(lengths)
-            # what is left of a run that ended early: one regex match each
+            # the usual read: plain PubAcks back to back, one regex match each
             while (m := plain_ack(data, pos)) is not None:
                 counter, declared, body = m.groups()
                 length = len(body)
@@ -705,43 +686,6 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
 
     nc._process_msg = on_msg  # type: ignore[method-assign, assignment]
     parser.parse = fast_parse  # type: ignore[method-assign]
-
-
-_COUNTER = itemgetter(0)
-_DECLARED = itemgetter(1)
-_BODY = itemgetter(2)
-
-
-def _settle_acks(conn: _Connection, counters: list[int]) -> None:
-    """Settle plain PubAcks (stored, or duplicates of stored messages: delivered either way) by reply counter, as
-    :meth:`_AckBatch.resolve` does one by one: an awaited message is settled once, a late or unknown counter
-    is ignored. Consecutive ascending counters (acks in send order, the usual case) are settled a chunk's
-    slice at a time."""
-    n = len(counters)
-    first = counters[0]
-    if counters != list(range(first, first + n)):  # out of order: one by one
-        for counter in counters:
-            batch = conn.chunk_of(counter)
-            if batch is not None:
-                batch.resolve(counter, None)
-        return
-    stop = first + n
-    for batch in list(conn.chunks):
-        lo = max(first, batch.base + 1) - batch.base - 1  # the run's part in this chunk: indexes lo .. hi - 1
-        hi = min(stop, batch.base + batch.count + 1) - batch.base - 1
-        if lo >= hi:
-            continue
-        pending = batch.pending
-        if pending.count(1, lo, hi) == hi - lo:  # all awaited (else a repeated ack: one by one)
-            pending[lo:hi] = bytes(hi - lo)
-            start = batch.start
-            batch.results[start + lo : start + hi] = [None] * (hi - lo)
-            batch.remaining -= hi - lo
-            if batch.remaining <= 0:
-                batch.done.set()
-        else:
-            for k in range(lo, hi):
-                batch.resolve(batch.base + 1 + k, None)
 
 
 def _ack_outcome(msg: Msg) -> Outcome:
