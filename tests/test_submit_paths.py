@@ -5,6 +5,7 @@ of an idle delivery thread and flush's accounting."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from fake_collector import FakeCollector
 from polling import poll
@@ -79,3 +80,37 @@ def test_batches_are_taken_in_order_by_count_and_bytes() -> None:
         assert take(lane) == [0, 1] and [e.data for e in lane.entries] == [2]
     finally:
         engine.shutdown(1)
+
+
+def test_routing_with_one_sink_and_with_two_counts_alike(nats_server: Any, uid: str) -> None:
+    """An event one sink cannot encode is rejected (``invalid``) for that sink, one no sink takes is dropped
+    (``no_sink``), the others are delivered — with one sink (the routing's short path) as with two."""
+    from otel_commerce._model import event_from_args
+    from otel_commerce._sinks import JetStreamSink
+
+    def event(i: int, data: dict[str, Any] | None = None) -> Pending:
+        ev, items = event_from_args("order.completed", {"order_id": f"rt_{uid}_{i}", "org_name": "o", "user_id": "u", "email": "a@b.co", "total_cents": 5})
+        if data is not None:
+            ev.data = data
+        return Pending(event=ev, items=items)
+
+    for sinks in (1, 2):
+        errors: list[str] = []
+        engine = DeliveryEngine(
+            [JetStreamSink(nats_server.url) for _ in range(sinks)],
+            on_error=lambda exc, pending, errors=errors: errors.append(str(exc)),
+            exit_hook=False,
+        )
+        try:
+            engine.submit(event(0))
+            engine.submit(event(1, {"bad": object()}))  # not JSON-serialisable: no sink can encode it
+            engine.submit(Pending(collector={"event": "x"}, via="client"))  # a collector payload: no JetStream sink
+            engine.submit(event(2))
+            assert not engine.flush(20)
+            stats = engine.stats()
+            assert stats["submitted"] == 4 and stats["queued"] == 0
+            assert stats["exported"] == 2 * sinks and stats["rejected"] == sinks and stats["dropped"] == 1
+            assert stats["rejected.reason.invalid"] == sinks and stats["dropped.reason.no_sink"] == 1
+            assert len(errors) == sinks + 1 and sum("cannot encode" in e or "not JSON" in e for e in errors) == sinks
+        finally:
+            engine.shutdown(5)

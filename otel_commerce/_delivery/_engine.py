@@ -720,33 +720,42 @@ class DeliveryEngine:
         lanes = rt.lanes
         limit = self._queue_size
         routes = [(lane, lane.sink.name, lane.sink.prepare, lane.entries) for lane in lanes]  # looked up once
+        lane1, name1, prepare1, entries1 = routes[0] if len(routes) == 1 else (None, "", None, deque())
         for track in tracks:
             pending = track.pending
             only = track.only
-            for lane, name, prepare, entries in routes:
-                if only is not None and name not in only:
-                    continue
+            if prepare1 is not None and only is None and len(entries1) < limit:  # one sink, room in its lane
                 try:
-                    prepared = prepare(pending)
+                    prepared = prepare1(pending)
                 except Exception as exc:
-                    err: BaseException = exc
-                    if not isinstance(exc, DeliveryError):
-                        err = PermanentDeliveryError(f"{name}: cannot encode the event: {exc}")
-                        err.__cause__ = exc
-                    track.remaining += 1
-                    self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
-                    continue
-                if prepared is None:
-                    continue
-                data, size = prepared
-                track.remaining += 1
-                if len(entries) >= limit:
-                    if self._spool is not None:
-                        self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
+                    assert lane1 is not None
+                    self._unencodable(rt, lane1, name1, track, exc, now)
+                else:
+                    if prepared is not None:
+                        track.remaining += 1
+                        entries1.append(_Entry(track, prepared[0], prepared[1], now))
                         continue
-                    old = entries.popleft()
-                    self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
-                entries.append(_Entry(track, data, size, now))
+            else:
+                for lane, name, prepare, entries in routes:
+                    if only is not None and name not in only:
+                        continue
+                    try:
+                        prepared = prepare(pending)
+                    except Exception as exc:
+                        self._unencodable(rt, lane, name, track, exc, now)
+                        continue
+                    if prepared is None:
+                        continue
+                    data, size = prepared
+                    track.remaining += 1
+                    if len(entries) >= limit:
+                        if self._spool is not None:
+                            self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
+                            continue
+                        old = entries.popleft()
+                        err = PermanentDeliveryError("sink queue full")
+                        self._settle(rt, lane, [old], "dropped", "queue_full", err)
+                    entries.append(_Entry(track, data, size, now))
             if track.remaining == 0 and track.seq in rt.outstanding:
                 if track.failed or only is not None:  # (a replayed event no sink takes any more: settled)
                     self._finish(rt, track)
@@ -756,6 +765,15 @@ class DeliveryEngine:
         for lane in lanes:  # the lanes run once this returns (same loop): one wake-up each
             if lane.entries and lane.wake is not None and not lane.wake.is_set():
                 lane.wake.set()
+
+    def _unencodable(self, rt: _Runtime, lane: _Lane, name: str, track: _Track, exc: Exception, now: float) -> None:
+        """A sink's ``prepare`` raised: the event is rejected for that sink (``invalid``)."""
+        err: BaseException = exc
+        if not isinstance(exc, DeliveryError):
+            err = PermanentDeliveryError(f"{name}: cannot encode the event: {exc}")
+            err.__cause__ = exc
+        track.remaining += 1
+        self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
 
     def _fail_unrouted(self, rt: _Runtime, track: _Track, kind: str, reason: str, exc: BaseException) -> None:
         self._bump((kind, 1), (f"{kind}.reason.{reason}", 1))
