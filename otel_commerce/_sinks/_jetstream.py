@@ -236,8 +236,13 @@ class JetStreamSink:
         # buffer is freed at once and reused by the next encode
         payload = _copy % (encode_envelope(event, pending.items),)
         hdr = event_header_block(event.event_id, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state)
+        subject = _SUBJECTS.get(event.type)  # event.subject ("commerce." + type), one string per type
+        if subject is None:
+            subject = event.subject
+            if len(_SUBJECTS) < 1024:
+                _SUBJECTS[event.type] = subject
         # no headers dict is kept (fewer objects per queued event): self-tracing reads the block back
-        return (event.subject, payload, None, len(payload) + len(hdr), hdr), len(payload)
+        return (subject, payload, None, len(payload) + len(hdr), hdr), len(payload)
 
     # ------------------------------------------------------------------ connection
     def warm(self) -> None:
@@ -457,6 +462,7 @@ class JetStreamSink:
 
 
 _copy = b"%b"  # _copy % (data,): an exact-size copy of bytes ``data``
+_SUBJECTS: dict[str, str] = {}  # event type -> its subject (prepare)
 _HDR_LINE = b"NATS/1.0\r\n"
 _CRLF = b"\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
