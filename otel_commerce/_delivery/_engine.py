@@ -53,7 +53,6 @@ __all__ = ["DeliveryEngine"]
 #: thread gets the GIL once per interpreter switch interval, 5 ms, and the server idles until the burst ends).
 _HANDOFF_EVERY = 128
 _HANDOFF_SECONDS = 0.002
-_TURN_SECONDS = 0.001  # the delivery thread's turn: at most this long before the waiting threads are released
 
 logger = logging.getLogger("otel_commerce")
 
@@ -164,7 +163,6 @@ class _Runtime:
     acks: list[Any] = field(default_factory=list)  # write-ahead records settled, acknowledged in one write
     close_by: float | None = None  # monotonic deadline for closing the sinks (set by shutdown)
     starting: bool = True  # holding forks (see _process.enter_hold) until the loop and the sinks started
-    turn_pending: bool = False  # a _give_turn_when_done is scheduled
 
 
 _ENGINES: weakref.WeakSet[DeliveryEngine] = weakref.WeakSet()
@@ -273,9 +271,8 @@ class DeliveryEngine:
         self._seq = 0
         self._idle = False
         self._wake_sent = False
-        self._turn = threading.Event()  # set by the delivery thread once it did its work (see _hand_off)
+        self._turn = threading.Event()  # set by the delivery thread each time it takes the queue (see _hand_off)
         self._turn_missed = False  # a hand-off timed out: none until the delivery thread takes the queue again
-        self._turn_wanted = False  # a thread waits in _hand_off (set by submit, cleared when _turn is set)
         self._closed = False
         self._shutdown_ok = True
         self._rt: _Runtime | None = None
@@ -311,7 +308,6 @@ class DeliveryEngine:
                     elif not self._turn_missed and len(queue) % _HANDOFF_EVERY == 0:  # woken or busy
                         handoff = True
                         self._turn.clear()
-                        self._turn_wanted = True
                     else:
                         return True
             if handoff is None or rt is None:
@@ -373,7 +369,6 @@ class DeliveryEngine:
                     elif not self._turn_missed and len(self._queue) % _HANDOFF_EVERY == 0:  # woken or busy
                         handoff = True
                         self._turn.clear()
-                        self._turn_wanted = True
             if wal_error is not None and not closed:
                 self._spool_warn(f"cannot append to the write-ahead spool ({wal_error}); the event is kept in memory only")
             if closed:  # reported outside the lock: on_error may do anything
@@ -671,19 +666,15 @@ class DeliveryEngine:
                     self._overflow.clear()
                     self._idle = False
                     self._turn_missed = False
-                    give_turn = self._turn_wanted
+                    self._turn.set()
                 else:
                     items = []
                     self._idle = True
                     self._wake_sent = False
                     rt.wake.clear()
-                    give_turn = False
             if not items and not over:
                 await rt.wake.wait()
                 continue
-            if give_turn and not rt.turn_pending:  # a thread waits in _hand_off: its turn once this one's work is done
-                rt.turn_pending = True
-                rt.loop.call_soon(self._give_turn_when_done, rt, time.monotonic() + _TURN_SECONDS)
             rt.outstanding.update(zip(map(_SEQ, items), items, strict=True))
             if over:
                 rt.outstanding.update(zip(map(_SEQ, over), over, strict=True))
@@ -696,23 +687,6 @@ class DeliveryEngine:
                 self._route_all(rt, items[i : i + _ROUTE_CHUNK] if len(items) > _ROUTE_CHUNK else items)
             if rt.waiters:
                 self._check_waiters(rt)
-
-    def _give_turn_when_done(self, rt: _Runtime, deadline: float) -> None:
-        """Release the recording threads waiting in ``_hand_off`` once this thread has done what it can now — the
-        events just taken routed, sent, acks read and settled: nothing left ready on the loop — or at
-        ``deadline`` (``_TURN_SECONDS`` after the queue was taken, within the waiters' ``_HANDOFF_SECONDS``).
-
-        Released at once (when the queue is taken), a waiting thread would take the GIL back at this thread's
-        next system call (the loop's ``select``, a socket write): one loop step per hand-off, each a GIL
-        switch. Released when done, one turn covers routing, sending and settling: fewer switches per event.
-        """
-        ready = getattr(rt.loop, "_ready", None)  # asyncio's queue of ready callbacks (None: another loop)
-        if ready and time.monotonic() < deadline and self._turn_wanted:
-            rt.loop.call_soon(self._give_turn_when_done, rt, deadline)  # after what is ready now
-            return
-        rt.turn_pending = False
-        self._turn_wanted = False
-        self._turn.set()
 
     def _route_all(self, rt: _Runtime, tracks: list[_Track]) -> None:
         """Prepare each event for every sink that takes it and queue it in the sinks' lanes."""
