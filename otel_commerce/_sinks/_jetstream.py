@@ -400,7 +400,8 @@ class JetStreamSink:
             base = conn.counter
             conn.counter = base + end - start
             batch = _AckBatch(results, start, base, end - start)
-            frames: list[bytes] = []
+            frames: list[bytes] = []  # HPUB line, header block, payload, CRLF of each message: one join copies them
+            add = frames.extend
             payload_bytes = 0
             counter = base
             for subject, payload, _headers, wire_size, hdr in items[start:end] if start or end < len(items) else items:
@@ -412,9 +413,9 @@ class JetStreamSink:
                         f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
                     continue
-                frames.append(_FRAME % (subject.encode(), prefix, counter, len(hdr), wire_size, hdr, payload))
+                add((_HPUB % (subject.encode(), prefix, counter, len(hdr), wire_size), hdr, payload, _CRLF))
                 payload_bytes += len(payload)
-            sent = batch.remaining = len(frames)
+            sent = batch.remaining = len(frames) // 4
             if not sent:
                 continue
             chunks = conn.chunks
@@ -469,15 +470,16 @@ _CRLF = b"\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
 
-#: One message as :meth:`JetStreamSink._send` writes it: ``hpub_line`` (reply ``<inbox>.<counter>``), the
-#: header block, the payload and CRLF — see :func:`hpub_frame`.
-_FRAME = b"HPUB %s %s%d %d %d\r\n%s%s\r\n"
+#: One message as :meth:`JetStreamSink._send` writes it: this ``HPUB`` line (reply ``<inbox>.<counter>``), then the
+#: header block, the payload and CRLF (the chunk's pieces joined once) — see :func:`hpub_frame`.
+_HPUB = b"HPUB %s %s%d %d %d\r\n"
 
 
 def hpub_frame(subject: str, reply_prefix: bytes, counter: int, hdr: bytes, payload: bytes) -> bytes:
     """The frame the sink writes for one message: ``hpub_line(subject, reply_prefix + counter, ...)`` + block +
-    payload + CRLF, in one formatting operation."""
-    return _FRAME % (subject.encode(), reply_prefix, counter, len(hdr), len(hdr) + len(payload), hdr, payload)
+    payload + CRLF, built from the pieces the sink joins."""
+    line = _HPUB % (subject.encode(), reply_prefix, counter, len(hdr), len(hdr) + len(payload))
+    return b"".join((line, hdr, payload, _CRLF))
 
 
 def hpub_line(subject: str, reply: bytes, header_size: int, total_size: int) -> bytes:
