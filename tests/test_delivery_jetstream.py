@@ -14,7 +14,6 @@ from polling import poll
 
 from otel_commerce._cli._natsserver import NatsServer
 from otel_commerce._delivery import DeliveryEngine
-from otel_commerce._delivery._engine import _HANDOFF_EVERY
 from otel_commerce._model import Pending, event_from_args
 from otel_commerce._sinks import JetStreamSink
 from otel_commerce.subjects import STREAM_NAME
@@ -286,7 +285,7 @@ engine.shutdown(5)
 
 
 def test_a_burst_gives_the_delivery_thread_its_turns(nats_server: NatsServer, uid: str, tmp_path: Any) -> None:
-    """A thread recording a burst hands the GIL to the delivery thread every 256 queued events (README "The
+    """A thread recording a burst hands the GIL to the delivery thread every 128 queued events (README "The
     delivery engine"), which takes the queue each time: with a 60 s switch interval it would otherwise get
     the GIL only when the recording thread happens to release it."""
     import json
@@ -304,13 +303,13 @@ def test_a_burst_gives_the_delivery_thread_its_turns(nats_server: NatsServer, ui
     during, ok, exported, taken, waits = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\n[handoff] {taken} of {waits} hand-offs taken; acknowledged during the burst: {during} of 3000")
     assert ok and exported == 3001
-    assert taken >= 3000 // _HANDOFF_EVERY // 2, (taken, waits)  # the delivery thread took the queue at most hand-off points
+    assert taken >= 3000 // 128 // 2, (taken, waits)  # the delivery thread took the queue at most hand-off points
     assert during > 0, during  # so the burst was being acknowledged while it was recorded
 
 
 def test_a_stalled_delivery_thread_costs_one_hand_off_wait(nats_server: NatsServer, uid: str) -> None:
     """The hand-off wait is bounded and, once it timed out, not repeated until the delivery thread takes the
-    queue again: a delivery thread stuck in a sink's ``prepare`` costs a burst one wait, not one per hand-off."""
+    queue again: a delivery thread stuck in a sink's ``prepare`` costs a burst one wait, not one per 128 events."""
     import threading
 
     gate = threading.Event()
@@ -343,9 +342,9 @@ def test_a_stalled_delivery_thread_costs_one_hand_off_wait(nats_server: NatsServ
     engine._turn = Counted()  # type: ignore[assignment]
     engine.submit(_pending(uid, 1))  # the delivery thread takes it and gets stuck in prepare
     assert poll(lambda: engine._idle is False and not engine._queue, 10)
-    for i in range(2, _HANDOFF_EVERY * 20):
+    for i in range(2, 128 * 20):
         engine.submit(_pending(uid, i))
     assert waits == [False]  # one wait timed out; none after it
     gate.set()
-    assert engine.flush(30) and engine.stats()["exported"] == _HANDOFF_EVERY * 20
+    assert engine.flush(30) and engine.stats()["exported"] == 128 * 20
     engine.shutdown(5)

@@ -51,7 +51,7 @@ __all__ = ["DeliveryEngine"]
 #: Under a burst the recording thread hands the GIL to the delivery thread every _HANDOFF_EVERY queued events,
 #: waiting at most _HANDOFF_SECONDS for it to take the queue (README "The delivery engine": without it the delivery
 #: thread gets the GIL once per interpreter switch interval, 5 ms, and the server idles until the burst ends).
-_HANDOFF_EVERY = 256
+_HANDOFF_EVERY = 128
 _HANDOFF_SECONDS = 0.002
 
 logger = logging.getLogger("otel_commerce")
