@@ -190,3 +190,60 @@ async def test_plain_acks_cut_anywhere_stay_on_the_fast_path(monkeypatch: Any) -
             assert slow == []
         finally:
             await sink.close()
+
+
+async def test_runs_of_plain_acks_settle_each_awaited_message_once_across_chunks() -> None:
+    """Reads of plain acks back to back: in send order across two chunks in flight, out of order, with a repeated
+    ack and a late one (a counter of no chunk) — each awaited message settled once, the others untouched, the
+    nats-py message counters exact; and the same streams cut at many offsets."""
+    with NatsServer() as server:
+        sink = JetStreamSink(server.url, ensure_stream=False)
+        await sink.start()
+        try:
+            assert await sink.wait_ready(10)
+            conn = sink._conn
+            assert conn is not None and conn.nc is not None
+            nc, inbox = conn.nc, conn.inbox
+            sid = next(s for s, sub in nc._subs.items() if sub.subject == inbox + ".*")
+
+            def msg(counter: int) -> bytes:
+                body = b'{"stream":"COMMERCE","seq":%d}' % counter
+                return b"MSG %s.%d %d %d\r\n%s\r\n" % (inbox.encode(), counter, sid, len(body), body)
+
+            orders = {
+                "in order, two chunks": [1, 2, 3, 4, 5, 6, 7],
+                "out of order": [3, 1, 2, 7, 6, 5, 4],
+                "repeated and late": [1, 2, 2, 3, 0, 4, 5, 6, 7, 9, 7],
+                "in order, one missing": [1, 2, 3, 5, 6, 7],
+                "in order, one settled before": [1, 2, 3, 4, 5, 6, 7],
+            }
+            for label, order in orders.items():
+                for cut in (None, *range(1, 3 * len(msg(1)), 7)):
+                    base = conn.counter
+                    first: list[Any] = [object()] * 4
+                    second: list[Any] = [object()] * 5
+                    a = _jetstream._AckBatch(first, 0, base, 4)  # counters base+1 .. base+4
+                    b = _jetstream._AckBatch(second, 2, base + 4, 3)  # base+5 .. base+7, results[2:5]
+                    a.remaining, b.remaining = 4, 3
+                    conn.chunks = [a, b]
+                    if label == "in order, one settled before":
+                        a.resolve(base + 2, None)  # its ack came earlier: the run's copy is ignored
+                    stream = b"".join(msg(base + k) for k in order)
+                    in_msgs = nc.stats["in_msgs"]
+                    if cut is None:
+                        await nc._ps.parse(stream)
+                    else:
+                        await nc._ps.parse(stream[:cut])
+                        await nc._ps.parse(stream[cut:])
+                    want = {k for k in order if 1 <= k <= 7}
+                    assert nc.stats["in_msgs"] - in_msgs == len(order), (label, cut)
+                    assert [r is None for r in first] == [k in want for k in (1, 2, 3, 4)], (label, cut)
+                    assert [r is None for r in second[2:]] == [k in want for k in (5, 6, 7)], (label, cut)
+                    assert second[0] is not None and second[1] is not None  # not this chunk's
+                    assert a.remaining == 4 - len(want & {1, 2, 3, 4}) and b.remaining == 3 - len(want & {5, 6, 7})
+                    assert a.done.is_set() == (a.remaining == 0) and b.done.is_set() == (b.remaining == 0)
+                    assert nc._ps.state == nats_parser.AWAITING_CONTROL_LINE and not nc._ps.buf, (label, cut)
+                    conn.counter = base + 7
+            conn.chunks = []
+        finally:
+            await sink.close()

@@ -213,3 +213,24 @@ def test_the_compiled_encoders_inline_timestamp_is_the_old_one(ts: datetime, tz:
 def test_the_fast_timestamp_paths_edges(ts: datetime) -> None:
     event = new_event("order.completed", id="t-1", organization_id="acme", data={"order_id": "t-1"}, timestamp=ts)
     assert encode_envelope(event) == _old_path(event, [])
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ab" * 32,  # a lower-case hex digest (the PII policy's): kept as is
+        "AB" * 32,  # upper case: hashed like an address
+        "ab" * 31 + "a",  # 63 characters
+        "ab" * 31 + "ag",  # 64, one not hex
+        "ab" * 31 + "aé",  # 64, one not ASCII
+        "ab" * 31 + "a\u0660",  # 64, an Arabic-Indic digit (a decimal digit, not hex)
+        "  " + "ab" * 31,
+    ],
+)
+def test_capi_email_digest_check_is_the_old_one(email: str) -> None:
+    """The encoders' digest check (ASCII, 64 lower-case hex characters: kept, else hashed) decides as the old
+    ``[0-9a-f]{64}`` fullmatch did, on the compiled path and on the preset-block path."""
+    event = new_event("order.completed", id="t-1", organization_id="acme", data={"order_id": "t-1", "email": email})
+    assert encode_envelope(event) == _old_path(event, [])
+    event.ga4 = copy.deepcopy(apply_marketing(copy.deepcopy(event), []).ga4)  # the preset-block path
+    assert encode_envelope(event) == _old_path(event, [])

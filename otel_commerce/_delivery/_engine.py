@@ -31,8 +31,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice, repeat, starmap
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -76,6 +78,10 @@ _SPOOL_TICK_SECONDS = 0.05
 _SPOOL_WARN_EVERY_SECONDS = 60.0
 _monotonic = time.monotonic  # submit: one global read instead of two attribute reads
 _ROUTE_CHUNK = 256  # events prepared between two yields to the loop (acks and responses get through)
+_SEQ = attrgetter("seq")
+_DATA = attrgetter("data")
+_SIZE = attrgetter("size")
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend  # runs an iterator to its end, keeping nothing
 
 
 class _Track:
@@ -283,6 +289,41 @@ class DeliveryEngine:
 
     def submit(self, pending: Item) -> bool:
         """Queue ``pending`` for delivery; False when something had to be dropped (never blocks or raises)."""
+        # The common case in a few steps (memory or spill mode, open, room in the queue, thread running); anything
+        # else takes _submit, which checks everything again under the lock.
+        if self._wal or self._closed:
+            return self._submit(pending)
+        try:
+            queue = self._queue
+            with self._lock:
+                rt = self._rt
+                if rt is None or self._closed or len(queue) >= self._queue_size:
+                    handoff = None
+                else:
+                    seq = self._seq = self._seq + 1
+                    queue.append(_Track(pending, seq, _monotonic()))
+                    if self._idle and not self._wake_sent:
+                        self._wake_sent = True
+                        handoff = False
+                    elif not self._turn_missed and len(queue) % _HANDOFF_EVERY == 0:  # woken or busy
+                        handoff = True
+                        self._turn.clear()
+                    else:
+                        return True
+            if handoff is None or rt is None:
+                return self._submit(pending)
+            if handoff:
+                self._hand_off(rt)
+            else:
+                with contextlib.suppress(RuntimeError):  # loop closed: shutdown raced us
+                    rt.loop.call_soon_threadsafe(self._wake_intake, rt)
+            return True
+        except Exception:  # pragma: no cover - submit must never raise
+            logger.exception("otel-commerce: submit failed")
+            return False
+
+    def _submit(self, pending: Item) -> bool:
+        """``submit`` in every case (wal mode, closed, a full queue, the first event)."""
         try:
             if self._closed and _process.late_submit(self, pending):  # after shutdown (_runtime._late)
                 return True
@@ -320,7 +361,6 @@ class DeliveryEngine:
                         self._queue.append(track)
                     else:
                         self._queue.append(track)
-                    self._stats["submitted"] += 1
                     rt = self._rt
                     if rt is None:
                         start = True
@@ -457,6 +497,8 @@ class DeliveryEngine:
         """Counters: queued, submitted, exported, retried, dropped, rejected, and ``<counter>.<sink>``."""
         with self._lock:
             out = dict(self._stats)
+            # every event submitted (never one dropped at a closed engine) or replayed got the next sequence number
+            out["submitted"] = self._seq - out["replayed"]
             queued = len(self._queue) + len(self._overflow)
         rt = self._rt
         if rt is not None:
@@ -633,10 +675,9 @@ class DeliveryEngine:
             if not items and not over:
                 await rt.wake.wait()
                 continue
-            for track in items:
-                rt.outstanding[track.seq] = track
-            for track in over:
-                rt.outstanding[track.seq] = track
+            rt.outstanding.update(zip(map(_SEQ, items), items, strict=True))
+            if over:
+                rt.outstanding.update(zip(map(_SEQ, over), over, strict=True))
             rt.routed_max = max(items[-1].seq if items else 0, over[-1].seq if over else 0)
             if over:
                 self._spool_tracks(rt, over, "queue_full")
@@ -653,33 +694,42 @@ class DeliveryEngine:
         lanes = rt.lanes
         limit = self._queue_size
         routes = [(lane, lane.sink.name, lane.sink.prepare, lane.entries) for lane in lanes]  # looked up once
+        lane1, name1, prepare1, entries1 = routes[0] if len(routes) == 1 else (None, "", None, deque())
         for track in tracks:
             pending = track.pending
             only = track.only
-            for lane, name, prepare, entries in routes:
-                if only is not None and name not in only:
-                    continue
+            if prepare1 is not None and only is None and len(entries1) < limit:  # one sink, room in its lane
                 try:
-                    prepared = prepare(pending)
+                    prepared = prepare1(pending)
                 except Exception as exc:
-                    err: BaseException = exc
-                    if not isinstance(exc, DeliveryError):
-                        err = PermanentDeliveryError(f"{name}: cannot encode the event: {exc}")
-                        err.__cause__ = exc
-                    track.remaining += 1
-                    self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
-                    continue
-                if prepared is None:
-                    continue
-                data, size = prepared
-                track.remaining += 1
-                if len(entries) >= limit:
-                    if self._spool is not None:
-                        self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
+                    assert lane1 is not None
+                    self._unencodable(rt, lane1, name1, track, exc, now)
+                else:
+                    if prepared is not None:
+                        track.remaining += 1
+                        entries1.append(_Entry(track, prepared[0], prepared[1], now))
                         continue
-                    old = entries.popleft()
-                    self._settle(rt, lane, [old], "dropped", "queue_full", PermanentDeliveryError("sink queue full"))
-                entries.append(_Entry(track, data, size, now))
+            else:
+                for lane, name, prepare, entries in routes:
+                    if only is not None and name not in only:
+                        continue
+                    try:
+                        prepared = prepare(pending)
+                    except Exception as exc:
+                        self._unencodable(rt, lane, name, track, exc, now)
+                        continue
+                    if prepared is None:
+                        continue
+                    data, size = prepared
+                    track.remaining += 1
+                    if len(entries) >= limit:
+                        if self._spool is not None:
+                            self._spool_entries(rt, lane, [_Entry(track, data, size, now)], "queue_full")
+                            continue
+                        old = entries.popleft()
+                        err = PermanentDeliveryError("sink queue full")
+                        self._settle(rt, lane, [old], "dropped", "queue_full", err)
+                    entries.append(_Entry(track, data, size, now))
             if track.remaining == 0 and track.seq in rt.outstanding:
                 if track.failed or only is not None:  # (a replayed event no sink takes any more: settled)
                     self._finish(rt, track)
@@ -689,6 +739,15 @@ class DeliveryEngine:
         for lane in lanes:  # the lanes run once this returns (same loop): one wake-up each
             if lane.entries and lane.wake is not None and not lane.wake.is_set():
                 lane.wake.set()
+
+    def _unencodable(self, rt: _Runtime, lane: _Lane, name: str, track: _Track, exc: Exception, now: float) -> None:
+        """A sink's ``prepare`` raised: the event is rejected for that sink (``invalid``)."""
+        err: BaseException = exc
+        if not isinstance(exc, DeliveryError):
+            err = PermanentDeliveryError(f"{name}: cannot encode the event: {exc}")
+            err.__cause__ = exc
+        track.remaining += 1
+        self._settle(rt, lane, [_Entry(track, None, 0, now)], "rejected", "invalid", err)
 
     def _fail_unrouted(self, rt: _Runtime, track: _Track, kind: str, reason: str, exc: BaseException) -> None:
         self._bump((kind, 1), (f"{kind}.reason.{reason}", 1))
@@ -714,7 +773,7 @@ class DeliveryEngine:
             batch = self._take(lane)
             lane.inflight = batch
             try:
-                outcomes = await sink.send([e.data for e in batch])
+                outcomes = await sink.send(list(map(_DATA, batch)))
                 if len(outcomes) != len(batch):
                     raise RuntimeError(f"sink {sink.name} returned {len(outcomes)} outcomes for {len(batch)} items")
             except asyncio.CancelledError:
@@ -772,7 +831,7 @@ class DeliveryEngine:
                 if not sending:
                     await self._wait_for_batch(rt, lane)
                 batch = self._take(lane)
-                sending.append((batch, asyncio.ensure_future(sink.send([e.data for e in batch])), lane.backoffs))
+                sending.append((batch, asyncio.ensure_future(sink.send(list(map(_DATA, batch)))), lane.backoffs))
         finally:  # shutdown: the batches stay in lane.sending (dropped or spooled with the lane)
             for _, task, _ in sending:
                 if not task.done():
@@ -837,9 +896,14 @@ class DeliveryEngine:
     def _take(self, lane: _Lane) -> list[_Entry]:
         """The next batch: up to ``batch_size`` entries and ``batch_bytes`` bytes (at least one entry)."""
         entries = lane.entries
-        popleft = entries.popleft
-        batch = [popleft() for _ in range(min(len(entries), self._batch_size))]
-        if sum([e.size for e in batch]) > self._batch_bytes:  # rare: give back what is over the byte limit
+        n = len(entries)
+        if n <= self._batch_size:  # all of them (a burst's tail, an idle lane)
+            batch = list(entries)
+            entries.clear()
+        else:  # the first batch_size: one C-level pass each way
+            batch = list(islice(entries, self._batch_size))
+            _consume(starmap(entries.popleft, repeat((), self._batch_size)))
+        if sum(map(_SIZE, batch)) > self._batch_bytes:  # rare: give back what is over the byte limit
             size = 0
             for i, entry in enumerate(batch):
                 size += entry.size

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import _count_elements, deque  # type: ignore[attr-defined]
+from itertools import repeat, starmap
 from typing import Any
 
 __all__ = ["METRIC_NAMES", "add_one", "count", "count_key", "total"]
@@ -33,6 +35,12 @@ _DESCRIPTIONS = {
 #: no attribute dict, no SDK call); the observable counters report them when a reader collects.
 _totals: dict[tuple[str, str | None, str | None, str | None], int] = {}
 _totals_lock = threading.Lock()
+#: The per-event adds of :func:`add_one` (the recording thread's hot path), one key each, not yet in ``_totals``:
+#: ``deque.append`` is atomic (no lock, ~15 ns); folded into ``_totals`` (:func:`_fold`) before any read, by every
+#: :func:`count` (the delivery thread's per-batch counts) and whenever more than ``_FOLD_AT`` are waiting.
+_ones: deque[tuple[str, str | None, str | None, str | None]] = deque()
+_append_one = _ones.append
+_FOLD_AT = 4096
 _observed: set[str] = set()
 _lock = threading.Lock()
 
@@ -62,6 +70,7 @@ def _callback(name: str) -> Any:
         from opentelemetry.metrics import Observation
 
         with _totals_lock:
+            _fold_locked()
             rows = [(key, n) for key, n in _totals.items() if key[0] == name]
         out = []
         for (_, sink, reason, via), n in rows:
@@ -89,6 +98,8 @@ def count(name: str, n: int = 1, *, sink: str | None = None, reason: str | None 
     key = (name, sink, reason, via)
     try:
         with _totals_lock:
+            if _ones:
+                _fold_locked()
             _totals[key] = _totals.get(key, 0) + n
         if name not in _observed:
             _observe(name)
@@ -104,19 +115,37 @@ def count_key(
 
 
 def add_one(key: tuple[str, str | None, str | None, str | None]) -> None:
-    """``count(*key)`` for one event (``key`` from :func:`count_key`); never raises."""
+    """``count(*key)`` for one event (``key`` from :func:`count_key`); never raises.
+
+    No lock: the key is appended to ``_ones`` (atomic), folded into the totals before they are read (exact).
+    """
+    _append_one(key)
+    if len(_ones) > _FOLD_AT or key[0] not in _observed:
+        _fold_slowly(key[0])
+
+
+def _fold_slowly(name: str) -> None:
     try:
         with _totals_lock:
-            _totals[key] = _totals.get(key, 0) + 1
-        if key[0] not in _observed:
-            _observe(key[0])
+            _fold_locked()
+        if name not in _observed:
+            _observe(name)
     except Exception:  # pragma: no cover - metrics must never break delivery
-        logger.debug("otel-commerce: cannot record metric %s", key[0], exc_info=True)
+        logger.debug("otel-commerce: cannot record metric %s", name, exc_info=True)
+
+
+def _fold_locked() -> None:
+    """Move the adds waiting in ``_ones`` into ``_totals`` (``_totals_lock`` held). Only as many as were there
+    when it began are taken (one ``popleft`` each, atomic): an add racing it waits for the next fold."""
+    n = len(_ones)
+    if n:
+        _count_elements(_totals, starmap(_ones.popleft, repeat((), n)))
 
 
 def total(name: str, **attributes: str) -> int:
     """The running total of ``commerce.events.<name>`` over the rows matching ``attributes`` (tests, stats)."""
     with _totals_lock:
+        _fold_locked()
         rows = list(_totals.items())
     want = {k: v for k, v in attributes.items()}
     out = 0

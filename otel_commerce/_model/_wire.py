@@ -13,9 +13,8 @@ no rule walk and one call. The bytes are exactly those of ``apply_marketing(even
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -29,33 +28,45 @@ from ._time import to_unix_seconds
 __all__ = ["encode_envelope"]
 
 _EMPTY = (None, "")
-_LOWER_HEX64 = re.compile(r"[0-9a-f]{64}").fullmatch
 _UTC = timezone.utc
 
-#: ``[(unix second, "YYYY-MM-DDTHH:MM:SS")]`` of the last aware-UTC timestamp formatted (events recorded in
-#: the same second share it). The pair is replaced as a whole: a racing thread reads an old or a new one, both right.
-_second: list[tuple[int, str]] = [(-(2**62), "")]
+#: ``[(lo, hi, unix second, "YYYY-MM-DDTHH:MM:SS.", "YYYY-MM-DDTHH:MM:SSZ")]`` of the last aware-UTC second
+#: formatted (events recorded in the same second share it): an aware UTC timestamp ``ts`` with ``lo <= ts < hi``
+#: is in that second (two datetime comparisons: no float ``timestamp()``, no ``int()``). The tuple is replaced as a
+#: whole: a racing thread reads an old or a new one, both right.
+_second: list[tuple[datetime, datetime, int, str, str]] = [
+    (datetime.max.replace(tzinfo=timezone.utc), datetime.min.replace(tzinfo=timezone.utc), 0, "", "")
+]
+_ONE_SECOND = timedelta(seconds=1)
 
 #: Aware UTC timestamps in [1970, 2106) take the fast path: ``int(ts.timestamp())`` is then the floored second
 #: (the float is the correctly rounded ``seconds + µs / 1e6``; below 2**32 its spacing is under 1e-6, so a
 #: fraction of at most 0.999999 never rounds up to the next second).
 _FAST_STAMP_LIMIT = 4294967296.0
 
+#: ``not s.encode().translate(None, _HEX_DIGITS)`` for an ASCII ``s``: every character a lower-case hex digit
+#: (what ``[0-9a-f]{64}`` fullmatches for a 64-character ASCII string, in half the time of the regex)
+_HEX_DIGITS = b"0123456789abcdef"
+
 
 def _stamp(ts: datetime) -> tuple[str, int]:
     """``(format_timestamp(ts), to_unix_seconds(ts))``, with a fast path for the aware UTC timestamps we record
-    (the compiled encoders of :func:`_compile` inline the same code)."""
+    (the compiled encoders of :func:`_compile` inline the cached-second case)."""
     if ts.tzinfo is _UTC:
-        t = ts.timestamp()
-        if 0.0 <= t < _FAST_STAMP_LIMIT:
-            secs = int(t)
-            cached = _second[0]
-            if cached[0] != secs:
-                cached = _second[0] = (secs, ts.replace(microsecond=0, tzinfo=None).isoformat())
-            us = ts.microsecond
-            if us:  # RFC3339Nano: fractional zeros trimmed
-                return f"{cached[1]}.{us:06d}".rstrip("0") + "Z", secs
-            return cached[1] + "Z", secs
+        cached = _second[0]
+        if not cached[0] <= ts < cached[1]:
+            t = ts.timestamp()
+            if not 0.0 <= t < _FAST_STAMP_LIMIT:
+                return format_timestamp(ts), to_unix_seconds(ts)
+            lo = ts.replace(microsecond=0)
+            iso = lo.replace(tzinfo=None).isoformat()
+            cached = _second[0] = (lo, lo + _ONE_SECOND, int(t), iso + ".", iso + "Z")
+        us = ts.microsecond
+        if us % 10:  # RFC3339Nano: fractional zeros trimmed (none to trim here)
+            return f"{cached[3]}{us:06d}Z", cached[2]
+        if us:
+            return f"{cached[3]}{us:06d}".rstrip("0") + "Z", cached[2]
+        return cached[4], cached[2]
     return format_timestamp(ts), to_unix_seconds(ts)
 
 
@@ -117,7 +128,7 @@ def _custom_plan(custom: tuple[tuple[str, str], ...]) -> tuple[tuple[str, int, s
 
 def _capi_digest(em: str) -> str:
     """The ``em`` value: a digest record_event already wrote (PII policy) is kept as is, as capi_hash would."""
-    return em if len(em) == 64 and _LOWER_HEX64(em) else capi_hash("em", em)
+    return em if len(em) == 64 and em.isascii() and not em.encode().translate(None, _HEX_DIGITS) else capi_hash("em", em)
 
 
 def _capi_block(meta: MetaRule, fields: dict[str, Any], event_time: int) -> dict[str, Any]:
@@ -217,7 +228,8 @@ def _capi_source(meta: MetaRule) -> list[str]:
         lines += [
             "ud = {}",
             "if em:",
-            "    em = em if len(em) == 64 and _hex64(em) else _capi_hash('em', em)",
+            "    if not (len(em) == 64 and em.isascii() and not em.encode().translate(None, _HEX_DIGITS)):",
+            "        em = _capi_hash('em', em)",
             "    if em:",
             "        ud['em'] = em",
             "if ext:",
@@ -235,16 +247,18 @@ def _capi_source(meta: MetaRule) -> list[str]:
     return lines
 
 
-_STAMP_SOURCE = [  # _stamp's fast path, inlined: sets ``stamp`` and ``event_time``
+_STAMP_SOURCE = [  # _stamp's cached-second case, inlined: sets ``stamp`` and ``event_time``
     "ts = ev.timestamp",
-    "t = ts.timestamp() if ts.tzinfo is _UTC else -1.0",
-    "if 0.0 <= t < _FAST_STAMP_LIMIT:",
-    "    event_time = int(t)",
-    "    cached = _second[0]",
-    "    if cached[0] != event_time:",
-    "        cached = _second[0] = (event_time, ts.replace(microsecond=0, tzinfo=None).isoformat())",
+    "cached = _second[0]",
+    "if ts.tzinfo is _UTC and cached[0] <= ts < cached[1]:",
+    "    event_time = cached[2]",
     "    us = ts.microsecond",
-    "    stamp = f'{cached[1]}.{us:06d}'.rstrip('0') + 'Z' if us else cached[1] + 'Z'",
+    "    if us % 10:",
+    "        stamp = '%s%06dZ' % (cached[3], us)",
+    "    elif us:",
+    "        stamp = f'{cached[3]}{us:06d}'.rstrip('0') + 'Z'",
+    "    else:",
+    "        stamp = cached[4]",
     "else:",
     "    stamp, event_time = _stamp(ts)",
 ]
@@ -282,10 +296,9 @@ def _compile(spec: EventSpec) -> _Encoder:
     source = "def encode(ev, items):\n" + "".join(f"    {line}\n" for line in body)
     namespace: dict[str, Any] = {
         "_EMPTY": _EMPTY,
-        "_hex64": _LOWER_HEX64,
+        "_HEX_DIGITS": _HEX_DIGITS,
         "_capi_hash": capi_hash,
         "_UTC": _UTC,
-        "_FAST_STAMP_LIMIT": _FAST_STAMP_LIMIT,
         "_second": _second,
         "_stamp": _stamp,
         "_dumps": orjson.dumps,

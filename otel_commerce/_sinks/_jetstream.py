@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -236,8 +237,13 @@ class JetStreamSink:
         # buffer is freed at once and reused by the next encode
         payload = _copy % (encode_envelope(event, pending.items),)
         hdr = event_header_block(event.event_id, event.trace_id, event.span_id, pending.trace_flags, pending.trace_state)
+        subject = _SUBJECTS.get(event.type)  # event.subject ("commerce." + type), one string per type
+        if subject is None:
+            subject = event.subject
+            if len(_SUBJECTS) < 1024:
+                _SUBJECTS[event.type] = subject
         # no headers dict is kept (fewer objects per queued event): self-tracing reads the block back
-        return (event.subject, payload, None, len(payload) + len(hdr), hdr), len(payload)
+        return (subject, payload, None, len(payload) + len(hdr), hdr), len(payload)
 
     # ------------------------------------------------------------------ connection
     def warm(self) -> None:
@@ -394,7 +400,8 @@ class JetStreamSink:
             base = conn.counter
             conn.counter = base + end - start
             batch = _AckBatch(results, start, base, end - start)
-            frames: list[bytes] = []
+            frames: list[bytes] = []  # HPUB line, header block, payload, CRLF of each message: one join copies them
+            add = frames.extend
             payload_bytes = 0
             counter = base
             for subject, payload, _headers, wire_size, hdr in items[start:end] if start or end < len(items) else items:
@@ -406,9 +413,9 @@ class JetStreamSink:
                         f"{wire_size - len(payload)}) is over the server's max payload of {limit} bytes (max_payload)"
                     )
                     continue
-                frames.append(_FRAME % (subject.encode(), prefix, counter, len(hdr), wire_size, hdr, payload))
+                add((_HPUB % (subject.encode(), prefix, counter, len(hdr), wire_size), hdr, payload, _CRLF))
                 payload_bytes += len(payload)
-            sent = batch.remaining = len(frames)
+            sent = batch.remaining = len(frames) // 4
             if not sent:
                 continue
             chunks = conn.chunks
@@ -457,20 +464,22 @@ class JetStreamSink:
 
 
 _copy = b"%b"  # _copy % (data,): an exact-size copy of bytes ``data``
+_SUBJECTS: dict[str, str] = {}  # event type -> its subject (prepare)
 _HDR_LINE = b"NATS/1.0\r\n"
 _CRLF = b"\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
 
-#: One message as :meth:`JetStreamSink._send` writes it: ``hpub_line`` (reply ``<inbox>.<counter>``), the
-#: header block, the payload and CRLF — see :func:`hpub_frame`.
-_FRAME = b"HPUB %s %s%d %d %d\r\n%s%s\r\n"
+#: One message as :meth:`JetStreamSink._send` writes it: this ``HPUB`` line (reply ``<inbox>.<counter>``), then the
+#: header block, the payload and CRLF (the chunk's pieces joined once) — see :func:`hpub_frame`.
+_HPUB = b"HPUB %s %s%d %d %d\r\n"
 
 
 def hpub_frame(subject: str, reply_prefix: bytes, counter: int, hdr: bytes, payload: bytes) -> bytes:
     """The frame the sink writes for one message: ``hpub_line(subject, reply_prefix + counter, ...)`` + block +
-    payload + CRLF, in one formatting operation."""
-    return _FRAME % (subject.encode(), reply_prefix, counter, len(hdr), len(hdr) + len(payload), hdr, payload)
+    payload + CRLF, built from the pieces the sink joins."""
+    line = _HPUB % (subject.encode(), reply_prefix, counter, len(hdr), len(hdr) + len(payload))
+    return b"".join((line, hdr, payload, _CRLF))
 
 
 def hpub_line(subject: str, reply: bytes, header_size: int, total_size: int) -> bytes:
@@ -582,10 +591,14 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
     skip = len(conn.inbox) + 1  # reply subjects are "<inbox>.<counter>"
     # one complete plain PubAck of ours, as nats-server writes it: "MSG <inbox>.<counter> <sid> <#bytes>\r\n"
     # '{"stream":"<name>","seq":<n>[,"duplicate":true]}\r\n' (no CR/LF inside: the match ends with its frame)
-    plain_ack = re.compile(
+    pattern = re.compile(
         rb"MSG " + re.escape(conn.inbox.encode()) + rb"\.(\d+) " + sid_bytes + rb" (\d+)\r\n"
         rb'(\{"stream":"[^"\r\n]*","seq":\d+(?:,"duplicate":true)?\})\r\n'
-    ).match
+    )
+    plain_ack = pattern.match
+    plain_acks = pattern.findall
+    # a frame's bytes besides its counter, declared size and body: "MSG " <inbox> "." " " <sid> " " CRLF CRLF
+    fixed = len(b"MSG ") + skip + 1 + len(sid_bytes) + 1 + 2 + 2
 
     def settle(subject: bytes, data: bytes) -> None:
         stats["in_msgs"] += 1
@@ -616,7 +629,25 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
             cut = False
             n = len(data)
             current = conn.current
-            # the usual read: plain PubAcks back to back, one regex match each
+            # the usual read: plain PubAcks back to back. All but the last frame at once: one findall, and the
+            # frames found must tile that part exactly (their sizes add up to it: nothing skipped in between)
+            # with declared sizes as found (else: frame by frame below, as nats-py's parser would read them)
+            last = data.rfind(_MSG_OP)
+            if last > 0:
+                acks = plain_acks(data, 0, last)
+                if acks:
+                    run_counters = list(map(_COUNTER, acks))
+                    run_declared = list(map(_DECLARED, acks))
+                    lengths = list(map(len, map(_BODY, acks)))
+                    size = sum(lengths)
+                    tiled = fixed * len(acks) + sum(map(len, run_counters)) + sum(map(len, run_declared)) + size
+                    if tiled == last and list(map(int, run_declared)) == lengths:
+                        _settle_acks(conn, list(map(int, run_counters)))
+                        pos = last
+                        count = len(acks)
+                    else:
+                        size = 0
+            # the last frame (or every frame of a read that is not only plain acks): one regex match each
             while (m := plain_ack(data, pos)) is not None:
                 counter, declared, body = m.groups()
                 length = len(body)
@@ -686,6 +717,43 @@ def _take_acks_directly(nc: NATS, sid: int, conn: _Connection) -> None:
 
     nc._process_msg = on_msg  # type: ignore[method-assign, assignment]
     parser.parse = fast_parse  # type: ignore[method-assign]
+
+
+_COUNTER = itemgetter(0)
+_DECLARED = itemgetter(1)
+_BODY = itemgetter(2)
+
+
+def _settle_acks(conn: _Connection, counters: list[int]) -> None:
+    """Settle plain PubAcks (stored, or duplicates of stored messages: delivered either way) by reply counter, as
+    :meth:`_AckBatch.resolve` does one by one: an awaited message is settled once, a late or unknown counter is
+    ignored. Consecutive ascending counters (acks in send order, the usual case) are settled a chunk's slice at
+    a time."""
+    n = len(counters)
+    first = counters[0]
+    if counters != list(range(first, first + n)):  # out of order: one by one
+        for counter in counters:
+            batch = conn.chunk_of(counter)
+            if batch is not None:
+                batch.resolve(counter, None)
+        return
+    stop = first + n
+    for batch in list(conn.chunks):
+        lo = max(first, batch.base + 1) - batch.base - 1  # the run's part in this chunk: indexes lo .. hi - 1
+        hi = min(stop, batch.base + batch.count + 1) - batch.base - 1
+        if lo >= hi:
+            continue
+        pending = batch.pending
+        if pending.count(1, lo, hi) == hi - lo:  # all awaited (else a repeated ack: one by one)
+            pending[lo:hi] = bytes(hi - lo)
+            start = batch.start
+            batch.results[start + lo : start + hi] = [None] * (hi - lo)
+            batch.remaining -= hi - lo
+            if batch.remaining <= 0:
+                batch.done.set()
+        else:
+            for k in range(lo, hi):
+                batch.resolve(batch.base + 1 + k, None)
 
 
 def _ack_outcome(msg: Msg) -> Outcome:
