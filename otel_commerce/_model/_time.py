@@ -49,7 +49,7 @@ def utc(ts: datetime) -> datetime:
 
 def to_unix_ns(ts: datetime) -> int:
     """Nanoseconds since the epoch, exact (integer arithmetic; naive = UTC)."""
-    d = utc(ts) - _EPOCH
+    d = (ts if type(ts) is datetime and ts.tzinfo is _UTC else utc(ts)) - _EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
 
 

@@ -359,12 +359,21 @@ _RECORD_FIELDS = frozenset((
 _RECORD_OWN = set(vars(LogRecord())) == _RECORD_FIELDS
 
 
-def info_log_record(cls: type[LogRecord], timestamp: int, event_name: str, attributes: dict[str, Any]) -> Any:
+def info_log_record(
+    cls: type[LogRecord],
+    timestamp: int,
+    event_name: str,
+    attributes: dict[str, Any],
+    context: Any = None,
+    span_context: Any = None,
+) -> Any:
     """What ``cls(timestamp=timestamp, event_name=event_name, attributes=attributes, body=None,
     severity_number=SeverityNumber.INFO, severity_text="INFO")`` makes in the current context, without the
     API ``LogRecord.__init__``'s keyword handling: its twelve instance attributes set directly (the contract
     test checks the set and the values against the API's constructor). ``cls``: ``LogRecord`` or a subclass
-    without its own ``__init__``; ``timestamp`` in ns since the epoch; ``observed_timestamp`` is now."""
+    without its own ``__init__``; ``timestamp`` in ns since the epoch; ``observed_timestamp`` is now.
+    ``context`` / ``span_context``: the current context and its span's context when the caller has read them
+    already (both, or neither: then read here)."""
     if not _RECORD_OWN:
         return cls(
             timestamp=timestamp,
@@ -374,8 +383,10 @@ def info_log_record(cls: type[LogRecord], timestamp: int, event_name: str, attri
             severity_number=SeverityNumber.INFO,
             severity_text="INFO",
         )
-    context = get_current()
-    sc = trace.get_current_span(context).get_span_context()
+    if context is None or span_context is None:
+        context = get_current()
+        span_context = trace.get_current_span(context).get_span_context()
+    sc = span_context
     record = object.__new__(cls)
     record.__dict__.update(
         timestamp=timestamp,

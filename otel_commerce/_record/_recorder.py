@@ -126,14 +126,19 @@ def flat_attributes(event: CommerceEvent, *, mask: bool = False) -> dict[str, An
         attrs["commerce.user_id"] = mask_id(event.user_id) if mask else event.user_id
     if event.session_id:
         attrs["commerce.session_id"] = mask_id(event.session_id) if mask else event.session_id
-    spec = CATALOG.get(event.type)
-    money = event.data.get(spec.money if spec and spec.money else "revenue")
-    if isinstance(money, (int, float)) and not isinstance(money, bool):
-        attrs["commerce.revenue"] = float(money)
-    currency = event.data.get("currency")
-    if isinstance(currency, str) and currency:
+    data = event.data
+    money = data.get(_MONEY_FIELD.get(event.type, "revenue"))
+    t = type(money)
+    if t is float or (t is not bool and isinstance(money, (int, float))):
+        attrs["commerce.revenue"] = float(money)  # type: ignore[arg-type]  # an int or float (checked above)
+    currency = data.get("currency")
+    if currency and isinstance(currency, str):
         attrs["commerce.currency"] = currency
     return attrs
+
+
+#: catalog type -> its money field (``commerce.revenue``); other types read ``revenue``
+_MONEY_FIELD = {name: spec.money for name, spec in CATALOG.items() if spec.money}
 
 
 def event_attributes(event: CommerceEvent, items: list[Any] | None = None, *, mask: bool = False) -> dict[str, Any]:
@@ -544,7 +549,16 @@ def emit_pending(pending: Pending, *, context: Context | None = None) -> None:
                 attributes["commerce.data"] = data_copy
                 if pending.items:
                     attributes["commerce.items"] = [i.to_dict() for i in pending.items]  # new dicts of scalars
-                record = _sdk.info_log_record(CommerceLogRecord, ts_ns, "commerce." + event.type, attributes)
+                if _context_get is not None:  # the current context and span, as build_pending reads them
+                    current = _context_get()
+                    span = current.get(_SPAN_KEY)
+                    if type(span) not in _SPAN_TYPES:
+                        span = _checked_span(span)
+                    record = _sdk.info_log_record(
+                        CommerceLogRecord, ts_ns, "commerce." + event.type, attributes, current, span.get_span_context()
+                    )
+                else:
+                    record = _sdk.info_log_record(CommerceLogRecord, ts_ns, "commerce." + event.type, attributes)
             else:
                 log_body: dict[str, Any] | None = None
                 if settings.log_body == "envelope":
