@@ -423,3 +423,72 @@ def test_a_scope_disabled_at_run_time_and_a_raising_processor() -> None:
     ``Logger.emit``), the error reported. Every event is delivered exactly once either way."""
     got = json.loads(_run(_TOGGLE_APP))
     assert got == {"seen": ["0", "2", "4"], "delivered": ["0", "1", "2", "3", "4"], "errors": ["processor failed"]}
+
+
+# ---------------------------------------------------- the record path's small steps equal the general ones
+def test_to_unix_ns_is_exact_for_every_kind_of_datetime() -> None:
+    """``to_unix_ns``' short path (an aware UTC ``datetime``) gives what the general one gives; naive, other
+    zones and a ``datetime`` subclass take the general path, out-of-range instants still raise."""
+    from datetime import datetime, timedelta, timezone
+
+    import pytest
+
+    from otel_commerce import EventValidationError
+    from otel_commerce._model._time import to_unix_ns
+
+    class Sub(datetime):
+        pass
+
+    base = datetime(2026, 11, 30, 19, 21, 3, 123456, tzinfo=timezone.utc)
+    want = 1796066463123456000
+    assert to_unix_ns(base) == want
+    assert to_unix_ns(base.replace(tzinfo=None)) == want
+    assert to_unix_ns(base.astimezone(timezone(timedelta(hours=-5)))) == want
+    assert to_unix_ns(Sub(2026, 11, 30, 19, 21, 3, 123456, tzinfo=timezone.utc)) == want
+    assert to_unix_ns(datetime(1970, 1, 1, tzinfo=timezone.utc)) == 0
+    with pytest.raises(EventValidationError):
+        to_unix_ns(datetime(1969, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
+
+
+def test_info_log_record_with_the_callers_context_is_the_one_it_reads_itself() -> None:
+    """``emit_pending`` hands ``info_log_record`` the context and span context it read (as ``build_pending``
+    reads them): the record equals the one ``info_log_record`` makes reading them itself."""
+    from opentelemetry import context, trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_commerce._otel import _sdk
+    from otel_commerce._record._recorder import CommerceLogRecord
+
+    tp = TracerProvider(shutdown_on_exit=False)
+    with tp.get_tracer("t").start_as_current_span("s"):
+        ctx = context.get_current()
+        given = _sdk.info_log_record(CommerceLogRecord, 7, "commerce.x", {}, ctx, trace.get_current_span(ctx).get_span_context())
+        read = _sdk.info_log_record(CommerceLogRecord, 7, "commerce.x", {})
+    assert {k: v for k, v in vars(given).items() if k != "observed_timestamp"} == {
+        k: v for k, v in vars(read).items() if k != "observed_timestamp"
+    }
+    assert given.trace_id != 0
+
+
+def test_flat_attributes_reads_each_catalog_types_money_field() -> None:
+    """``commerce.revenue`` is the type's money field (a per-type map now) for every catalog type that has one,
+    ``revenue`` for the others and for custom types; a bool is not money; a float-like int becomes a float."""
+    from datetime import datetime, timezone
+
+    from otel_commerce._model import CATALOG
+    from otel_commerce._model._envelope import CommerceEvent
+    from otel_commerce._record._recorder import flat_attributes
+
+    def event(event_type: str, data: dict[str, Any]) -> CommerceEvent:
+        return CommerceEvent(id="i", type=event_type, timestamp=datetime.now(timezone.utc), organization_id="o", data=data)
+
+    for name, spec in CATALOG.items():
+        field = spec.money or "revenue"
+        attrs = flat_attributes(event(name, {field: 3, "currency": "EUR"}))
+        assert attrs["commerce.revenue"] == 3.0 and type(attrs["commerce.revenue"]) is float, name
+        assert attrs["commerce.currency"] == "EUR"
+        if spec.money and spec.money != "revenue":
+            assert "commerce.revenue" not in flat_attributes(event(name, {"revenue": 3}))
+    assert flat_attributes(event("loyalty.points", {"revenue": 2.5}))["commerce.revenue"] == 2.5
+    assert "commerce.revenue" not in flat_attributes(event("order.completed", {"revenue": True}))
+    assert "commerce.currency" not in flat_attributes(event("order.completed", {"currency": ""}))

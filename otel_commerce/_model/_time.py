@@ -49,7 +49,8 @@ def utc(ts: datetime) -> datetime:
 
 def to_unix_ns(ts: datetime) -> int:
     """Nanoseconds since the epoch, exact (integer arithmetic; naive = UTC)."""
-    d = (ts if type(ts) is datetime and ts.tzinfo is _UTC else utc(ts)) - _EPOCH
+    # an aware UTC datetime in range (every event's timestamp): utc() would return it as it is
+    d = (ts if type(ts) is datetime and ts.tzinfo is _UTC and _EPOCH <= ts <= _LAST else utc(ts)) - _EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
 
 
