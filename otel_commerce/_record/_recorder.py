@@ -116,16 +116,18 @@ def flat_attributes(event: CommerceEvent, *, mask: bool = False) -> dict[str, An
     units: the type's money field) and ``commerce.currency`` (str), when the data has them. ``mask``: see
     :func:`envelope_body`.
     """
+    eid, uid, sid = event.id, event.user_id, event.session_id
+    # an identifier-like id (letters, digits, _) has none of the e-mail / phone / IP shapes' characters
     attrs: dict[str, Any] = {
         "commerce.event_id": event.event_id,
-        "commerce.id": mask_id(event.id) if mask else event.id,
+        "commerce.id": mask_id(eid) if mask and not eid.isidentifier() else eid,
         "commerce.type": event.type,
         "commerce.organization_id": event.organization_id,
     }
-    if event.user_id:
-        attrs["commerce.user_id"] = mask_id(event.user_id) if mask else event.user_id
-    if event.session_id:
-        attrs["commerce.session_id"] = mask_id(event.session_id) if mask else event.session_id
+    if uid:
+        attrs["commerce.user_id"] = mask_id(uid) if mask and not uid.isidentifier() else uid
+    if sid:
+        attrs["commerce.session_id"] = mask_id(sid) if mask and not sid.isidentifier() else sid
     data = event.data
     money = data.get(_MONEY_FIELD.get(event.type, "revenue"))
     t = type(money)
