@@ -67,7 +67,7 @@ async def consume(
             batch = 10 if max_events is None else min(10, max_events - count)
             try:
                 msgs = await sub.fetch(batch, timeout=wait)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, asyncio.TimeoutError):  # nats-py's fetch raises either when nothing came
                 continue  # nothing yet: the next round checks the deadline and the idle time
             last_message = time.monotonic()
             for msg in msgs:

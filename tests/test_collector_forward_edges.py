@@ -72,7 +72,8 @@ def test_broker_down_for_long_loses_nothing_and_every_row_is_forwarded_after(
             server.start()
             assert poll(lambda: _states(store, "down") == {ForwardState.DONE: 40}, timeout=20), _states(store, "down")
             assert asyncio.run(_stream_ids(server.url)) == sorted(f"down-{i}" for i in range(40))  # each once
-            assert (forwarder.forwarded, forwarder.failed) == (40, 0)
+            # counted right after the rows are marked done (the poll above can see them first)
+            assert poll(lambda: (forwarder.forwarded, forwarder.failed) == (40, 0), timeout=10), forwarder.forwarded
     finally:
         server.close()
         store.close()
