@@ -163,6 +163,10 @@ class _Runtime:
     acks: list[Any] = field(default_factory=list)  # write-ahead records settled, acknowledged in one write
     close_by: float | None = None  # monotonic deadline for closing the sinks (set by shutdown)
     starting: bool = True  # holding forks (see _process.enter_hold) until the loop and the sinks started
+    #: set (under ``report_lock``) once the loop ran for the last time: a report from another thread is then
+    #: made on that thread (one scheduled on the loop after its last turn would be lost when it closes)
+    reports_closed: bool = False
+    report_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _ENGINES: weakref.WeakSet[DeliveryEngine] = weakref.WeakSet()
@@ -570,6 +574,10 @@ class DeliveryEngine:
             if os.getpid() == pid:
                 with contextlib.suppress(Exception):
                     _finish_tasks(rt.loop)
+                with rt.report_lock:  # later reports from other threads run on their thread (see _report)
+                    rt.reports_closed = True
+                with contextlib.suppress(Exception):  # the reports scheduled until now: one more turn runs them
+                    rt.loop.run_until_complete(asyncio.sleep(0))
                 with contextlib.suppress(Exception):
                     rt.loop.close()
 
@@ -1332,11 +1340,13 @@ class DeliveryEngine:
             return
         rt = self._rt
         if threadsafe and rt is not None and threading.current_thread() is not rt.thread:
-            try:
-                rt.loop.call_soon_threadsafe(self._report, error, pending)
-                return
-            except RuntimeError:
-                pass
+            with rt.report_lock:  # scheduled only while the loop has a turn left to run it
+                if not rt.reports_closed:
+                    try:
+                        rt.loop.call_soon_threadsafe(self._report, error, pending)
+                        return
+                    except RuntimeError:
+                        pass
         try:
             callback(error, pending)
         except Exception:
