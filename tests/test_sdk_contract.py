@@ -455,3 +455,30 @@ def test_current_span_source_reads_what_get_current_span_reads() -> None:
     finally:
         context.detach(token)
     assert current() is None
+
+
+def test_emit_direct_hands_processors_the_objects_the_sdk_makes() -> None:
+    """``emit_direct`` builds the ``ReadWriteLogRecord`` and its ``BoundedAttributes`` attribute by attribute: the
+    same instance attributes as the SDK's constructors give, the logger's resource read at the emit, the SDK's
+    no-op metrics not called (``count`` None) and the counting ones called."""
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+    from opentelemetry.sdk.resources import Resource
+
+    calls: list[tuple[str, Any]] = []
+    lp = LoggerProvider(shutdown_on_exit=False, log_record_limits=LogRecordLimits(max_attributes=5))
+    lp.add_log_record_processor(_Order("seen", calls))
+    logger = lp.get_logger("t")
+    direct = _sdk.direct_emit(logger)
+    assert direct is not None and direct.count is None
+    record = CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1})
+    _sdk.emit_direct(direct, record)
+    [(_, rw)] = calls
+    sdk_rw = ReadWriteLogRecord(CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}), logger.resource, logger.instrumentation_scope, logger._log_record_limits)  # type: ignore[attr-defined]  # fmt: skip
+    assert type(rw) is ReadWriteLogRecord and set(vars(rw)) == set(vars(sdk_rw))
+    bounded = rw.log_record.attributes
+    assert type(bounded) is BoundedAttributes and set(vars(bounded)) == set(vars(sdk_rw.log_record.attributes))
+    assert (dict(bounded), bounded.maxlen, bounded.max_value_len, bounded.dropped) == ({"a": 1}, 5, None, 0)
+    logger._resource = Resource.create({"service.instance.id": "new"})  # type: ignore[attr-defined]  # as after a fork
+    _sdk.emit_direct(direct, CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+    assert calls[-1][1].resource is logger.resource

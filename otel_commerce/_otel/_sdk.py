@@ -113,6 +113,10 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))
 #: the SDK's default multi-processor (a loop over the processors; private class): emit_record calls the
 #: processors itself only behind this one (the concurrent one keeps its executor: Logger.emit)
 _SYNC_MULTI: Any = getattr(_logs_sdk_internal, "SynchronousMultiLogRecordProcessor", None)
+#: the logger's SDK-metrics object when the SDK's internal metrics are off (private; None: emit_log is called)
+_NOOP_METRICS: Any = getattr(
+    sys.modules.get("opentelemetry.sdk._logs._internal._logger_metrics"), "NoOpLoggerMetrics", None
+)
 _sdk_clean: Any = getattr(_attributes, "_clean_attribute_value", None)
 #: emit_record's own cleaning needs both private names; without them it lets the SDK clean
 _CLEAN_OWN = _sdk_clean is not None and isinstance(getattr(BoundedAttributes(), "_dict", None), dict)
@@ -231,7 +235,8 @@ def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> N
     if direct is None:
         logger.emit(rw)  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
     elif direct.chain is not None:  # None: a logger configuration disabled the logger (emit does nothing)
-        direct.count()
+        if direct.count is not None:
+            direct.count()
         for processor in direct.chain:
             processor.on_emit(rw)
 
@@ -242,8 +247,8 @@ class DirectEmit:
     ``chain``: the processors in order (None: the logger is disabled); ``maxlen``: the attribute count limit
     (``sys.maxsize`` when none); ``limits``, ``scope``: what ``Logger.emit`` puts in a ``ReadWriteLogRecord``
     besides the logger's resource, which is read at every emit (the provider replaces it on the logger in a
-    forked child: a new ``service.instance.id``); ``count``: the SDK's own ``otel.sdk.log.created`` counter
-    (a no-op unless ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``).
+    forked child: a new ``service.instance.id``); ``count``: the SDK's own ``otel.sdk.log.created`` counter's
+    add (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), None when the logger has the SDK's no-op one.
     """
 
     __slots__ = ("chain", "count", "limits", "logger", "maxlen", "scope")
@@ -296,7 +301,8 @@ def direct_emit(logger: object) -> DirectEmit | None:
     limits = getattr(logger, "_log_record_limits", None)
     multi = getattr(logger, "_multi_log_record_processor", None)
     chain = getattr(multi, "_log_record_processors", None)
-    count = getattr(getattr(logger, "_logger_metrics", None), "emit_log", None)
+    metrics = getattr(logger, "_logger_metrics", None)
+    count = getattr(metrics, "emit_log", None)
     config = getattr(logger, "_logger_config", None)
     if (
         limits is None
@@ -308,6 +314,11 @@ def direct_emit(logger: object) -> DirectEmit | None:
         or not isinstance(getattr(config, "is_enabled", None), bool)
     ):
         return None
+    if type(metrics) is _NOOP_METRICS or getattr(logger, "_resource", None) is not logger.resource:
+        if type(metrics) is _NOOP_METRICS:
+            count = None  # its emit_log does nothing: not called
+        else:
+            return None  # Logger.resource is no longer Logger._resource (emit_direct reads the latter)
     return DirectEmit(logger, limits, chain if config.is_enabled else None, count)  # type: ignore[union-attr]
 
 
@@ -315,12 +326,26 @@ def emit_direct(direct: DirectEmit, record: LogRecord) -> None:
     """Hand ``record`` to ``direct``'s processors as ``Logger.emit`` would (:func:`direct_emit`), its attributes a
     new dict of new JSON-shaped values (:func:`json_copy`), at most ``direct.maxlen`` of them, no exception on
     the record: wrapped as :func:`_cleaned_record` does, counted, then each processor's ``on_emit`` in order."""
-    record.attributes = _bounded(record.attributes, direct.limits)  # type: ignore[arg-type]
-    rw: ReadWriteLogRecord = object.__new__(ReadWriteLogRecord)
-    rw.__dict__.update(
-        log_record=record, resource=direct.logger.resource, instrumentation_scope=direct.scope, limits=direct.limits
-    )
-    direct.count()
+    limits = direct.limits
+    # _bounded(record.attributes, limits) (direct_emit needs _BOUNDED_OWN and no value length limit), and the
+    # ReadWriteLogRecord, their instance attributes set one by one: kept in the objects' inline values (no
+    # separate __dict__ object per record for the garbage collector to track)
+    bounded: Any = object.__new__(BoundedAttributes)
+    bounded._dict = record.attributes
+    bounded.maxlen = limits.max_log_record_attributes
+    bounded.dropped = 0
+    bounded.max_value_len = None
+    bounded._lock = threading.Lock()
+    bounded._immutable = False
+    record.attributes = bounded
+    rw: Any = object.__new__(ReadWriteLogRecord)
+    rw.log_record = record
+    rw.resource = direct.logger._resource  # Logger.resource (read at every emit: a forked child's is new)
+    rw.instrumentation_scope = direct.scope
+    rw.limits = limits
+    count = direct.count
+    if count is not None:  # None: the logger's SDK metrics are the no-op ones
+        count()
     for processor in direct.chain:  # type: ignore[union-attr]  # emit_pending reads a DirectEmit with a chain only
         processor.on_emit(rw)
 
