@@ -329,9 +329,9 @@ class _Order(_sdk.LogRecordProcessor):
 
 
 def test_emit_record_calls_the_processors_as_logger_emit_does() -> None:
-    """Behind the SDK's default multi-processor ``emit_record`` calls each processor's ``on_emit`` itself: all of
+    """Behind the SDK's default multi-processor ``emit_direct`` calls each processor's ``on_emit`` itself: all of
     them, in order, with one record; none when a logger configuration disabled the logger; behind the
-    concurrent multi-processor, ``Logger.emit`` does it (same calls)."""
+    concurrent multi-processor ``direct_emit`` declines and ``emit_record``'s ``Logger.emit`` does it (same calls)."""
     from opentelemetry.sdk._logs._internal import ConcurrentMultiLogRecordProcessor
 
     for multi in (None, ConcurrentMultiLogRecordProcessor()):
@@ -341,7 +341,13 @@ def test_emit_record_calls_the_processors_as_logger_emit_does() -> None:
             lp.add_log_record_processor(_Order(name, calls))
         logger = lp.get_logger("t")
         assert (type(logger._multi_log_record_processor) is _sdk._SYNC_MULTI) is (multi is None)  # type: ignore[attr-defined]
-        _sdk.emit_record(logger, CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+        record = CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1})
+        direct = _sdk.direct_emit(logger)
+        assert (direct is None) is (multi is not None)
+        if direct is not None:
+            _sdk.emit_direct(direct, record)
+        else:
+            _sdk.emit_record(logger, record)
         assert [n for n, _ in calls] == ["first", "second", "third"]
         assert len({id(r) for _, r in calls}) == 1 and dict(calls[0][1].log_record.attributes) == {"a": 1}
     from opentelemetry.sdk._logs._internal import _disable_logger_configurator
@@ -355,7 +361,7 @@ def test_emit_record_calls_the_processors_as_logger_emit_does() -> None:
 
 
 def test_emit_record_counts_in_the_sdks_own_metrics() -> None:
-    """With the SDK's internal metrics on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), a record emit_record hands
+    """With the SDK's internal metrics on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), a record emit_direct hands
     the processors is counted in ``otel.sdk.log.created``, as ``Logger.emit`` counts it."""
     code = textwrap.dedent(
         """
@@ -371,7 +377,9 @@ def test_emit_record_counts_in_the_sdks_own_metrics() -> None:
         lp = LoggerProvider(shutdown_on_exit=False, meter_provider=MeterProvider(metric_readers=[reader]))
         lp.add_log_record_processor(SimpleLogRecordProcessor(InMemoryLogRecordExporter()))
         logger = lp.get_logger("t")
-        _sdk.emit_record(logger, CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
+        direct = _sdk.direct_emit(logger)
+        assert direct is not None and direct.count is not None  # the counting LoggerMetrics: called
+        _sdk.emit_direct(direct, CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
         logger.emit(CommerceLogRecord(event_name="commerce.x", body=None, attributes={"a": 1}))
         points = {m.name: sum(p.value for p in m.data.data_points)
                   for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}

@@ -201,11 +201,8 @@ def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> N
     attributes than the count limit, a dict of attributes and no exception on the record, its ``emit`` not
     wrapped (:func:`_sdks_own`: a wrapper is handed the API record it expects). Otherwise the SDK cleans as
     usual. Reads ``Logger._log_record_limits`` (private); the public ``resource`` and
-    ``instrumentation_scope`` properties give the rest of what ``Logger.emit`` puts in the record. Behind the
-    SDK's default ``SynchronousMultiLogRecordProcessor`` it then does what ``Logger.emit`` does with such a
-    record itself (``_logger_config.is_enabled``, ``_logger_metrics.emit_log()``, each of
-    ``_multi_log_record_processor._log_record_processors``' ``on_emit`` in order: private names, contract
-    tests); behind another multi-processor, ``Logger.emit``.
+    ``instrumentation_scope`` properties give the rest of what ``Logger.emit`` puts in the record.
+    (``record_event``'s common case skips this function: :func:`emit_direct`.)
 
     ``copied``: the attributes are a new dict whose values are new JSON-shaped copies made for this record
     (str / int / float / bool / None, dicts, lists: :func:`json_copy`): nothing is cleaned, sequences stay
@@ -230,15 +227,7 @@ def emit_record(logger: object, record: LogRecord, *, copied: bool = False) -> N
     assert isinstance(logger, Logger)
     if not copied:
         record.attributes = clean_attributes(attributes)
-    rw = _cleaned_record(record, logger, limits)
-    direct = direct_emit(logger)
-    if direct is None:
-        logger.emit(rw)  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
-    elif direct.chain is not None:  # None: a logger configuration disabled the logger (emit does nothing)
-        if direct.count is not None:
-            direct.count()
-        for processor in direct.chain:
-            processor.on_emit(rw)
+    logger.emit(_cleaned_record(record, logger, limits))  # type: ignore[arg-type]  # Logger.emit takes a ReadWriteLogRecord as it is (its code)
 
 
 class DirectEmit:
