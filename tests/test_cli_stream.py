@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from nats.js.client import JetStreamContext
 from typer.testing import CliRunner
 
@@ -241,3 +242,41 @@ def test_json_shape_is_the_same_from_the_store_and_from_the_stream(
         f"ord-{uid}", org, "usr_1", "sess_1", trace_id
     )
     assert store["data"]["currency"] == "USD" and store["data"]["items"][0]["product_id"] == "p1"
+
+
+async def test_trace_scan_reads_what_its_consumer_skipped(
+    js: JetStreamContext, nats_server: NatsServer, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan checks the stream sequences its consumer delivers: a jump (here an interior message deleted, so the
+    consumer never delivers it) is read as stored, deleted sequences skipped; the stored reader alone returns the
+    matching envelopes in order."""
+    from otel_commerce._cli import _stream
+    from otel_commerce._cli._stream import EventFilter, read_stored, scan_stream
+    from otel_commerce._cli._stream import connect as stream_connect
+
+    asked: list[tuple[int, int]] = []
+
+    async def reading(js_: object, flt_: EventFilter, first: int, last_: int) -> list[dict[str, object]]:
+        asked.append((first, last_))
+        return await read_stored(js_, flt_, first, last_)
+
+    monkeypatch.setattr(_stream, "read_stored", reading)  # our own function, watched: which sequences it fills
+
+    await bootstrap(js)
+    trace = uuid.uuid4().hex
+    await publish(
+        js,
+        event(f"g1-{uid}", "checkout.started", trace=trace),
+        event(f"g2-{uid}", "order.created", trace=trace),
+        event(f"g3-{uid}", "order.completed", trace=trace),
+    )
+    last = (await js.stream_info(STREAM_NAME)).state.last_seq
+    await js.delete_msg(STREAM_NAME, last - 1)  # g2
+    flt = EventFilter(trace_id=trace)
+    assert [e["event_id"] for e in await read_stored(js, flt, last - 2, last)] == [f"g1-{uid}", f"g3-{uid}"]
+    nc = await stream_connect(nats_server.url)
+    try:
+        assert [e["event_id"] for e in await scan_stream(nc, flt)] == [f"g1-{uid}", f"g3-{uid}"]
+    finally:
+        await nc.close()
+    assert asked == [(last - 1, last - 1)]  # the jump over g2's sequence was noticed and read (deleted: nothing)
