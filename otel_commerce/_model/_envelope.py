@@ -120,6 +120,18 @@ def _str_ok(s: str) -> bool:
     return True
 
 
+def _checked_key(k: Any) -> str:
+    """A data key as the freeze walks keep it: a plain ``str`` (a subclass's value), else ``_Refused`` (not a str,
+    or a lone surrogate). The walks skip it for a plain ASCII key (or one they cached as checked)."""
+    if type(k) is not str:
+        if not isinstance(k, str):
+            raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
+        k = str.__str__(k)
+    if not (k.isascii() or _str_ok(k)):
+        raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
+    return k  # type: ignore[no-any-return]  # a str (checked above)
+
+
 def check_text(value: str, where: str) -> str:
     """Raise ``EventValidationError`` if ``value`` (a str) holds a lone surrogate; returns ``value``."""
     if not _str_ok(value):
@@ -242,12 +254,8 @@ class _Freeze(_Walk):
         out: dict[str, Any] = {}
         size = 0
         for k, v in m.items():
-            if type(k) is not str:
-                if not isinstance(k, str):
-                    raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
-                k = str.__str__(k)
-            if not (k.isascii() or _str_ok(k)):
-                raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
+            if type(k) is not str or not k.isascii():  # a plain ASCII key needs no check
+                k = _checked_key(k)
             t = type(v)
             if t is str and v.isascii():
                 size += len(k) + len(v) + 7

@@ -28,7 +28,16 @@ from typing import Any
 from .._errors import EventValidationError
 from .._model import capi_hash
 from .._model._catalog import RESERVED_DATA_KEYS
-from .._model._envelope import INT64_MAX, INT64_MIN, MAX_DEPTH, _Freeze, _path, _Refused, _str_ok, freeze_data
+from .._model._envelope import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DEPTH,
+    _checked_key,
+    _Freeze,
+    _path,
+    _Refused,
+    freeze_data,
+)
 from .._model._scrub import scrub_text
 
 __all__ = [
@@ -480,12 +489,7 @@ _sha256 = hashlib.sha256
 def _new_key(k: Any) -> tuple[str, str | None]:
     """A key not in the checked-keys cache (or not a plain str): checked (a str, no lone surrogate),
     made a plain str, classified, and cached when there is room."""
-    if type(k) is not str:
-        if not isinstance(k, str):
-            raise _Refused(f"has a non-string key {k!r:.60} ({type(k).__name__})")
-        k = str.__str__(k)
-    if not (k.isascii() or _str_ok(k)):
-        raise _Refused(f"has a key {k!r:.60} with a lone surrogate")
+    k = _checked_key(k)
     kind = pii_kind(k)
     if len(_GOOD_KEYS) < _KIND_CACHE_MAX:
         _GOOD_KEYS[k] = kind
